@@ -1,0 +1,5 @@
+import sys
+
+from zflow.cli.main import main
+
+sys.exit(main())

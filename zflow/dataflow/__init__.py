@@ -1,0 +1,1 @@
+"""Dataflow descriptors: models, validation, compilation into a graph."""

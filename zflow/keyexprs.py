@@ -1,0 +1,91 @@
+"""The one module that owns Zenoh key expressions. Nothing else formats keys by hand.
+
+Layout (see DESIGN.md):
+
+- data plane            ``zflow/data/{flow}/{instance}/{node}/{output}``
+- end-of-stream marks   ``zflow/eos/{flow}/{instance}/{node}/{output}``
+- instance control      ``zflow/ctl/instance/{flow}/{instance}/...``
+- daemon control        ``zflow/ctl/daemon/{daemon_id}/...``
+- scheduler             ``zflow/ctl/sched/...``
+- liveliness            ``zflow/alive/daemon/{daemon_id}``, ``zflow/alive/node/{flow}/{instance}/{node}``
+- time-series store     ``zflow/tsdb/{dataset}/...``
+- workflow runs         ``zflow/runs/{workflow}/{run_id}``
+- builds                ``zflow/build/...``
+"""
+
+from __future__ import annotations
+
+import re
+
+from zflow.errors import UserError
+
+ROOT = "zflow"
+_CHUNK = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def chunk(value: str, what: str = "name") -> str:
+    """Check one key chunk: no '/', no wildcards, no Zenoh-reserved '@' prefix."""
+    text = str(value)
+    if not _CHUNK.match(text) or text.startswith("@"):
+        raise UserError(
+            f"{what} {text!r} cannot be used in a Zenoh key expression: "
+            "expected letters, digits, '_', '-' or '.' (no '/', '*', '$', '?', '#', '@')"
+        )
+    return text
+
+
+def _join(*parts: str) -> str:
+    return "/".join(parts)
+
+
+# ---- data plane -------------------------------------------------------------------------------
+def data(flow: str, instance: str, node: str, output: str) -> str:
+    return _join(ROOT, "data", chunk(flow, "flow"), chunk(instance, "instance"), chunk(node, "node"),
+                 chunk(output, "output"))
+
+
+def data_tap(flow: str = "*", instance: str = "*", node: str = "*", output: str = "*") -> str:
+    """A selector for tapping running flows; any part may be a wildcard."""
+    return _join(ROOT, "data", flow, instance, node, output)
+
+
+def eos(flow: str, instance: str, node: str, output: str) -> str:
+    return _join(ROOT, "eos", chunk(flow, "flow"), chunk(instance, "instance"), chunk(node, "node"),
+                 chunk(output, "output"))
+
+
+# ---- instance control ---------------------------------------------------------------------------
+def instance_ctl(flow: str, instance: str, *rest: str) -> str:
+    return _join(ROOT, "ctl", "instance", chunk(flow, "flow"), chunk(instance, "instance"), *rest)
+
+
+def node_alive(flow: str, instance: str, node: str = "*") -> str:
+    return _join(ROOT, "alive", "node", chunk(flow, "flow"), chunk(instance, "instance"),
+                 node if node == "*" else chunk(node, "node"))
+
+
+# ---- daemons and scheduler ----------------------------------------------------------------------
+def daemon_ctl(daemon_id: str, *rest: str) -> str:
+    return _join(ROOT, "ctl", "daemon", daemon_id if daemon_id == "*" else chunk(daemon_id, "daemon id"),
+                 *rest)
+
+
+def daemon_alive(daemon_id: str = "*") -> str:
+    return _join(ROOT, "alive", "daemon", daemon_id if daemon_id == "*" else chunk(daemon_id, "daemon id"))
+
+
+def sched(*rest: str) -> str:
+    return _join(ROOT, "ctl", "sched", *rest)
+
+
+# ---- storage, runs, builds ----------------------------------------------------------------------
+def tsdb(dataset: str, *rest: str) -> str:
+    return _join(ROOT, "tsdb", chunk(dataset, "dataset"), *rest)
+
+
+def runs(workflow: str, run_id: str = "*") -> str:
+    return _join(ROOT, "runs", chunk(workflow, "workflow"), run_id if run_id in ("*", "**") else chunk(run_id, "run id"))
+
+
+def build(*rest: str) -> str:
+    return _join(ROOT, "build", *rest)
