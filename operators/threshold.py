@@ -1,0 +1,141 @@
+"""``threshold``: an anomaly detector with fixed bounds and/or z-scores against running statistics.
+
+Configuration:
+    fields ({field: rule}, required): what to check, e.g.
+        ``temperature_mean: {zscore: 4}`` or ``voltage_min: {min: 2.4}`` or both; a rule has
+        ``min``, ``max`` (fixed bounds) and ``zscore`` (flag |x - mean| > zscore * std, where
+        mean and std are running statistics over the earlier values of this field and key,
+        computed with Welford's algorithm).
+    key (str | list[str], optional): separate running statistics per key value (e.g. moteid).
+    min_count (int >= 2, default 10): values seen before z-scores are checked (warm-up).
+    min_std (float >= 0, default 1e-9): std floor, so a flat series does not flag every wiggle.
+    learn_anomalies (bool, default false): also feed anomalous values into the statistics
+        (by default they are kept out, so one spike does not mask the next).
+    pass_clean (bool, default true): send records without anomaly on ``out``.
+    pass_all (bool, default false): send every record on ``out`` (anomalous ones too).
+
+An anomaly record is ``{field, value, rule: min|max|zscore, limit, z, mean, std, key..., record}``,
+one per field that fails, on output ``anomalies``.
+
+Ports: input ``in``; outputs ``out`` and ``anomalies``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from operators._config import Config, parse_config
+from operators._tables import rows
+from zflow.runtime.api import Context, Operator
+
+
+class Rule(Config):
+    min: float | None = None
+    max: float | None = None
+    zscore: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _something(self) -> Rule:
+        if self.min is None and self.max is None and self.zscore is None:
+            raise ValueError("a rule needs at least one of min, max, zscore")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class ThresholdConfig(Config):
+    fields: dict[str, Rule] = Field(min_length=1)
+    key: str | list[str] | None = None
+    min_count: int = Field(10, ge=2)
+    min_std: float = Field(1e-9, ge=0)
+    learn_anomalies: bool = False
+    pass_clean: bool = True
+    pass_all: bool = False
+
+
+class Welford:
+    """Running mean and (population) variance in one pass, numerically stable."""
+
+    __slots__ = ("m2", "mean", "n")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / self.n) if self.n else 0.0
+
+
+class Threshold(Operator):
+    inputs = ("in",)
+    outputs = ("out", "anomalies")
+
+    def setup(self, ctx: Context) -> None:
+        self.cfg = parse_config(ThresholdConfig, ctx, "threshold")
+        self.keys = [self.cfg.key] if isinstance(self.cfg.key, str) else list(self.cfg.key or [])
+        self.stats: dict[tuple[Any, ...], Welford] = {}
+        self.seen = 0
+        self.flagged = 0
+        self.out_port = "out" if "out" in ctx.outputs or not ctx.outputs else None
+        self.anomaly_port = "anomalies" if "anomalies" in ctx.outputs or not ctx.outputs else None
+
+    def check(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The anomalies of one record (and the statistics updated with its clean values)."""
+        cfg = self.cfg
+        key = tuple(row.get(k) for k in self.keys)
+        found: list[dict[str, Any]] = []
+        for name, rule in cfg.fields.items():
+            value = row.get(name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+                continue
+            stats = self.stats.get((*key, name))
+            if stats is None:
+                stats = self.stats[(*key, name)] = Welford()
+            anomaly: dict[str, Any] | None = None
+            if rule.min is not None and value < rule.min:
+                anomaly = {"rule": "min", "limit": rule.min}
+            elif rule.max is not None and value > rule.max:
+                anomaly = {"rule": "max", "limit": rule.max}
+            z = None
+            if rule.zscore is not None and stats.n >= cfg.min_count:
+                std = max(stats.std, cfg.min_std)
+                z = (value - stats.mean) / std
+                if anomaly is None and abs(z) > rule.zscore:
+                    anomaly = {"rule": "zscore", "limit": rule.zscore}
+            if anomaly is not None:
+                anomaly = {
+                    "field": name, "value": value, **anomaly,
+                    "z": None if z is None else round(z, 3),
+                    "mean": stats.mean if stats.n else None, "std": stats.std if stats.n else None,
+                    **dict(zip(self.keys, key, strict=True)), "record": row,
+                }
+                found.append(anomaly)
+            if anomaly is None or cfg.learn_anomalies:
+                stats.add(float(value))
+        return found
+
+    def on_input(self, port: str, value: Any, ctx: Context) -> None:
+        for row in rows(value):
+            self.seen += 1
+            found = self.check(row)
+            if found:
+                self.flagged += 1
+                if self.anomaly_port:
+                    for anomaly in found:
+                        ctx.put(self.anomaly_port, anomaly)
+            if self.out_port and (self.cfg.pass_all or (self.cfg.pass_clean and not found)):
+                ctx.put(self.out_port, row)
+
+    def on_end(self, ctx: Context) -> None:
+        ctx.log.info("%s: %d of %d records anomalous", ctx.node, self.flagged, self.seen)

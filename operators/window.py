@@ -1,0 +1,253 @@
+"""``window``: tumbling or sliding windows, by count or by event time, per key, with aggregates.
+
+Configuration:
+    fields (list[str], required): numeric fields to aggregate (missing values are ignored).
+    aggregates (list, default [mean, min, max]): any of count, mean, min, max, sum, std
+        (population), first, last; output fields are ``<field>_<aggregate>``.
+    by ("count" | "time", default "count").
+    size (number > 0, required): rows per window (count) or a span of ``time_field`` units (time).
+    slide (number > 0, default = size): a smaller slide gives overlapping (sliding) windows.
+    key (str | list[str], optional): separate windows per key value (e.g. ``moteid``).
+    time_field (str): event time of a record — required with ``by: time``; numbers, or
+        strings read with ``time_format`` (strptime) / ISO 8601. Windows are aligned on
+        multiples of ``slide``: [start, start + size).
+    lateness (number >= 0, default 0): a time window closes once a record of its key is
+        ``lateness`` past its end; later records for it are counted as late and dropped.
+    partial (bool, default true): when the input ends, emit the windows still open (marked
+        ``partial: true``).
+
+Every output record has the key field(s), ``start``, ``end`` (window bounds; for count
+windows the first and last ``time_field`` values, or row numbers), ``count`` and the
+aggregates. Inputs may be rows or column batches (dicts of numpy arrays).
+
+Ports: input ``in``, output ``out``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import deque
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from operators._config import Config, fail, parse_config
+from operators._tables import parse_time, rows
+from zflow.runtime.api import Context, Operator
+
+Aggregate = Literal["count", "mean", "min", "max", "sum", "std", "first", "last"]
+
+_REDUCE = {
+    "mean": np.nanmean,
+    "min": np.nanmin,
+    "max": np.nanmax,
+    "sum": np.nansum,
+    "std": np.nanstd,
+}
+
+
+class WindowConfig(Config):
+    fields: list[str] = Field(min_length=1)
+    aggregates: list[Aggregate] = Field(default_factory=lambda: ["mean", "min", "max"], min_length=1)
+    by: Literal["count", "time"] = "count"
+    size: float = Field(gt=0)
+    slide: float | None = Field(None, gt=0)
+    key: str | list[str] | None = None
+    time_field: str | None = None
+    time_format: str | None = None
+    lateness: float = Field(0.0, ge=0)
+    partial: bool = True
+
+    @model_validator(mode="after")
+    def _count_sizes_are_whole(self) -> WindowConfig:
+        if self.by == "count":
+            for name in ("size", "slide"):
+                value = getattr(self, name)
+                if value is not None and value != int(value):
+                    raise ValueError(f"{name} must be a whole number of rows for count windows")
+        return self
+
+
+def aggregate(values: dict[str, list[Any]], fields: list[str], aggs: list[str]) -> dict[str, Any]:
+    """Aggregates of each field's values (None/NaN ignored); all-missing gives None."""
+    out: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: reported as None
+        for f in fields:
+            arr = np.asarray([np.nan if v is None else v for v in values[f]], dtype=np.float64)
+            valid = ~np.isnan(arr)
+            for agg in aggs:
+                name = f"{f}_{agg}"
+                if agg == "count":
+                    out[name] = int(valid.sum())
+                elif not valid.any():
+                    out[name] = None
+                elif agg == "first":
+                    out[name] = float(arr[valid][0])
+                elif agg == "last":
+                    out[name] = float(arr[valid][-1])
+                else:
+                    out[name] = float(_REDUCE[agg](arr))
+    return out
+
+
+class _Buffer:
+    """The rows of one open window, stored per field."""
+
+    __slots__ = ("count", "first", "last", "values")
+
+    def __init__(self, fields: list[str]):
+        self.values: dict[str, list[Any]] = {f: [] for f in fields}
+        self.count = 0
+        self.first: Any = None
+        self.last: Any = None
+
+    def add(self, row: dict[str, Any], fields: list[str], stamp: Any) -> None:
+        for f in fields:
+            v = row.get(f)
+            self.values[f].append(v if isinstance(v, int | float) and not isinstance(v, bool) else None)
+        if self.count == 0:
+            self.first = stamp
+        self.last = stamp
+        self.count += 1
+
+
+class Window(Operator):
+    inputs = ("in",)
+    outputs = ("out",)
+
+    def setup(self, ctx: Context) -> None:
+        cfg = parse_config(WindowConfig, ctx, "window")
+        if cfg.by == "time" and not cfg.time_field:
+            raise fail(ctx, "window", "time_field", "time windows need a time_field (the event time of a record)")
+        if cfg.slide is not None and cfg.slide > cfg.size:
+            raise fail(ctx, "window", "slide", f"slide {cfg.slide:g} is larger than size {cfg.size:g}: "
+                       "rows between windows would be lost")
+        self.cfg = cfg
+        self.keys = [cfg.key] if isinstance(cfg.key, str) else list(cfg.key or [])
+        self.slide = cfg.slide or cfg.size
+        # per key: count windows -> (deque of (row, stamp), rows seen, rows not yet in a window)
+        self.counts: dict[Any, list[Any]] = {}
+        # per key: time windows -> ({start: _Buffer}, watermark)
+        self.times: dict[Any, list[Any]] = {}
+        self.late = 0
+        self.emitted = 0
+
+    # -- input ------------------------------------------------------------------------------------
+    def on_input(self, port: str, value: Any, ctx: Context) -> None:
+        for row in rows(value):
+            if not isinstance(row, dict):
+                raise TypeError(f"window {ctx.node!r} expects records (dicts), got {type(row).__name__}")
+            key = tuple(row.get(k) for k in self.keys)
+            if self.cfg.by == "count":
+                self._add_count(key, row, ctx)
+            else:
+                self._add_time(key, row, ctx)
+
+    def _stamp(self, row: dict[str, Any]) -> Any:
+        tf = self.cfg.time_field
+        return None if tf is None else row.get(tf)
+
+    def _add_count(self, key: tuple[Any, ...], row: dict[str, Any], ctx: Context) -> None:
+        state = self.counts.get(key)
+        if state is None:
+            state = self.counts[key] = [deque(), 0, 0]
+        buf: deque[Any] = state[0]
+        buf.append((row, self._stamp(row)))
+        state[1] += 1
+        state[2] += 1
+        size, slide = int(self.cfg.size), int(self.slide)
+        if len(buf) == size:
+            self._emit_count(key, state, ctx, partial=False)
+            for _ in range(slide):
+                buf.popleft()
+            state[2] = 0  # every row left in the buffer was in the window just emitted
+
+    def _emit_count(self, key: tuple[Any, ...], state: list[Any], ctx: Context, partial: bool) -> None:
+        buf: deque[Any] = state[0]
+        window = _Buffer(self.cfg.fields)
+        for row, stamp in buf:
+            window.add(row, self.cfg.fields, stamp)
+        first_row = state[1] - len(buf)
+        start = window.first if self.cfg.time_field else first_row
+        end = window.last if self.cfg.time_field else first_row + len(buf)
+        self._emit(key, start, end, window, ctx, partial)
+
+    def _add_time(self, key: tuple[Any, ...], row: dict[str, Any], ctx: Context) -> None:
+        raw = self._stamp(row)
+        if raw is None:
+            self.late += 1  # no event time: cannot be placed
+            return
+        t = parse_time(raw, self.cfg.time_format)
+        state = self.times.get(key)
+        if state is None:
+            state = self.times[key] = [{}, -math.inf]
+        open_windows: dict[float, _Buffer] = state[0]
+        size, slide, lateness = self.cfg.size, self.slide, self.cfg.lateness
+        closed_before = state[1] - lateness  # windows ending at or before this are closed
+        first = math.floor((t - size) / slide) + 1
+        last = math.floor(t / slide)
+        placed = False
+        for k in range(first, last + 1):
+            start = k * slide
+            if start + size <= closed_before:
+                continue
+            buf = open_windows.get(start)
+            if buf is None:
+                buf = open_windows[start] = _Buffer(self.cfg.fields)
+            buf.add(row, self.cfg.fields, t)
+            placed = True
+        if not placed:
+            self.late += 1
+            return
+        if t > state[1]:
+            state[1] = t
+            horizon = t - lateness
+            for start in sorted(s for s in open_windows if s + size <= horizon):
+                self._emit(key, start, start + size, open_windows.pop(start), ctx, partial=False)
+
+    # -- output -----------------------------------------------------------------------------------
+    def _emit(self, key: tuple[Any, ...], start: Any, end: Any, buf: _Buffer, ctx: Context, partial: bool) -> None:
+        record: dict[str, Any] = dict(zip(self.keys, key, strict=True))
+        record.update(start=_plain(start), end=_plain(end), count=buf.count)
+        record.update(aggregate(buf.values, self.cfg.fields, self.cfg.aggregates))
+        if partial:
+            record["partial"] = True
+        self.emitted += 1
+        ctx.put(ctx.outputs[0] if ctx.outputs else "out", record)
+
+    def on_end(self, ctx: Context) -> None:
+        if self.cfg.partial:
+            pending: list[tuple[Any, Any, Any, _Buffer]] = []
+            for key, state in self.counts.items():
+                if state[2] > 0:  # rows that no emitted window covered yet
+                    buf = _Buffer(self.cfg.fields)
+                    for row, stamp in state[0]:
+                        buf.add(row, self.cfg.fields, stamp)
+                    first_row = state[1] - len(state[0])
+                    start = buf.first if self.cfg.time_field else first_row
+                    end = buf.last if self.cfg.time_field else first_row + len(state[0])
+                    pending.append((end, key, start, buf))
+            for key, state in self.times.items():
+                for start, buf in state[0].items():
+                    pending.append((start + self.cfg.size, key, start, buf))
+            pending.sort(key=lambda p: (p[0], _sortable(p[1])))
+            for end, key, start, buf in pending:
+                self._emit(key, start, end, buf, ctx, partial=True)
+        if self.late:
+            ctx.log.warning("%s: %d late or untimed records dropped", ctx.node, self.late)
+        self.counts.clear()
+        self.times.clear()
+
+
+def _plain(value: Any) -> Any:
+    """Window bounds as ints when they are whole numbers (epochs, row numbers)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((0, v) if isinstance(v, int | float) else (1, str(v)) for v in key)
