@@ -100,7 +100,8 @@ def _channel(qos: QoS) -> Any:
     if qos.policy == "block":
         return zenoh.handlers.FifoChannel(max(1, qos.queue_size))
     if qos.policy == "latest":
-        return zenoh.handlers.RingChannel(1)
+        # Room for the newest value and the end-of-stream mark, so the last value is never lost.
+        return zenoh.handlers.RingChannel(2)
     return zenoh.handlers.RingChannel(max(1, qos.queue_size))
 
 
