@@ -43,3 +43,26 @@ def crash_once(value, ctx):
         open(marker, "w").close()
         raise RuntimeError("boom (on purpose)")
     return value
+
+
+@zflow.source
+def forever(ctx):
+    i = 0
+    while ctx.sleep(float(ctx.config.get("period", 0.01))):
+        yield {"i": i}
+        i += 1
+
+
+@zflow.source
+def slow_count(ctx):
+    for i in range(int(ctx.config.get("n", 10))):
+        if not ctx.sleep(float(ctx.config.get("period", 0.02))):
+            return
+        yield {"i": i}
+
+
+@zflow.source
+def burst(ctx):
+    """Emits n values flat out (for QoS tests)."""
+    for i in range(int(ctx.config.get("n", 100))):
+        yield {"i": i}

@@ -70,10 +70,12 @@ class FlowRunner:
         env = host_env()
         for group, nodes in self.groups().items():
             spec = HostSpec(self.graph, nodes, self.session_opts, self.wait_start)
-            restart = self._restart_for(nodes)
+            # A restarted host joins a flow that is already running: it must not wait for start.
+            restarted = HostSpec(self.graph, nodes, self.session_opts, wait_start=False)
             name = self.child_name(group)
-            self.supervisor.spawn(name, host_argv(), env=env, restart=restart,
-                                  stdin_data=spec.to_json().encode())
+            self.supervisor.spawn(name, host_argv(), env=env, restart=self._restart_for(nodes),
+                                  stdin_data=spec.to_json().encode(),
+                                  restart_stdin_data=restarted.to_json().encode())
             self.children.append(name)
 
     def _restart_for(self, nodes: list[str]) -> RestartPolicy:

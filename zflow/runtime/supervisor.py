@@ -46,6 +46,7 @@ class Child:
     cwd: str | None
     restart: RestartPolicy
     stdin_data: bytes | None
+    restart_stdin_data: bytes | None = None
     proc: subprocess.Popen[bytes] | None = None
     state: State = "starting"
     restarts: int = 0
@@ -83,11 +84,14 @@ class Supervisor:
         cwd: str | None = None,
         restart: RestartPolicy | None = None,
         stdin_data: bytes | None = None,
+        restart_stdin_data: bytes | None = None,
     ) -> Child:
+        """Start a child; ``restart_stdin_data`` (default: the same) is what a restart reads."""
         with self._lock:
             if name in self.children and not self.children[name].final:
                 raise ValueError(f"a child named {name!r} is already running")
-            child = Child(name, list(argv), env, cwd, restart or RestartPolicy(), stdin_data)
+            child = Child(name, list(argv), env, cwd, restart or RestartPolicy(), stdin_data,
+                          restart_stdin_data)
             self.children[name] = child
         self._start(child)
         threading.Thread(target=self._watch, args=(child,), name=f"watch:{name}", daemon=True).start()
@@ -155,6 +159,8 @@ class Supervisor:
             if self._sleep_unless_stopping(delay):
                 child.state = "stopped"
                 break
+            if child.restart_stdin_data is not None:
+                child.stdin_data = child.restart_stdin_data
             self._start(child)
         child.done.set()
         with self._changed:
