@@ -1,5 +1,14 @@
 """Bridges between a flow and the rest of the Zenoh world (``zenoh-subscribers`` sources and
-``zenoh-publishers`` sinks in a descriptor)."""
+``zenoh-publishers`` sinks in a descriptor, or the ``zenoh-subscribe``/``zenoh-publish`` built-ins).
+
+Configuration:
+    keys ({port: key expression}, required): what to subscribe to / publish on; the
+        descriptor's ``zenoh-subscribers: {raw: "site1/**"}`` fills it in.
+    queue_size (int, default 1024, subscribe only): samples buffered between Zenoh's
+        callback thread and the flow.
+
+Ports: one per key (the subscriber's outputs, the publisher's inputs).
+"""
 
 from __future__ import annotations
 
