@@ -1,0 +1,143 @@
+"""Built-in operators in real flows: embedded Zenoh router, one node-host process per node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from operator_helpers import Harness
+from runtime_helpers import graph, node
+
+from operators.sensor_sim import SensorSim
+from zflow.runtime.run import run_flow
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _run(g, lines: list[str] | None = None):
+    result = run_flow(g, log=(lambda name, line: lines.append(f"[{name}] {line}")) if lines is not None else None)
+    assert result.exit_code == 0 and not result.stopped, result.status
+    return result
+
+
+@pytest.mark.timeout(60)
+def test_csv_replay_of_the_station_year_reaches_a_jsonl_sink(tmp_path, shared_data):
+    out = tmp_path / "tmy3.jsonl"
+    _run(graph("tmy3", [
+        node("replay", "source", "csv-replay", builtin=True, outputs=["out"],
+             config={"path": str(shared_data / "tmy3_723170_greensboro.csv"), "skip_rows": 1, "batch": 500,
+                     "columns": ["Date (MM/DD/YYYY)", "Time (HH:MM)", "Dry-bulb (C)", "RHum (%)"]}),
+        node("sink", "sink", "jsonl-sink", builtin=True, inputs=["in"], config={"path": str(out), "flush_every": 0}),
+    ], [("replay", "out", "sink", "in")]))
+    rows = _lines(out)
+    assert len(rows) == 8760
+    assert rows[0] == {"Date (MM/DD/YYYY)": "01/01/1988", "Time (HH:MM)": "01:00", "Dry-bulb (C)": 10.0, "RHum (%)": 77}
+    assert rows[-1]["Time (HH:MM)"] == "24:00"
+
+
+@pytest.mark.timeout(60)
+def test_sensor_windows_over_zenoh_match_numpy_on_the_same_seed(tmp_path):
+    sim_cfg = {"epochs": 60, "seed": 11, "motes": 12}
+    win_cfg = {"key": "moteid", "by": "time", "time_field": "epoch", "size": 10,
+               "fields": ["temperature", "voltage"], "aggregates": ["count", "mean", "max", "std"]}
+    out = tmp_path / "windows.jsonl"
+    _run(graph("winflow", [
+        node("sensors", "source", "sensor-sim", builtin=True, outputs=["out"], config=sim_cfg),
+        node("window", "operator", "window", builtin=True, inputs=["in"], outputs=["out"], config=win_cfg),
+        node("sink", "sink", "jsonl-sink", builtin=True, inputs=["in"], config={"path": str(out)}),
+    ], [("sensors", "out", "window", "in"), ("window", "out", "sink", "in")]))
+    windows = _lines(out)
+    readings = Harness(SensorSim, sim_cfg).run()  # the same seed gives the same readings
+    # one window per mote and 10-epoch span that holds a reading (gaps can empty a span)
+    assert len(windows) == len({(r["moteid"], r["epoch"] // 10) for r in readings}) > 12 * 6
+    for w in windows:
+        sel = [r for r in readings if r["moteid"] == w["moteid"] and w["start"] <= r["epoch"] < w["end"]]
+        temps = np.array([r["temperature"] for r in sel])
+        assert w["count"] == len(sel)
+        assert w["temperature_mean"] == pytest.approx(temps.mean())
+        assert w["temperature_std"] == pytest.approx(temps.std())
+        assert w["voltage_max"] == max(r["voltage"] for r in sel)
+
+
+@pytest.mark.timeout(60)
+def test_demo_pipeline_on_the_runtime_finds_the_injected_anomalies(tmp_path):
+    """sensors -> clean (user file) -> window -> threshold -> sinks, every node its own process."""
+    sim = {"epochs": 120, "seed": 3, "fault_rate": 0.01, "event_rate": 0.003}
+    nodes = [
+        node("sensors", "source", "sensor-sim", builtin=True, outputs=["out"], config=sim),
+        node("clean", "operator", str(DEMO / "clean.py"), inputs=["in"], outputs=["out", "stats"]),
+        node("window", "operator", "window", builtin=True, inputs=["in"], outputs=["out"],
+             config={"key": "moteid", "by": "time", "time_field": "epoch", "size": 20,
+                     "fields": ["temperature"], "aggregates": ["mean"]}),
+        node("detect", "operator", "threshold", builtin=True, inputs=["in"], outputs=["out", "anomalies"],
+             config={"key": "moteid", "min_count": 3, "fields": {"temperature_mean": {"zscore": 5}}}),
+        node("anomalies", "sink", "jsonl-sink", builtin=True, inputs=["in"],
+             config={"path": str(tmp_path / "anomalies.jsonl")}),
+        node("summary", "sink", str(DEMO / "summary.py"), inputs=["stats", "windows", "anomalies"],
+             config={"summary_path": str(tmp_path / "summary.json")}),
+    ]
+    links = [("sensors", "out", "clean", "in"), ("clean", "out", "window", "in"), ("window", "out", "detect", "in"),
+             ("detect", "anomalies", "anomalies", "in"), ("clean", "stats", "summary", "stats"),
+             ("window", "out", "summary", "windows"), ("detect", "anomalies", "summary", "anomalies")]
+    lines: list[str] = []
+    _run(graph("demo", nodes, links), lines)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    h = Harness(SensorSim, sim)
+    readings = h.run()
+    faulty = sum(1 for r in readings if r["temperature"] > 60 or r["humidity"] < 0)
+    assert summary["complete"] and summary["clean"]["seen"] == len(readings)
+    assert sum(summary["clean"]["dropped"].values()) == faulty > 0
+    kept = [r for r in readings if r["temperature"] <= 60 and r["humidity"] >= 0]
+    assert summary["windows"] == len({(r["moteid"], r["epoch"] // 20) for r in kept}) and summary["motes"] == 54
+    anomalies = _lines(tmp_path / "anomalies.jsonl")
+    assert summary["anomalies"] == len(anomalies) > 0
+    # every anomaly is a window of a mote that really had a heat event (temperature well above usual)
+    for a in anomalies:
+        assert a["z"] > 5 and a["value"] > a["mean"]
+    assert any("clean: kept" in line for line in lines)
+
+
+@pytest.mark.timeout(60)
+def test_timer_source_feeds_a_print_sink(tmp_path):
+    lines: list[str] = []
+    _run(graph("ticks", [
+        node("tick", "source", "timer", builtin=True, outputs=["out"],
+             config={"period_ms": 5, "count": 20, "payload": "tick"}),
+        node("show", "sink", "print", builtin=True, inputs=["in"], config={"format": "tick {value}", "every": 5}),
+    ], [("tick", "out", "show", "in")]), lines)
+    assert [line.split("] ", 1)[1] for line in lines if "] tick " in line] == ["tick 0", "tick 5", "tick 10", "tick 15"]
+
+
+@pytest.mark.timeout(60)
+def test_jsonl_replay_in_a_shared_process_group(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"i": i, "x": i / 2}) + "\n" for i in range(1000)))
+    out = tmp_path / "out.jsonl"
+    _run(graph("jl", [
+        node("replay", "source", "jsonl-replay", builtin=True, outputs=["out"], config={"path": str(src)}, group="g"),
+        node("win", "operator", "window", builtin=True, inputs=["in"], outputs=["out"],
+             config={"fields": ["x"], "size": 100, "aggregates": ["sum"]}, group="g"),
+        node("sink", "sink", "jsonl-sink", builtin=True, inputs=["in"], config={"path": str(out)}, group="g"),
+    ], [("replay", "out", "win", "in"), ("win", "out", "sink", "in")]))
+    sums = [w["x_sum"] for w in _lines(out)]
+    assert sums == [sum(i / 2 for i in range(k, k + 100)) for k in range(0, 1000, 100)]
+
+
+@pytest.mark.timeout(60)
+def test_bad_operator_configuration_fails_the_flow_with_a_clear_message():
+    from zflow.errors import RuntimeFailure
+
+    lines: list[str] = []
+    g = graph("bad", [
+        node("tick", "source", "timer", builtin=True, outputs=["out"], config={"period_ms": 0}),
+        node("show", "sink", "print", builtin=True, inputs=["in"]),
+    ], [("tick", "out", "show", "in")])
+    with pytest.raises(RuntimeFailure, match="failed to start"):
+        run_flow(g, log=lambda name, line: lines.append(line))
+    assert any("tick.configuration.period_ms: timer: input should be greater than 0" in line for line in lines)
