@@ -9,7 +9,13 @@ Public API::
     parse_cli_vars(["K=V", ...]) -> dict                          # raises UserError
 """
 
-from zflow.dataflow.compiler import check_file, compile_dict, compile_file, load_flow, new_instance_id
+from zflow.dataflow.compiler import (
+    check_file,
+    compile_dict,
+    compile_file,
+    load_flow,
+    new_instance_id,
+)
 from zflow.dataflow.graph import Graph
 from zflow.dataflow.vars import parse_cli_vars
 

@@ -28,7 +28,8 @@ from zflow.dataflow.graph import (
 from zflow.dataflow.ir import Edge, FlowIR
 from zflow.dataflow.keys import output_key
 from zflow.dataflow.models import DataflowModel
-from zflow.documents import Document, load_document, validate as validate_model
+from zflow.documents import Document, load_document
+from zflow.documents import validate as validate_model
 from zflow.errors import Problem, UserError
 
 _QOS_FIELDS = {f.name for f in fields(QoS)}

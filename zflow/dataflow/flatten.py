@@ -19,7 +19,18 @@ from pydantic import BaseModel
 from zflow import keyexprs
 from zflow.dataflow import types as port_types
 from zflow.dataflow.graph import RunSpec
-from zflow.dataflow.ir import Composite, Exposed, FlowIR, InlineSource, Kind, LinkDecl, Node, Port, Scope, Where
+from zflow.dataflow.ir import (
+    Composite,
+    Exposed,
+    FlowIR,
+    InlineSource,
+    Kind,
+    LinkDecl,
+    Node,
+    Port,
+    Scope,
+    Where,
+)
 from zflow.dataflow.models import (
     CompositeModel,
     DataflowModel,
@@ -28,7 +39,7 @@ from zflow.dataflow.models import (
     NodeModel,
     PortDecl,
 )
-from zflow.dataflow.targets import TargetError, resolve_path, resolve_target, strip_file_url
+from zflow.dataflow.targets import TargetError, resolve_path, resolve_target
 from zflow.dataflow.vars import declared_vars, merged_vars, substitute
 from zflow.documents import Document, load_document, validate
 from zflow.errors import UserError, did_you_mean
@@ -38,7 +49,7 @@ _RUN_FIELDS = ("operator", "library", "uri", "descriptor", "zenoh-subscribers", 
 _TIMER = re.compile(r"^(zflow|dora)/timer/(millis|secs|hz)/([0-9]+(?:\.[0-9]+)?)$")
 
 
-def parse_timer(text: str) -> float | None | str:
+def parse_timer(text: str) -> float | str | None:
     """Period in ms for a timer source, None if ``text`` is not a timer, or an error message."""
     parts = text.split("/")
     if not (parts[0] in ("zflow", "dora") or (len(parts) > 1 and parts[1] == "timer")):
