@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from zflow import keyexprs
 from zflow.dataflow import types as port_types
@@ -41,10 +41,11 @@ from zflow.dataflow.models import (
 )
 from zflow.dataflow.targets import TargetError, resolve_path, resolve_target
 from zflow.dataflow.vars import declared_vars, merged_vars, substitute
-from zflow.documents import Document, load_document, validate
-from zflow.errors import UserError, did_you_mean
+from zflow.documents import Document, load_document, validation_problems
+from zflow.errors import Problem, UserError, did_you_mean
 
 SEP = "."  # namespace separator of flattened ids (also used in keys)
+_SECTIONS = ("sources", "operators", "sinks", "links", "inputs", "outputs")
 _RUN_FIELDS = ("operator", "library", "uri", "descriptor", "zenoh-subscribers", "zenoh-publishers")
 _TIMER = re.compile(r"^(zflow|dora)/timer/(millis|secs|hz)/([0-9]+(?:\.[0-9]+)?)$")
 
@@ -100,6 +101,14 @@ class _Builder:
         self.ir = ir
         self.problems = ir.problems
         self._docs: dict[str, Document] = {}
+        self._index: dict[tuple[int, str], list[int]] = {}
+        self._broken_ids: set[tuple[int, str]] = set()
+        self._var_errors: set[tuple[str | None, tuple[str | int, ...]]] = set()
+
+    def has_var_error(self, where: Where) -> bool:
+        """A var under ``where`` could not be filled: skip checks that would only echo it."""
+        n = len(where.path)
+        return any(f == where.doc.file and p[:n] == where.path for f, p in self._var_errors)
 
     # -- documents -------------------------------------------------------------------------------
     def _load(self, path: str, where: Where) -> Document | None:
@@ -123,18 +132,59 @@ class _Builder:
         values = merged_vars(declared, outer_vars)
         sub, var_problems = substitute(doc, values)
         self.problems.extend(problems + var_problems)
+        self._var_errors.update((sub.file, p.path) for p in var_problems)
         try:
-            return validate(model, sub), sub, values
-        except UserError as exc:
-            self.problems.extend(exc.problems)
-            return None, sub, values
+            return model.model_validate(sub.data), sub, values
+        except ValidationError as exc:
+            self.problems.extend(_drop_echoes(validation_problems(exc, sub, model)))
+            return self._salvage(model, sub, exc), sub, values
+
+    def _salvage(self, model: type[BaseModel], doc: Document, exc: ValidationError) -> Any:
+        """Validate again without the items that failed, so the semantic checks still run.
+
+        The failed nodes are marked broken (references to them stay quiet) and, if a link was
+        dropped, unconnected-input errors are not reported (they would only echo the link).
+        Kept items remember their original index so locations stay right.
+        """
+        if not isinstance(doc.data, dict):
+            return None
+        drop: dict[str, set[int]] = {}
+        data = dict(doc.data)
+        for err in exc.errors():
+            loc = err["loc"]
+            if len(loc) >= 2 and loc[0] in _SECTIONS and isinstance(loc[1], int):
+                drop.setdefault(str(loc[0]), set()).add(loc[1])
+            elif loc and loc[0] in data and not isinstance(data[loc[0]], list) and loc[0] not in ("name", "flow"):
+                data.pop(loc[0])
+            else:
+                return None
+        for section, bad in drop.items():
+            items = data.get(section)
+            if not isinstance(items, list):
+                return None
+            kept = [i for i in range(len(items)) if i not in bad]
+            self._index[(id(doc), section)] = kept
+            data[section] = [items[i] for i in kept]
+            for i in bad:
+                item = items[i]
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    self._broken_ids.add((id(doc), item["id"]))
+            if section == "links" or section in ("inputs", "outputs"):
+                self.ir.partial = True
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            return None
 
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, scope: Scope, groups: list[tuple[Kind, str, list[NodeModel]]], links: list[Any],
               inh: _Inherited, base_dir: str) -> None:
         seen: dict[str, Where] = {}
+        scope.broken.update(nid for d, nid in self._broken_ids if d == id(scope.doc))
         for kind, section, nodes in groups:
-            for i, node in enumerate(nodes):
+            index = self._index.get((id(scope.doc), section))
+            for j, node in enumerate(nodes):
+                i = index[j] if index else j
                 where = Where(scope.doc, (section, i))
                 if node.id in seen:
                     first = seen[node.id]
@@ -147,7 +197,11 @@ class _Builder:
                 member = self.node(scope, kind, node, where, inh, base_dir)
                 if member is not None:
                     scope.members[node.id] = member
-        for i, link in enumerate(links):
+                else:
+                    scope.broken.add(node.id)
+        index = self._index.get((id(scope.doc), "links"))
+        for j, link in enumerate(links):
+            i = index[j] if index else j
             scope.links.append(LinkDecl(link.from_.node, link.from_.output, link.to.node, link.to.input,
                                         Where(scope.doc, ("links", i)), _opts(link.qos)))
 
@@ -172,6 +226,8 @@ class _Builder:
     # -- nodes -----------------------------------------------------------------------------------
     def node(self, scope: Scope, kind: Kind, node: NodeModel, where: Where, inh: _Inherited,
              base_dir: str) -> Node | Composite | None:
+        if self.has_var_error(where):
+            return None
         data = scope.doc.data
         for part in where.path:
             data = data[part]
@@ -272,6 +328,7 @@ class _Builder:
                 timer = parse_timer(ref_model.source)
                 if isinstance(timer, str):
                     self.problems.append(at.problem(timer))
+                    n.timers[port] = -1.0  # meant as a timer: no further errors for this port
                 elif timer is not None:
                     n.timers[port] = timer
                 else:
@@ -401,6 +458,15 @@ class _Builder:
         return comp
 
 
+def _drop_echoes(problems: list[Problem]) -> list[Problem]:
+    """A misspelt required field gives 'unknown field x (did you mean y?)' and 'y missing':
+    keep only the first, which already says how to fix both."""
+    prefix = "did you mean '"
+    meant = {(*p.path[:-1], p.hint[len(prefix):-2]) for p in problems
+             if p.message == "unknown field" and p.hint and p.hint.startswith(prefix)}
+    return [p for p in problems if not (p.message == "required field is missing" and p.path in meant)]
+
+
 def _display(path: str) -> str:
     """A path as a person reads it in messages: relative to the working directory when inside it."""
     try:
@@ -456,6 +522,8 @@ def _apply_mapping(ir: FlowIR, mapping: dict[str, list[str]], doc: Document) -> 
         for i, nid in enumerate(ids):
             at = ("mapping", daemon, i)
             member = ir.root.members.get(nid)
+            if member is None and nid in ir.root.broken:
+                continue
             if member is None:
                 ir.problems.append(doc.problem(at, f"mapping names unknown node '{nid}'",
                                                did_you_mean(nid, ir.root.members)))

@@ -105,6 +105,7 @@ class Scope:
     doc: Document
     members: dict[str, Node | Composite] = field(default_factory=dict)
     links: list[LinkDecl] = field(default_factory=list)
+    broken: set[str] = field(default_factory=set)  # ids whose declaration failed (already reported)
 
 
 @dataclass
@@ -129,3 +130,4 @@ class FlowIR:
     restart: dict[str, Any] = field(default_factory=dict)
     source_file: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    partial: bool = False  # some links/ports were unreadable: skip "not connected" checks

@@ -70,6 +70,9 @@ def resolve_target(text: str, base_dir: str) -> RunSpec:
     if attr is None and body in builtins:
         return RunSpec(kind="builtin", target=body)
     if not _DOTTED.match(body):
+        hint = did_you_mean(body, builtins)
+        if attr is None and hint:
+            raise TargetError(f"unknown operator '{body}': not a built-in, a file or an importable module", hint)
         raise TargetError(f"bad operator {text!r}",
                           "expected ./file.py, ./file.py:Class, pkg.module:Class or a built-in name")
     origin = find_module(body, base_dir)

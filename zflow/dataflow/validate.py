@@ -33,6 +33,8 @@ class _Resolver:
             where_port: Where) -> End | None:
         """Resolve ``node``/``port`` (local to ``scope``) to a leaf end; ``direction`` is output|input."""
         member = scope.members.get(node)
+        if member is None and node in scope.broken:
+            return None
         if member is None:
             self.problems.append(where_node.problem(
                 f"unknown node '{node}'",
@@ -145,9 +147,9 @@ def check_edges(ir: FlowIR, edges: list[Edge]) -> list[Problem]:
         if not port_types.compatible(src_type, dst_type):
             problems.append(edge.where.problem(
                 f"type mismatch: {edge.src}/{edge.output} sends {src_type} "
-                f"but {edge.dst}.{edge.input} expects {dst_type}",
+                f"but {edge.dst}/{edge.input} expects {dst_type}",
                 "change one of the port types, or declare the input as any"))
-    for node in ir.nodes.values():
+    for node in ir.nodes.values() if not ir.partial else ():
         for port, spec in node.inputs.items():
             if port in node.timers or (node.id, port) in into:
                 continue
