@@ -380,9 +380,9 @@ class _Builder:
         return out
 
     def _type(self, text: str | None, where: Where) -> str | None:
-        canonical, error = port_types.normalize(text)
+        canonical, error, hint = port_types.normalize(text)
         if error:
-            self.problems.append(where.problem(error))
+            self.problems.append(where.problem(error, hint))
         return canonical
 
     # -- composites and node files ---------------------------------------------------------------

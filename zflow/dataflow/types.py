@@ -27,28 +27,28 @@ _MODEL = re.compile(r"^model:([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
 _WIDENS = {"int": {"float", "json"}, "float": {"json"}, "str": {"json"}, "bool": {"json", "int"}}
 
 
-def normalize(name: str | None) -> tuple[str | None, str | None]:
-    """``(canonical type, None)`` or ``(None, error message with hint)``. ``None`` means any."""
+def normalize(name: str | None) -> tuple[str | None, str | None, str | None]:
+    """``(canonical type, None, None)`` or ``(None, error, hint)``. A canonical ``None`` means any."""
     if name is None:
-        return None, None
+        return None, None, None
     text = str(name).strip()
     text = _ALIASES.get(text, text)
     if text in SIMPLE:
-        return (None if text == "any" else text), None
+        return (None if text == "any" else text), None, None
     m = _NDARRAY.match(text)
     if m:
         dtype = m.group(1)
         if dtype not in DTYPES:
             hint = did_you_mean(dtype, DTYPES) or "a numpy dtype such as float32"
-            return None, f"unknown ndarray dtype '{dtype}' ({hint})"
-        return f"ndarray[{dtype}]", None
+            return None, f"unknown ndarray dtype '{dtype}'", hint
+        return f"ndarray[{dtype}]", None, None
     if text.startswith("model:"):
         if _MODEL.match(text):
-            return text, None
-        return None, f"bad model type {text!r} (expected model:pkg.module:Class)"
+            return text, None, None
+        return None, f"bad model type {text!r}", "expected model:pkg.module:Class"
     hint = did_you_mean(text, [*SIMPLE, "ndarray[float32]"])
     expected = "any, bytes, json, str, int, float, bool, ndarray, ndarray[float32], model:pkg.mod:Class"
-    return None, f"unknown port type '{text}' ({hint or 'expected one of ' + expected})"
+    return None, f"unknown port type '{text}'", hint or "expected one of " + expected
 
 
 def compatible(src: str | None, dst: str | None) -> bool:

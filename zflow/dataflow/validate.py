@@ -94,9 +94,11 @@ def _scopes(scope: Scope) -> list[Scope]:
     return out
 
 
-def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem]]:
-    """Every connection as a leaf-to-leaf edge, plus the problems found on the way."""
+def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem], set[tuple[str, str]]]:
+    """Every connection as a leaf-to-leaf edge, the problems found on the way, and the inputs
+    targeted by a link whose source did not resolve (already reported, not "unconnected")."""
     problems: list[Problem] = []
+    attempted: set[tuple[str, str]] = set()
     res = _Resolver(problems)
     edges: list[Edge] = []
     for scope in _scopes(ir.root):
@@ -107,6 +109,8 @@ def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem]]:
                           link.where.at("to", "node"), link.where.at("to", "input"))
             if src and dst:
                 edges.append(Edge(src[0], src[1], dst[0], dst[1], link.where, dict(link.qos)))
+            elif dst:
+                attempted.add(dst)
         for member in scope.members.values():
             if isinstance(member, Composite):
                 for table, direction in ((member.inputs, "input"), (member.outputs, "output")):
@@ -123,10 +127,11 @@ def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem]]:
                 src = res.end(scope, node, output, "output", ref.where, ref.where)
                 if src:
                     edges.append(Edge(src[0], src[1], member.id, port, ref.where))
-    return edges, problems
+    edges.sort(key=lambda e: (e.where.doc.file or "", e.where.doc.line_of(e.where.path) or 0))
+    return edges, problems, attempted
 
 
-def check_edges(ir: FlowIR, edges: list[Edge]) -> list[Problem]:
+def check_edges(ir: FlowIR, edges: list[Edge], attempted: set[tuple[str, str]] = frozenset()) -> list[Problem]:  # type: ignore[assignment]
     """Doubly-connected and unconnected inputs, type mismatches across links."""
     problems: list[Problem] = []
     into: dict[tuple[str, str], Edge] = {}
@@ -151,7 +156,7 @@ def check_edges(ir: FlowIR, edges: list[Edge]) -> list[Problem]:
                 "change one of the port types, or declare the input as any"))
     for node in ir.nodes.values() if not ir.partial else ():
         for port, spec in node.inputs.items():
-            if port in node.timers or (node.id, port) in into:
+            if port in node.timers or (node.id, port) in into or (node.id, port) in attempted:
                 continue
             if port in node.inline:
                 continue  # its source did not resolve: already reported
@@ -163,8 +168,8 @@ def check_edges(ir: FlowIR, edges: list[Edge]) -> list[Problem]:
 
 def check(ir: FlowIR) -> tuple[list[Edge], list[Problem]]:
     """All problems of a built flow (its build problems first), sorted by file and line."""
-    edges, problems = resolve(ir)
-    problems += check_edges(ir, edges)
+    edges, problems, attempted = resolve(ir)
+    problems += check_edges(ir, edges, attempted)
     everything = [*ir.problems, *problems]
     return edges, sort_problems(everything)
 
