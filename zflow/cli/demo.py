@@ -43,11 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Simulated sensors -> clean -> windowed aggregate -> anomaly detector -> sinks, "
         "on an embedded Zenoh router, one process per node.",
     )
-    p.add_argument("--epochs", type=int, default=300, help="sensor epochs of 31 s to simulate (default 300)")
-    p.add_argument("--motes", type=int, default=54, help="number of motes (default 54, as in the Intel Lab)")
-    p.add_argument("--speed", type=float, default=0.0,
+    p.add_argument("--epochs", type=int, default=None,
+                   help="sensor epochs of 31 s to simulate (default 600, about 5 hours of lab time)")
+    p.add_argument("--motes", type=int, default=None, help="number of motes (default 54, as in the Intel Lab)")
+    p.add_argument("--speed", type=float, default=None,
                    help="0 = as fast as possible (default), 1 = real time, N = N times real time")
-    p.add_argument("--seed", type=int, default=7, help="simulator seed (same seed, same readings)")
+    p.add_argument("--seed", type=int, default=None, help="simulator seed (same seed, same readings; default 7)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--out", default=None, help="output directory (default: a new temporary directory)")
     p.add_argument("--verbose", "-v", action="store_true", help="show the nodes' log lines")
@@ -59,9 +60,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from zflow.runtime.run import run_flow
 
     for name in ("epochs", "motes"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1 (got {getattr(args, name)})")
-    if args.speed < 0:
+    if args.speed is not None and args.speed < 0:
         raise UserError(f"--speed must be 0 or more (got {args.speed:g})")
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="zflow-demo-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -69,10 +70,11 @@ def run_demo(args: argparse.Namespace) -> int:
     for stale in ("summary.json", "anomalies.jsonl", "windows.jsonl"):
         (out / stale).unlink(missing_ok=True)
     flow = demo_flow()
-    graph = compile_file(str(flow), vars={
-        "EPOCHS": str(args.epochs), "MOTES": str(args.motes), "SPEED": f"{args.speed:g}",
-        "SEED": str(args.seed), "OUT": str(out),
-    })
+    overrides = {"EPOCHS": args.epochs, "MOTES": args.motes, "SPEED": args.speed, "SEED": args.seed}
+    variables = {k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in overrides.items() if v is not None}
+    graph = compile_file(str(flow), vars={**variables, "OUT": str(out)})
+    sim = graph.nodes["sensors"].config
+    motes, epochs, speed = int(sim["motes"]), int(sim["epochs"]), float(sim["speed"])
     lines: list[str] = []
 
     def log(name: str, line: str) -> None:
@@ -80,8 +82,8 @@ def run_demo(args: argparse.Namespace) -> int:
         if args.verbose:
             print(f"  [{name}] {line}", file=sys.stderr, flush=True)
 
-    pace = "as fast as possible" if args.speed == 0 else f"{args.speed:g}x real time"
-    print(f"zflow demo: {args.motes} simulated motes x {args.epochs} epochs ({pace})")
+    pace = "as fast as possible" if speed == 0 else f"{speed:g}x real time"
+    print(f"zflow demo: {motes} simulated motes x {epochs} epochs of 31 s ({pace})")
     print(f"  flow {flow}")
     print(f"  {_shape(graph)}")
     print(f"  {len(graph.groups())} node processes on an embedded Zenoh router ...", flush=True)
@@ -93,7 +95,7 @@ def run_demo(args: argparse.Namespace) -> int:
         for line in lines[-40:]:
             print("  " + line, file=sys.stderr)
         return 1
-    print(_report(out, args, result.ready_s, elapsed, result.stopped))
+    print(_report(out, motes * epochs, result.ready_s, elapsed, result.stopped))
     return 0
 
 
@@ -108,13 +110,12 @@ def _shape(graph: Any) -> str:
     return " -> ".join([*order, *operators, "{" + ", ".join(sinks) + "}"])
 
 
-def _report(out: Path, args: argparse.Namespace, ready_s: float, elapsed: float, stopped: bool) -> str:
+def _report(out: Path, expected: int, ready_s: float, elapsed: float, stopped: bool) -> str:
     try:
         summary = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
         summary = {}
     clean = summary.get("clean") or {}
-    expected = args.motes * args.epochs
     rows: list[str] = [""]
     if clean:
         seen = clean["seen"]
@@ -127,7 +128,8 @@ def _report(out: Path, args: argparse.Namespace, ready_s: float, elapsed: float,
         rows.append("  readings generated       n/a   (stopped before the stream ended)")
     rows.append(f"  windows computed    {summary.get('windows', 0):>8,}   (10-minute windows for "
                 f"{summary.get('motes', 0)} motes: mean/min/max/std)")
-    rows.append(f"  anomalies found     {summary.get('anomalies', 0):>8,}")
+    rows.append(f"  anomalies found     {summary.get('anomalies', 0):>8,}   "
+                f"(in {summary.get('motes_with_anomalies', 0)} motes; the strongest:)")
     for a in summary.get("examples", []):
         rows.append("    " + _anomaly(a))
     note = ", stopped by --duration" if stopped else ""
