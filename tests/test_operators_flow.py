@@ -141,3 +141,28 @@ def test_bad_operator_configuration_fails_the_flow_with_a_clear_message():
     with pytest.raises(RuntimeFailure, match="failed to start"):
         run_flow(g, log=lambda name, line: lines.append(line))
     assert any("tick.configuration.period_ms: timer: input should be greater than 0" in line for line in lines)
+
+
+def test_every_user_facing_example_checks(cli_env, zflow_cmd):
+    import subprocess
+
+    examples = sorted(str(p) for p in (DEMO.parent).glob("*.yaml"))
+    assert examples
+    for example in examples:
+        proc = subprocess.run([*zflow_cmd, "check", example], env=cli_env, capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_weather_example_replays_the_station_year_into_daily_windows(tmp_path, shared_data):
+    from zflow.dataflow import compile_file
+
+    g = compile_file(str(DEMO.parent / "weather.yaml"),
+                     vars={"DATA": str(shared_data / "tmy3_723170_greensboro.csv"), "OUT": str(tmp_path)})
+    lines: list[str] = []
+    _run(g, lines)
+    days = _lines(tmp_path / "daily.jsonl")
+    assert len(days) == 365 and all(d["count"] == 24 for d in days)
+    assert days[0]["start"] == days[0]["end"] == "01/01/1988"
+    frost = [line for line in lines if "frost on " in line]
+    assert frost and frost[0].endswith("frost on 01/03/1988: -2.2 C")
