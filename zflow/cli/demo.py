@@ -22,17 +22,24 @@ DEMO_ENV = "ZFLOW_DEMO_FLOW"
 
 
 def demo_flow() -> Path:
-    """The demo descriptor: ``$ZFLOW_DEMO_FLOW``, else ``examples/demo/demo.yaml`` in the checkout."""
+    """The demo descriptor: ``$ZFLOW_DEMO_FLOW``, else ``examples/demo/demo.yaml`` of the source
+    checkout (editable install), else the copy a wheel installs under ``<prefix>/share/zflow``."""
     if os.environ.get(DEMO_ENV):
         return Path(os.environ[DEMO_ENV])
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "examples" / "demo" / "demo.yaml", Path.cwd() / "examples" / "demo" / "demo.yaml"]
+    import site
+    import sysconfig
+
+    relative = Path("examples") / "demo" / "demo.yaml"
+    candidates = [Path(__file__).resolve().parents[2] / relative]
+    for prefix in (sysconfig.get_path("data"), sys.prefix, site.getuserbase()):
+        candidates.append(Path(prefix) / "share" / "zflow" / relative)
     for path in candidates:
         if path.is_file():
             return path
     raise UserError(
-        "cannot find the demo flow examples/demo/demo.yaml: zflow demo runs from a source checkout "
-        f"(pip install -e .), or set {DEMO_ENV} to the path of examples/demo/demo.yaml"
+        "cannot find the demo flow examples/demo/demo.yaml (looked in "
+        + ", ".join(str(c.parent) for c in candidates)
+        + f"); reinstall zflow, or set {DEMO_ENV} to the path of examples/demo/demo.yaml"
     )
 
 
