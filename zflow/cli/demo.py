@@ -135,8 +135,10 @@ def _report(out: Path, expected: int, ready_s: float, elapsed: float, stopped: b
         rows.append("  readings generated       n/a   (stopped before the stream ended)")
     rows.append(f"  windows computed    {summary.get('windows', 0):>8,}   (10-minute windows for "
                 f"{summary.get('motes', 0)} motes: mean/min/max/std)")
+    motes = summary.get("motes_with_anomalies", 0)
+    strongest = "; the strongest:" if summary.get("examples") else ""
     rows.append(f"  anomalies found     {summary.get('anomalies', 0):>8,}   "
-                f"(in {summary.get('motes_with_anomalies', 0)} motes; the strongest:)")
+                f"(in {motes} mote{'' if motes == 1 else 's'}{strongest})")
     for a in summary.get("examples", []):
         rows.append("    " + _anomaly(a))
     note = ", stopped by --duration" if stopped else ""
