@@ -8,23 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_runtime import _children_of  # node hosts still alive for a supervisor pid
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _children_of(pid: int) -> list[int]:
-    """Node hosts started by ``pid`` (they carry ZFLOW_PARENT_PID) that are still alive."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"ZFLOW_PARENT_PID={pid}".encode() in env:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.timeout(90)
