@@ -41,7 +41,7 @@ from operators._config import Config, fail, parse_config
 from operators._pacing import Pacer
 from operators._tables import columns as to_columns
 from operators._tables import parse_time
-from zflow.errors import Problem, UserError
+from zflow.errors import Problem, UserError, did_you_mean
 from zflow.runtime.api import Context, Source
 
 
@@ -108,11 +108,16 @@ def _converter(kind: str) -> Callable[[str], Any]:
 
 
 class _Replay(Source):
-    """Reading, pacing and batching shared by both replays; subclasses yield row dicts."""
+    """Reading, pacing and batching shared by both replays.
+
+    ``open`` (called from ``setup``) reads the head of the file, so a missing column or an
+    unreadable time stops the flow at start-up with a clear message; ``read`` yields rows.
+    """
 
     outputs = ("out",)
     operator = "replay"
     model: type[ReplayConfig] = ReplayConfig
+    fixed_columns = True
 
     def setup(self, ctx: Context) -> None:
         self.cfg = parse_config(self.model, ctx, self.operator)
@@ -122,9 +127,40 @@ class _Replay(Source):
             raise fail(ctx, self.operator, "time_column",
                        f"speed {self.cfg.speed:g} needs a time_column to follow",
                        "set time_column, or speed: 0 to replay as fast as possible")
+        self.file = open(self.cfg.path, newline="", encoding="utf-8-sig")  # noqa: SIM115
+        first = self.open(ctx)
+        if first is not None:
+            names = list(first)
+            checks = [("time_column", self._time_columns())]
+            if self.fixed_columns:  # JSON lines may leave out keys: a missing one reads as null
+                checks.append(("columns", self.cfg.columns or []))
+            for key, wanted in checks:
+                for col in wanted:
+                    if col not in names:
+                        raise fail(ctx, self.operator, key, f"no column {col!r} in {self.cfg.path}",
+                                   did_you_mean(col, names))
+            if self.cfg.time_column:
+                try:
+                    self._time(first)
+                except ValueError as exc:
+                    raise fail(ctx, self.operator, "time_format", f"cannot read the first row's time: {exc}",
+                               "time_format takes strptime codes, e.g. '%m/%d/%Y %H:%M'") from None
+
+    def teardown(self, ctx: Context) -> None:
+        file = getattr(self, "file", None)
+        if file is not None:
+            file.close()
+
+    def open(self, ctx: Context) -> dict[str, Any] | None:
+        """Read the head of ``self.file``; return the first row (None for an empty file)."""
+        raise NotImplementedError
 
     def read(self, ctx: Context) -> Iterator[dict[str, Any]]:
         raise NotImplementedError
+
+    def _time_columns(self) -> list[str]:
+        col = self.cfg.time_column
+        return col if isinstance(col, list) else [col] if col else []
 
     def _time(self, row: dict[str, Any]) -> float | None:
         col = self.cfg.time_column
@@ -132,17 +168,6 @@ class _Replay(Source):
             return None
         value = " ".join(str(row[c]) for c in col) if isinstance(col, list) else row[col]
         return parse_time(value, self.cfg.time_format)
-
-    def _check_time_columns(self, ctx: Context, names: Iterable[str]) -> None:
-        col = self.cfg.time_column
-        wanted = col if isinstance(col, list) else [col] if col else []
-        from zflow.errors import did_you_mean
-
-        names = list(names)
-        for c in wanted:
-            if c not in names:
-                raise fail(ctx, self.operator, "time_column", f"no column {c!r} in {self.cfg.path}",
-                           did_you_mean(c, names))
 
     def run(self, ctx: Context) -> Iterator[Any]:
         cfg = self.cfg
@@ -176,68 +201,72 @@ class CsvReplay(_Replay):
     operator = "csv-replay"
     model = CsvConfig
 
-    def read(self, ctx: Context) -> Iterator[dict[str, Any]]:
+    def open(self, ctx: Context) -> dict[str, Any] | None:
         cfg: CsvConfig = self.cfg  # type: ignore[assignment]
-        with open(cfg.path, newline="", encoding="utf-8-sig") as fh:
-            for _ in range(cfg.skip_rows):
-                fh.readline()
-            reader = csv.reader(fh, delimiter=cfg.delimiter)
-            names: list[str] | None = None
-            if cfg.header_row is not None:
-                for _ in range(cfg.header_row):
-                    next(reader, None)
-                names = next(reader, None)
-                if names is None:
-                    return
-            sample = list(islice(reader, cfg.infer_rows))
-            width = max([len(names or [])] + [len(r) for r in sample]) if sample or names else 0
-            if names is None:
-                names = [f"col{i}" for i in range(width)]
-            names = [n.strip() for n in names]
-            self._check_time_columns(ctx, names)
-            for col in (cfg.columns or []):
-                if col not in names:
-                    from zflow.errors import did_you_mean
+        for _ in range(cfg.skip_rows):
+            self.file.readline()
+        self.reader = csv.reader(self.file, delimiter=cfg.delimiter)
+        names: list[str] | None = None
+        if cfg.header_row is not None:
+            for _ in range(cfg.header_row):
+                next(self.reader, None)
+            names = next(self.reader, None)
+        self.sample = list(islice(self.reader, cfg.infer_rows))
+        if names is None:
+            width = max((len(r) for r in self.sample), default=0)
+            names = [f"col{i}" for i in range(width)]
+        names = [n.strip() for n in names]
+        kinds = [cfg.types.get(n) or _infer(r[i] if i < len(r) else "" for r in self.sample)
+                 for i, n in enumerate(names)]
+        self.pairs = list(zip(names, [_converter(k) for k in kinds], strict=True))
+        rows = self._rows(self.sample[:1])
+        return next(rows, dict.fromkeys(names))
 
-                    raise fail(ctx, self.operator, "columns", f"no column {col!r} in {cfg.path}",
-                               did_you_mean(col, names))
-            kinds = [cfg.types.get(n) or _infer(r[i] if i < len(r) else "" for r in sample)
-                     for i, n in enumerate(names)]
-            convert = [_converter(k) for k in kinds]
-            pairs = list(zip(names, convert, strict=True))
-            for raw in _chain(sample, reader):
-                if not raw:
-                    continue
+    def _rows(self, raws: Iterable[list[str]]) -> Iterator[dict[str, Any]]:
+        pairs = self.pairs
+        for raw in raws:
+            if raw:
                 yield {n: (c(raw[i]) if i < len(raw) else None) for i, (n, c) in enumerate(pairs)}
 
-
-def _chain(first: list[list[str]], rest: Iterator[list[str]]) -> Iterator[list[str]]:
-    yield from first
-    yield from rest
+    def read(self, ctx: Context) -> Iterator[dict[str, Any]]:
+        yield from self._rows(self.sample)
+        self.sample = []
+        yield from self._rows(self.reader)
 
 
 class JsonlReplay(_Replay):
     operator = "jsonl-replay"
     model = JsonlConfig
+    fixed_columns = False
+
+    def open(self, ctx: Context) -> dict[str, Any] | None:
+        self.lines = enumerate(self.file, 1)
+        self.head: list[tuple[int, dict[str, Any]]] = []
+        for row in self._rows(ctx):
+            self.head.append(row)
+            return row[1]
+        return None
+
+    def _rows(self, ctx: Context) -> Iterator[tuple[int, dict[str, Any]]]:
+        cfg: JsonlConfig = self.cfg  # type: ignore[assignment]
+        for lineno, line in self.lines:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+            except ValueError as exc:
+                if cfg.on_error == "skip":
+                    ctx.log.warning("%s:%d: skipped: %s", cfg.path, lineno, exc)
+                    continue
+                raise UserError(Problem(f"not a JSON object line: {exc}", file=cfg.path, line=lineno,
+                                        hint="set on_error: skip to skip bad lines")) from None
+            yield lineno, row
 
     def read(self, ctx: Context) -> Iterator[dict[str, Any]]:
-        cfg: JsonlConfig = self.cfg  # type: ignore[assignment]
-        checked = False
-        with open(cfg.path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    if not isinstance(row, dict):
-                        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-                except ValueError as exc:
-                    if cfg.on_error == "skip":
-                        ctx.log.warning("%s:%d: skipped: %s", cfg.path, lineno, exc)
-                        continue
-                    raise UserError(Problem(f"not a JSON object line: {exc}", file=cfg.path, line=lineno,
-                                            hint="set on_error: skip to skip bad lines")) from None
-                if not checked:
-                    self._check_time_columns(ctx, row)
-                    checked = True
-                yield row
+        for _, row in self.head:
+            yield row
+        self.head = []
+        for _, row in self._rows(ctx):
+            yield row

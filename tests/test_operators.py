@@ -92,10 +92,13 @@ def test_csv_replay_bad_configuration(tmp_path, shared_data):
         Harness(CsvReplay, {"path": str(tmp_path / "nope.csv")})
     with pytest.raises(UserError, match="needs a time_column"):
         Harness(CsvReplay, {"path": str(shared_data / TMY3), "speed": 1})
-    h = Harness(CsvReplay, {"path": str(shared_data / TMY3), "skip_rows": 1, "speed": 1,
-                            "time_column": "Dry bulb (C)"})
-    with pytest.raises(UserError, match="did you mean 'Dry-bulb \\(C\\)'"):
-        h.run()
+    with pytest.raises(UserError, match="did you mean 'Dry-bulb \\(C\\)'"):  # at start-up, not mid-stream
+        Harness(CsvReplay, {"path": str(shared_data / TMY3), "skip_rows": 1, "speed": 1, "time_column": "Dry bulb (C)"})
+    with pytest.raises(UserError, match="columns: csv-replay: no column 'GHI'"):
+        Harness(CsvReplay, {"path": str(shared_data / TMY3), "skip_rows": 1, "columns": ["GHI"]})
+    with pytest.raises(UserError, match="time_format: csv-replay: cannot read the first row's time"):
+        Harness(CsvReplay, {"path": str(shared_data / TMY3), "skip_rows": 1, "speed": 1,
+                            "time_column": ["Date (MM/DD/YYYY)", "Time (HH:MM)"], "time_format": "%Y-%m-%d %H:%M"})
 
 
 def test_csv_without_header_and_type_overrides(tmp_path):
@@ -105,6 +108,13 @@ def test_csv_without_header_and_type_overrides(tmp_path):
                               "types": {"col2": "str"}}).run()
     assert out == [{"col0": 1, "col1": 2.5, "col2": "a"}, {"col0": 2, "col1": None, "col2": "b"},
                    {"col0": 3, "col1": 4.0, "col2": "7"}]
+
+
+def test_empty_files_replay_nothing(tmp_path):
+    (tmp_path / "h.csv").write_text("a,b\n")
+    (tmp_path / "e.jsonl").write_text("\n")
+    assert Harness(CsvReplay, {"path": str(tmp_path / "h.csv"), "batch": 10}).run() == []
+    assert Harness(JsonlReplay, {"path": str(tmp_path / "e.jsonl")}).run() == []
 
 
 def test_jsonl_replay_rows_batches_and_bad_lines(tmp_path):
