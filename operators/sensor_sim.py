@@ -18,7 +18,9 @@ Configuration:
     seed (int, default 0); fault_rate (0..1, default 0.002): share of faulty readings;
     gap_rate (0..1, default 0.05): share of missing readings; event_rate (0..1, default 0):
     chance per mote and epoch that an in-range heat event starts; battery_epochs (default
-    100000): typical epochs until a battery dies; start (ISO time, default
+    100000): typical epochs until a battery dies; weak_batteries (int, default 0): motes
+    that start with a nearly flat battery and die during the run (within 50-90 % of
+    ``epochs``, or of 1000 epochs for an endless run); start (ISO time, default
     2004-02-28T00:58:46); start_epoch (default 1); batch (bool, default false): one
     message per epoch, a dict of columns (numpy arrays; date/time as lists).
 
@@ -54,6 +56,7 @@ class SensorSimConfig(Config):
     gap_rate: float = Field(0.05, ge=0, le=1)
     event_rate: float = Field(0.0, ge=0, le=1)
     battery_epochs: float = Field(100_000, gt=0)
+    weak_batteries: int = Field(0, ge=0)
     start: str = "2004-02-28T00:58:46"
     start_epoch: int = Field(1, ge=0)
     batch: bool = False
@@ -91,6 +94,10 @@ class Simulator:
         self.lamp = rng.uniform(250.0, 450.0, n)
         self.v0 = rng.uniform(2.62, 2.76, n)
         self.life = cfg.battery_epochs * rng.uniform(0.6, 1.6, n)
+        if cfg.weak_batteries:  # a generator of their own: the main stream stays the same
+            weak_rng = np.random.default_rng([cfg.seed, 1])
+            weak = weak_rng.choice(n, size=min(cfg.weak_batteries, n), replace=False)
+            self.life[weak] = (cfg.epochs or 1000) * weak_rng.uniform(0.5, 0.9, len(weak))
         self.offset = rng.uniform(0.0, 1.0, n)  # motes do not sample at the same instant
         self.outage = np.zeros(n, dtype=np.int64)  # epochs of silence left
         self.event_left = np.zeros(n, dtype=np.int64)

@@ -7,6 +7,10 @@ Configuration:
         mean and std are running statistics over the earlier values of this field and key,
         computed with Welford's algorithm).
     key (str | list[str], optional): separate running statistics per key value (e.g. moteid).
+    halflife (number > 0, optional): weigh recent values more — exponentially weighted mean
+        and std where a value's weight halves after ``halflife`` newer values of its key; for
+        series that drift (a daily cycle), so the detector follows the trend. Default:
+        every earlier value counts the same (Welford).
     min_count (int >= 2, default 10): values seen before z-scores are checked (warm-up).
     min_std (float >= 0, default 1e-9): std floor, so a flat series does not flag every wiggle.
     learn_anomalies (bool, default false): also feed anomalous values into the statistics
@@ -49,6 +53,7 @@ class Rule(Config):
 class ThresholdConfig(Config):
     fields: dict[str, Rule] = Field(min_length=1)
     key: str | list[str] | None = None
+    halflife: float | None = Field(None, gt=0)
     min_count: int = Field(10, ge=2)
     min_std: float = Field(1e-9, ge=0)
     learn_anomalies: bool = False
@@ -77,6 +82,32 @@ class Welford:
         return math.sqrt(self.m2 / self.n) if self.n else 0.0
 
 
+class EWStats:
+    """Exponentially weighted mean and variance (incremental form), same interface as Welford."""
+
+    __slots__ = ("alpha", "mean", "n", "var")
+
+    def __init__(self, halflife: float) -> None:
+        self.alpha = 1.0 - 0.5 ** (1.0 / halflife)
+        self.n = 0
+        self.mean = 0.0
+        self.var = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        if self.n == 1:
+            self.mean = x
+            return
+        diff = x - self.mean
+        incr = self.alpha * diff
+        self.mean += incr
+        self.var = (1.0 - self.alpha) * (self.var + diff * incr)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.var)
+
+
 class Threshold(Operator):
     inputs = ("in",)
     outputs = ("out", "anomalies")
@@ -84,7 +115,7 @@ class Threshold(Operator):
     def setup(self, ctx: Context) -> None:
         self.cfg = parse_config(ThresholdConfig, ctx, "threshold")
         self.keys = [self.cfg.key] if isinstance(self.cfg.key, str) else list(self.cfg.key or [])
-        self.stats: dict[tuple[Any, ...], Welford] = {}
+        self.stats: dict[tuple[Any, ...], Welford | EWStats] = {}
         self.seen = 0
         self.flagged = 0
         self.out_port = "out" if "out" in ctx.outputs or not ctx.outputs else None
@@ -101,7 +132,7 @@ class Threshold(Operator):
                 continue
             stats = self.stats.get((*key, name))
             if stats is None:
-                stats = self.stats[(*key, name)] = Welford()
+                stats = self.stats[(*key, name)] = EWStats(cfg.halflife) if cfg.halflife else Welford()
             anomaly: dict[str, Any] | None = None
             if rule.min is not None and value < rule.min:
                 anomaly = {"rule": "min", "limit": rule.min}

@@ -227,6 +227,15 @@ def test_sensor_sim_dying_batteries_send_garbage():
     assert dead and all(r["temperature"] > 100 or r["humidity"] < 0 for r in dead)
 
 
+def test_sensor_sim_weak_batteries_die_during_the_run():
+    base = _sim(seed=6, epochs=200, gap_rate=0, fault_rate=0)
+    weak = _sim(seed=6, epochs=200, gap_rate=0, fault_rate=0, weak_batteries=3)
+    garbage = {r["moteid"] for r in weak if r["temperature"] > 100}
+    assert len(garbage) == 3
+    assert [r for r in weak if r["moteid"] not in garbage] == [r for r in base if r["moteid"] not in garbage]
+    assert all(r["voltage"] < 2.4 for r in weak if r["moteid"] in garbage and r["epoch"] == 200)
+
+
 def test_sensor_sim_heat_events_stay_in_range():
     base = _sim(seed=9, epochs=60, gap_rate=0, fault_rate=0)
     hot = _sim(seed=9, epochs=60, gap_rate=0, fault_rate=0, event_rate=0.02)
@@ -352,6 +361,30 @@ def test_threshold_keeps_anomalies_out_of_its_statistics_and_pass_all():
     learn = Harness(Threshold, {"min_count": 5, "fields": {"v": {"zscore": 4}}, "learn_anomalies": True},
                     outputs=("out", "anomalies")).feed(data)
     assert len(learn["anomalies"]) < 3
+
+
+def test_ew_statistics_follow_a_drift_that_welford_flags():
+    from operators.threshold import EWStats
+
+    xs = [0.0, 1.0, 3.0, 2.0]
+    ew = EWStats(halflife=1)  # alpha 0.5
+    for x in xs:
+        ew.add(x)
+    mean, var = xs[0], 0.0
+    for x in xs[1:]:
+        diff = x - mean
+        mean, var = mean + 0.5 * diff, 0.5 * (var + 0.5 * diff * diff)
+    assert (ew.mean, ew.var) == pytest.approx((mean, var))
+    noise = np.random.default_rng(3).normal(0, 0.2, 400)
+    # steady for a while, then a slow trend (a daily cycle warming up), plus noise
+    drift = [{"v": max(0, i - 300) * 0.05 + float(e)} for i, e in enumerate(noise)]
+    rules = {"v": {"zscore": 5}}
+    flat = Harness(Threshold, {"fields": rules}, outputs=("out", "anomalies")).feed(drift)
+    recent = Harness(Threshold, {"fields": rules, "halflife": 20}, outputs=("out", "anomalies")).feed(drift)
+    assert len(flat["anomalies"]) > 50 and recent["anomalies"] == []
+    spike = [*drift[:350], {"v": drift[349]["v"] + 5}]
+    assert len(Harness(Threshold, {"fields": rules, "halflife": 20}, outputs=("out", "anomalies"))
+               .feed(spike)["anomalies"]) == 1
 
 
 def test_threshold_bad_rules():

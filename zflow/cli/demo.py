@@ -153,7 +153,10 @@ def _anomaly(a: dict[str, Any]) -> str:
     if a.get("start") is not None:
         where += f", epochs {a['start']}-{a['end']}:"
     value = a.get("value")
-    text = f"{where:<25} {a.get('field')} = {value:.2f}" if isinstance(value, float) else f"{where} {a.get('field')} = {value}"
+    shown = f"{value:.4f}" if isinstance(value, float) and abs(value) < 10 else \
+        f"{value:.2f}" if isinstance(value, float) else str(value)
+    text = f"{where:<25} {a.get('field')} = {shown}"
     if a.get("rule") == "zscore" and a.get("mean") is not None:
         return f"{text}  (z = {a['z']:+.1f}; usual {a['mean']:.2f} +/- {a['std']:.2f})"
-    return f"{text}  ({a.get('rule')} {a.get('limit')})"
+    side = {"min": "below", "max": "above"}.get(str(a.get("rule")), str(a.get("rule")))
+    return f"{text}  ({side} {a.get('limit')})"
