@@ -17,3 +17,17 @@ BUILTINS: dict[str, str] = {
     "window": "operators.window:Window",
     "threshold": "operators.threshold:Threshold",
 }
+
+# Default ports of each built-in (a literal too, for the descriptor checker): a node that uses a
+# built-in without declaring ``inputs``/``outputs`` can get these. The Zenoh bridges take their
+# ports from their key expressions, so they are not listed.
+BUILTIN_PORTS: dict[str, dict[str, list[str]]] = {
+    "timer": {"inputs": [], "outputs": ["out"]},
+    "csv-replay": {"inputs": [], "outputs": ["out"]},
+    "jsonl-replay": {"inputs": [], "outputs": ["out"]},
+    "sensor-sim": {"inputs": [], "outputs": ["out"]},
+    "window": {"inputs": ["in"], "outputs": ["out"]},
+    "threshold": {"inputs": ["in"], "outputs": ["out", "anomalies"]},
+    "jsonl-sink": {"inputs": ["in"], "outputs": []},
+    "print": {"inputs": ["in"], "outputs": []},
+}

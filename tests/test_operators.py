@@ -34,6 +34,15 @@ def test_every_builtin_loads_and_documents_its_configuration():
         assert "Ports" in module_doc or "keys" in module_doc, name
 
 
+def test_builtin_ports_table_matches_the_classes():
+    from operators import BUILTIN_PORTS
+
+    for name, ports in BUILTIN_PORTS.items():
+        cls = load_node_class(RunSpec(kind="builtin", target=name))
+        assert (list(cls.inputs), list(cls.outputs)) == (ports["inputs"], ports["outputs"]), name
+    assert set(BUILTINS) - set(BUILTIN_PORTS) == {"zenoh-subscribe", "zenoh-publish"}
+
+
 # -- timer ----------------------------------------------------------------------------------------
 
 def test_timer_counts_ticks_and_stops():
