@@ -62,6 +62,12 @@ def test_timer_refuses_bad_configuration_naming_node_and_key():
     assert "tick.configuration.payload" in text and "'clock'" in text
 
 
+def test_misspelt_configuration_key_is_warned_with_a_hint(caplog):
+    Harness(Timer, {"perod_ms": 5, "count": 1, "threshold": 30}, node="tick")  # threshold: a flow-level key
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["tick: configuration key 'perod_ms' is not used by timer (did you mean 'period_ms'?)"]
+
+
 # -- replays --------------------------------------------------------------------------------------
 
 def test_csv_replay_reads_the_real_station_year(shared_data):
