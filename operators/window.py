@@ -26,7 +26,6 @@ Ports: input ``in``, output ``out``.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import deque
 from typing import Any, Literal
 
@@ -39,13 +38,8 @@ from zflow.runtime.api import Context, Operator
 
 Aggregate = Literal["count", "mean", "min", "max", "sum", "std", "first", "last"]
 
-_REDUCE = {
-    "mean": np.nanmean,
-    "min": np.nanmin,
-    "max": np.nanmax,
-    "sum": np.nansum,
-    "std": np.nanstd,
-}
+_NAN = float("nan")
+_REDUCE = {"mean": np.mean, "min": np.min, "max": np.max, "sum": np.sum, "std": np.std}
 
 
 class WindowConfig(Config):
@@ -70,27 +64,39 @@ class WindowConfig(Config):
         return self
 
 
-def aggregate(values: dict[str, list[Any]], fields: list[str], aggs: list[str]) -> dict[str, Any]:
-    """Aggregates of each field's values (None/NaN ignored); all-missing gives None."""
+def aggregate(values: dict[str, list[float]], fields: list[str], aggs: list[str]) -> dict[str, Any]:
+    """Aggregates of each field's values (NaN = missing, ignored); all-missing gives None."""
+    table = np.asarray([values[f] for f in fields], dtype=np.float64)  # fields x rows
+    if table.shape[1] and not np.isnan(table).any():  # the common case: one reduction per aggregate
+        columns = {agg: _reduce_rows(table, agg) for agg in aggs}
+        return {f"{f}_{agg}": columns[agg][i] for i, f in enumerate(fields) for agg in aggs}
     out: dict[str, Any] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: reported as None
-        for f in fields:
-            arr = np.asarray([np.nan if v is None else v for v in values[f]], dtype=np.float64)
-            valid = ~np.isnan(arr)
-            for agg in aggs:
-                name = f"{f}_{agg}"
-                if agg == "count":
-                    out[name] = int(valid.sum())
-                elif not valid.any():
-                    out[name] = None
-                elif agg == "first":
-                    out[name] = float(arr[valid][0])
-                elif agg == "last":
-                    out[name] = float(arr[valid][-1])
-                else:
-                    out[name] = float(_REDUCE[agg](arr))
+    for f in fields:
+        arr = np.asarray(values[f], dtype=np.float64)
+        present = arr[~np.isnan(arr)]  # compact once: plain reductions beat the nan* ones
+        for agg in aggs:
+            name = f"{f}_{agg}"
+            if agg == "count":
+                out[name] = len(present)
+            elif not len(present):
+                out[name] = None
+            elif agg == "first":
+                out[name] = float(present[0])
+            elif agg == "last":
+                out[name] = float(present[-1])
+            else:
+                out[name] = float(_REDUCE[agg](present))
     return out
+
+
+def _reduce_rows(table: np.ndarray, agg: str) -> list[Any]:
+    if agg == "count":
+        return [table.shape[1]] * table.shape[0]
+    if agg == "first":
+        return table[:, 0].tolist()
+    if agg == "last":
+        return table[:, -1].tolist()
+    return _REDUCE[agg](table, axis=1).tolist()
 
 
 class _Buffer:
@@ -99,7 +105,7 @@ class _Buffer:
     __slots__ = ("count", "first", "last", "values")
 
     def __init__(self, fields: list[str]):
-        self.values: dict[str, list[Any]] = {f: [] for f in fields}
+        self.values: dict[str, list[float]] = {f: [] for f in fields}
         self.count = 0
         self.first: Any = None
         self.last: Any = None
@@ -107,7 +113,7 @@ class _Buffer:
     def add(self, row: dict[str, Any], fields: list[str], stamp: Any) -> None:
         for f in fields:
             v = row.get(f)
-            self.values[f].append(v if isinstance(v, int | float) and not isinstance(v, bool) else None)
+            self.values[f].append(v if isinstance(v, int | float) and not isinstance(v, bool) else _NAN)
         if self.count == 0:
             self.first = stamp
         self.last = stamp
