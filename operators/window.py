@@ -166,20 +166,22 @@ class Window(Operator):
         state[2] += 1
         size, slide = int(self.cfg.size), int(self.slide)
         if len(buf) == size:
-            self._emit_count(key, state, ctx, partial=False)
+            start, end, window = self._count_window(state)
+            self._emit(key, start, end, window, ctx, partial=False)
             for _ in range(slide):
                 buf.popleft()
             state[2] = 0  # every row left in the buffer was in the window just emitted
 
-    def _emit_count(self, key: tuple[Any, ...], state: list[Any], ctx: Context, partial: bool) -> None:
-        buf: deque[Any] = state[0]
+    def _count_window(self, state: list[Any]) -> tuple[Any, Any, _Buffer]:
+        """The buffered rows of a count window as (start, end, buffer)."""
+        rows_: deque[Any] = state[0]
         window = _Buffer(self.cfg.fields)
-        for row, stamp in buf:
+        for row, stamp in rows_:
             window.add(row, self.cfg.fields, stamp)
-        first_row = state[1] - len(buf)
-        start = window.first if self.cfg.time_field else first_row
-        end = window.last if self.cfg.time_field else first_row + len(buf)
-        self._emit(key, start, end, window, ctx, partial)
+        first_row = state[1] - len(rows_)
+        if self.cfg.time_field:
+            return window.first, window.last, window
+        return first_row, first_row + len(rows_), window
 
     def _add_time(self, key: tuple[Any, ...], row: dict[str, Any], ctx: Context) -> None:
         raw = self._stamp(row)
@@ -229,17 +231,12 @@ class Window(Operator):
             pending: list[tuple[Any, Any, Any, _Buffer]] = []
             for key, state in self.counts.items():
                 if state[2] > 0:  # rows that no emitted window covered yet
-                    buf = _Buffer(self.cfg.fields)
-                    for row, stamp in state[0]:
-                        buf.add(row, self.cfg.fields, stamp)
-                    first_row = state[1] - len(state[0])
-                    start = buf.first if self.cfg.time_field else first_row
-                    end = buf.last if self.cfg.time_field else first_row + len(state[0])
+                    start, end, buf = self._count_window(state)
                     pending.append((end, key, start, buf))
             for key, state in self.times.items():
                 for start, buf in state[0].items():
                     pending.append((start + self.cfg.size, key, start, buf))
-            pending.sort(key=lambda p: (p[0], _sortable(p[1])))
+            pending.sort(key=lambda p: (_sortable((p[0],)), _sortable(p[1])))
             for end, key, start, buf in pending:
                 self._emit(key, start, end, buf, ctx, partial=True)
         if self.late:
@@ -256,4 +253,4 @@ def _plain(value: Any) -> Any:
 
 
 def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple((0, v) if isinstance(v, int | float) else (1, str(v)) for v in key)
+    return tuple((0, v, "") if isinstance(v, int | float) else (1, 0, str(v)) for v in key)

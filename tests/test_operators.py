@@ -319,6 +319,15 @@ def test_window_accepts_batches_and_missing_values():
     assert out == [{"start": 0, "end": 3, "count": 3, "x_count": 1, "x_mean": 1.0}]
 
 
+def test_partial_windows_flush_with_mixed_keys_and_text_times():
+    data = [{"k": 1, "d": "01/02", "x": 1.0}, {"k": "a", "d": "01/01", "x": 2.0}, {"k": None, "x": 3.0}]
+    out = Harness(Window, {"fields": ["x"], "size": 5, "key": "k", "time_field": "d",
+                           "aggregates": ["sum"]}).feed(data)["out"]
+    assert sorted(w["x_sum"] for w in out) == [1.0, 2.0, 3.0] and all(w["partial"] for w in out)
+    assert {(w["k"], w["start"], w["end"]) for w in out} == {(1, "01/02", "01/02"), ("a", "01/01", "01/01"),
+                                                            (None, None, None)}
+
+
 def test_time_window_drops_late_records_unless_lateness_allows():
     data = [{"t": t, "x": 1.0} for t in (1, 2, 11, 3, 12, 25)]
     strict = Harness(Window, {"fields": ["x"], "by": "time", "time_field": "t", "size": 10,
