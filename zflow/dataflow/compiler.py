@@ -136,11 +136,10 @@ def _restart(levels: dict[str, Any]) -> RestartPolicy:
 def to_graph(ir: FlowIR, edges: list[Edge], instance: str) -> Graph:
     """The runtime's graph from a checked flow."""
     by_dst = {(e.dst, e.input): e for e in edges}
-    inline_qos = {(n.id, p): ref.qos for n in ir.nodes.values() for p, ref in n.inline.items()}
     link_qos: dict[tuple[str, str], QoS] = {}
     for e in edges:
         dst = ir.nodes[e.dst]
-        link_qos[(e.dst, e.input)] = qos_of(ir.qos, dst.qos, inline_qos.get((e.dst, e.input), {}), e.qos)
+        link_qos[(e.dst, e.input)] = qos_of(ir.qos, dst.qos, dst.inputs[e.input].qos, e.qos)
     consumers: dict[tuple[str, str], list[QoS]] = {}
     for e in edges:
         consumers.setdefault((e.src, e.output), []).append(link_qos[(e.dst, e.input)])
@@ -167,7 +166,7 @@ def to_graph(ir: FlowIR, edges: list[Edge], instance: str) -> Graph:
         for port, p in n.inputs.items():
             if port in n.timers:
                 inputs[port] = InputSpec(port=port, type=p.type, timer_ms=n.timers[port],
-                                         qos=qos_of(ir.qos, n.qos, inline_qos.get((nid, port), {})))
+                                         qos=qos_of(ir.qos, n.qos, p.qos))
                 continue
             e = by_dst[(nid, port)]
             key = keys[(e.src, e.output)]

@@ -324,7 +324,7 @@ class _Builder:
                 if not self._check_port(port, at):
                     continue
                 ref_model = ref if isinstance(ref, InputRef) else InputRef(source=ref)
-                n.inputs[port] = Port(port, self._type(ref_model.type, at.at("type")), at)
+                n.inputs[port] = Port(port, self._type(ref_model.type, at.at("type")), at, _opts(ref_model.qos))
                 timer = parse_timer(ref_model.source)
                 if isinstance(timer, str):
                     self.problems.append(at.problem(timer))
@@ -332,8 +332,7 @@ class _Builder:
                 elif timer is not None:
                     n.timers[port] = timer
                 else:
-                    n.inline[port] = InlineSource(ref_model.source, at if isinstance(ref, str) else at.at("source"),
-                                                  _opts(ref_model.qos))
+                    n.inline[port] = InlineSource(ref_model.source, at if isinstance(ref, str) else at.at("source"))
         elif declared_in is not None:
             n.inputs = self._port_list(declared_in, where.at("inputs"))
         declared_out = node.outputs if outputs else None
@@ -376,7 +375,11 @@ class _Builder:
             if name in out:
                 self.problems.append(at.problem(f"duplicate port '{name}'"))
                 continue
-            out[name] = Port(name, self._type(type_, at.at("type")), at)
+            qos = _opts(item.qos) if isinstance(item, PortDecl) else {}
+            if qos and where.path[-1] == "outputs":
+                self.problems.append(at.at("qos").problem(
+                    "qos belongs to inputs (or links)", "set it on the consuming input or the link"))
+            out[name] = Port(name, self._type(type_, at.at("type")), at, qos)
         return out
 
     def _type(self, text: str | None, where: Where) -> str | None:

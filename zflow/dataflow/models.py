@@ -73,6 +73,7 @@ class PortDecl(_Strict):
         None,
         description="any | bytes | json | str | int | float | bool | ndarray | ndarray[float32] | model:pkg.mod:Class",
     )
+    qos: QoSModel | None = Field(None, description="inputs only: QoS of the link into this input")
 
 
 class InputRef(_Strict):
