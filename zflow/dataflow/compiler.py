@@ -144,24 +144,21 @@ def to_graph(ir: FlowIR, edges: list[Edge], instance: str) -> Graph:
     for e in edges:
         consumers.setdefault((e.src, e.output), []).append(link_qos[(e.dst, e.input)])
 
-    nodes: dict[str, NodeSpec] = {}
     keys: dict[tuple[str, str], str] = {}
     for nid, n in ir.nodes.items():
         assert n.run is not None  # a node without a run spec is a reported problem
         shell = NodeSpec(id=nid, kind=n.kind, run=n.run)
-        outputs = {}
-        for port, p in n.outputs.items():
-            key = output_key(ir.name, instance, shell, port)
-            keys[(nid, port)] = key
-            outputs[port] = OutputSpec(port=port, key=key, type=p.type,
-                                       qos=_publisher_qos(ir.qos, consumers.get((nid, port), [])))
-        nodes[nid] = NodeSpec(
-            id=nid, kind=n.kind, run=n.run, outputs=outputs, config=n.config, group=n.group,
-            restart=_restart({**ir.restart, **n.restart}), deploy=dict(n.deploy), base_dir=n.base_dir,
-            source_file=n.where.doc.file, source_line=n.where.doc.line_of(n.where.path),
-        )
+        for port in n.outputs:
+            keys[(nid, port)] = output_key(ir.name, instance, shell, port)
+
+    nodes: dict[str, NodeSpec] = {}
     links = []
     for nid, n in ir.nodes.items():
+        outputs = {
+            port: OutputSpec(port=port, key=keys[(nid, port)], type=p.type,
+                             qos=_publisher_qos(ir.qos, consumers.get((nid, port), [])))
+            for port, p in n.outputs.items()
+        }
         inputs = {}
         for port, p in n.inputs.items():
             if port in n.timers:
@@ -173,15 +170,14 @@ def to_graph(ir: FlowIR, edges: list[Edge], instance: str) -> Graph:
             qos = link_qos[(nid, port)]
             inputs[port] = InputSpec(port=port, type=p.type, upstream=Upstream(e.src, e.output, key), qos=qos)
             links.append(Link(e.src, e.output, nid, port, key, qos))
-        nodes[nid] = _with_inputs(nodes[nid], inputs)
+        assert n.run is not None
+        nodes[nid] = NodeSpec(
+            id=nid, kind=n.kind, run=n.run, inputs=inputs, outputs=outputs, config=n.config, group=n.group,
+            restart=_restart({**ir.restart, **n.restart}), deploy=dict(n.deploy), base_dir=n.base_dir,
+            source_file=n.where.doc.file, source_line=n.where.doc.line_of(n.where.path),
+        )
     return Graph(flow=ir.name, instance=instance, nodes=nodes, links=tuple(links), vars=_str_vars(ir.vars),
                  source_file=ir.source_file)
-
-
-def _with_inputs(node: NodeSpec, inputs: dict[str, InputSpec]) -> NodeSpec:
-    from dataclasses import replace
-
-    return replace(node, inputs=inputs)
 
 
 def _str_vars(values: dict[str, Any]) -> dict[str, str]:

@@ -102,6 +102,7 @@ class _Builder:
         self.problems = ir.problems
         self._docs: dict[str, Document] = {}
         self._index: dict[tuple[int, str], list[int]] = {}
+        self._targets: dict[tuple[str, str], RunSpec | TargetError] = {}
         self._broken_ids: set[tuple[int, str]] = set()
         self._var_errors: set[tuple[str | None, tuple[str | int, ...]]] = set()
 
@@ -296,11 +297,17 @@ class _Builder:
                 f"node '{node.id}' does not say what it runs",
                 "add operator: ./file.py, ./file.py:Class, pkg.module:Class or a built-in name"))
             return None
-        try:
-            return resolve_target(text, base_dir)
-        except TargetError as exc:
-            self.problems.append(at.problem(exc.message, exc.hint))
+        key = (text, base_dir)
+        if key not in self._targets:
+            try:
+                self._targets[key] = resolve_target(text, base_dir)
+            except TargetError as exc:
+                self._targets[key] = exc
+        found = self._targets[key]
+        if isinstance(found, TargetError):
+            self.problems.append(at.problem(found.message, found.hint))
             return None
+        return found
 
     def _zenoh(self, keys: dict[str, str], kind: str, where: Where) -> RunSpec:
         for port, key in keys.items():
