@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 
 from zflow.dataflow.graph import Graph, NodeSpec, QoS
@@ -16,7 +17,15 @@ def _run(node: NodeSpec) -> str:
         return f"{run.kind} " + ", ".join(f"{p}={k}" for p, k in run.keys.items())
     if run.kind == "builtin":
         return f"builtin {run.target}"
-    return f"python {run.target}" + (f":{run.attr}" if run.attr else "")
+    return f"python {_short(run.target)}" + (f":{run.attr}" if run.attr else "")
+
+
+def _short(target: str) -> str:
+    """File targets relative to the working directory when inside it (labels stay readable)."""
+    if not os.path.isabs(target):
+        return target
+    rel = os.path.relpath(target)
+    return target if rel.startswith("..") else rel
 
 
 def _qos(qos: QoS) -> str:
