@@ -46,7 +46,7 @@ class Document:
 _SafeBase: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_SafeBase):  # type: ignore[misc,valid-type]
+class _Loader(_SafeBase):
     """Safe YAML loader; booleans restricted to true/false so 'on'/'no' stay strings."""
 
 

@@ -45,7 +45,7 @@ def load_flow(path: str | os.PathLike[str], vars: dict[str, Any] | None = None) 
     """The validated model of a dataflow file (vars substituted) and its document."""
     from zflow.dataflow.vars import declared_vars, merged_vars, substitute
 
-    doc = load_document(path)
+    doc = load_document(os.fspath(path))
     declared, problems = declared_vars(doc)
     sub, more = substitute(doc, merged_vars(declared, vars))
     if problems or more:
@@ -62,7 +62,7 @@ def _build(doc: Document, base_dir: str, vars: dict[str, Any] | None) -> tuple[F
 def check_file(path: str | os.PathLike[str], vars: dict[str, Any] | None = None) -> list[Problem]:
     """Every problem of a dataflow file (empty when it compiles)."""
     try:
-        doc = load_document(path)
+        doc = load_document(os.fspath(path))
     except UserError as exc:
         return exc.problems
     return _build(doc, _base_dir(path), vars)[2]
@@ -71,7 +71,7 @@ def check_file(path: str | os.PathLike[str], vars: dict[str, Any] | None = None)
 def compile_file(path: str | os.PathLike[str], vars: dict[str, Any] | None = None,
                  instance: str | None = None) -> Graph:
     """Compile a dataflow file; raises :class:`UserError` carrying every problem."""
-    doc = load_document(path)
+    doc = load_document(os.fspath(path))
     return _compile(doc, _base_dir(path), vars, instance)
 
 

@@ -451,16 +451,18 @@ class _Builder:
         )
         self.scope(inner_scope, [("operator", "operators", model.operators)], model.links, inner, inner_dir)
         comp = Composite(local=entry.id, id=cid, where=where, scope=inner_scope)
-        for field, items in (("inputs", model.inputs), ("outputs", model.outputs)):
-            table = comp.inputs if field == "inputs" else comp.outputs
-            for i, item in enumerate(items):
+        exposed: list[tuple[str, dict[str, Exposed], list[tuple[str, str, str]]]] = [
+            ("inputs", comp.inputs, [(x.id, x.node, x.input) for x in model.inputs]),
+            ("outputs", comp.outputs, [(x.id, x.node, x.output) for x in model.outputs]),
+        ]
+        for field, table, items in exposed:
+            for i, (pid, inner_node, inner_port) in enumerate(items):
                 at = Where(doc, (field, i))
-                if item.id in table:
-                    self.problems.append(at.at("id").problem(f"duplicate composite {field[:-1]} '{item.id}'"))
+                if pid in table:
+                    self.problems.append(at.at("id").problem(f"duplicate composite {field[:-1]} '{pid}'"))
                     continue
-                self._check_port(item.id, at.at("id"))
-                port = item.input if field == "inputs" else item.output  # type: ignore[union-attr]
-                table[item.id] = Exposed(item.id, item.node, port, at)
+                self._check_port(pid, at.at("id"))
+                table[pid] = Exposed(pid, inner_node, inner_port, at)
         if entry.inputs is not None or entry.outputs is not None:
             self.problems.append(where.problem(
                 f"composite '{entry.id}' takes its ports from {os.path.basename(path)}",

@@ -117,7 +117,7 @@ def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem], set[tuple[str, str]]
                     for port in table.values():
                         res.exposed(member, port, direction)
                 continue
-            for port, ref in member.inline.items():
+            for port_name, ref in member.inline.items():
                 node, sep, output = ref.text.partition("/")
                 if not sep or not node or not output or "/" in output:
                     problems.append(ref.where.problem(
@@ -126,7 +126,7 @@ def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem], set[tuple[str, str]]
                     continue
                 src = res.end(scope, node, output, "output", ref.where, ref.where)
                 if src:
-                    edges.append(Edge(src[0], src[1], member.id, port, ref.where))
+                    edges.append(Edge(src[0], src[1], member.id, port_name, ref.where))
     edges.sort(key=lambda e: (e.where.doc.file or "", e.where.doc.line_of(e.where.path) or 0))
     return edges, problems, attempted
 
