@@ -291,3 +291,44 @@ def test_every_example_and_fixture_checks_clean():
     examples = Path(__file__).resolve().parent.parent / "examples"
     for path in sorted(examples.glob("descriptors/*.yaml")):
         assert check_file(path) == [], path
+
+
+def test_one_composite_used_twice_gets_two_namespaces():
+    data = {
+        "name": "twice",
+        "sources": [{"id": "s", "operator": "sensor-sim", "outputs": ["o"]}],
+        "operators": [{"id": "a", "descriptor": "./composites/stage.yaml"},
+                      {"id": "b", "descriptor": "./composites/stage.yaml"}],
+        "sinks": [{"id": "k", "operator": "print", "inputs": {"x": "a/alerts", "y": "b/alerts"}}],
+        "links": [{"from": {"node": "s", "output": "o"}, "to": {"node": "a", "input": "in"}},
+                  {"from": {"node": "s", "output": "o"}, "to": {"node": "b", "input": "in"}}],
+    }
+    g = compile_dict(data, str(FLOWS), instance="t")
+    assert sorted(g.nodes) == ["a.detect", "a.win", "b.detect", "b.win", "k", "s"]
+    assert g.nodes["k"].inputs["y"].upstream.key == "zflow/data/twice/t/b.detect/alerts"
+
+
+def test_vars_in_mapping_keys_and_their_lines(tmp_path):
+    (tmp_path / "f.yaml").write_text(
+        "name: t\nvars: {EDGE: edge-7}\n"
+        "sources: [{id: s, operator: sensor-sim, outputs: [o]}]\n"
+        "sinks: [{id: k, operator: print, inputs: {i: s/o}}]\n"
+        "mapping:\n  '{{ EDGE }}':\n    - s\n    - kk\n")
+    problems = check_file(tmp_path / "f.yaml")
+    assert [(p.line, p.path, p.hint) for p in problems] == [
+        (8, ("mapping", "edge-7", 1), "did you mean 'k'?")]
+    (tmp_path / "f.yaml").write_text((tmp_path / "f.yaml").read_text().replace("    - kk\n", ""))
+    assert compile_file(tmp_path / "f.yaml").nodes["s"].deploy == {"daemon": "edge-7"}
+
+
+def test_json_descriptor(tmp_path):
+    (tmp_path / "f.json").write_text(json.dumps({
+        "name": "j",
+        "sources": [{"id": "s", "operator": "sensor-sim", "outputs": ["o"]}],
+        "sinks": [{"id": "k", "operator": "print", "inputs": ["i"]}],
+        "links": [{"from": {"node": "s", "output": "o"}, "to": {"node": "k", "input": "ii"}}],
+    }, indent=2))
+    problems = check_file(tmp_path / "f.json")
+    assert [p.render().split(": ", 1)[1] for p in problems] == [
+        "links[0].to.input: node 'k' has no input 'ii' (did you mean 'i'?)"]
+    assert problems[0].line == 29  # the line of "input": "ii"

@@ -12,6 +12,7 @@ not deadlock the compiler or the runtime by itself.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from zflow.dataflow import types as port_types
@@ -72,6 +73,16 @@ class _Resolver:
         return self._exposed[key]
 
 
+def _meant_input(scope: Scope, node: str, port: str) -> End | None:
+    """The input a link with a misspelt port probably meant (its echo is not reported)."""
+    member = scope.members.get(node)
+    if isinstance(member, Node):
+        close = difflib.get_close_matches(port, list(member.inputs), n=1, cutoff=0.6)
+        if close:
+            return member.id, close[0]
+    return None
+
+
 def _ports(member: Node | Composite, direction: str) -> tuple[list[str], list[str]]:
     if direction == "output":
         return list(member.outputs), list(member.inputs)
@@ -111,6 +122,10 @@ def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem], set[tuple[str, str]]
                 edges.append(Edge(src[0], src[1], dst[0], dst[1], link.where, dict(link.qos)))
             elif dst:
                 attempted.add(dst)
+            else:
+                guess = _meant_input(scope, link.dst_node, link.dst_input)
+                if guess:
+                    attempted.add(guess)
         for member in scope.members.values():
             if isinstance(member, Composite):
                 for table, direction in ((member.inputs, "input"), (member.outputs, "output")):
