@@ -332,3 +332,14 @@ def test_json_descriptor(tmp_path):
     assert [p.render().split(": ", 1)[1] for p in problems] == [
         "links[0].to.input: node 'k' has no input 'ii' (did you mean 'i'?)"]
     assert problems[0].line == 29  # the line of "input": "ii"
+
+
+def test_cycles_are_allowed(tmp_path):
+    (tmp_path / "f.yaml").write_text(
+        "name: loop\n"
+        "sources: [{id: s, operator: sensor-sim, outputs: [o]}]\n"
+        "operators:\n"
+        "  - {id: ctl, operator: threshold, inputs: {set: s/o, feedback: plant/y}, outputs: [u]}\n"
+        "  - {id: plant, operator: window, inputs: {u: {source: ctl/u, qos: {policy: latest}}}, outputs: [y]}\n")
+    g = compile_file(tmp_path / "f.yaml")
+    assert {(lk.src_node, lk.dst_node) for lk in g.links} == {("s", "ctl"), ("plant", "ctl"), ("ctl", "plant")}
