@@ -1,8 +1,6 @@
 """Built-in operators. ``BUILTINS`` maps an operator name (as written in a descriptor's
 ``operator:`` field) to ``"module:attr"``; it must stay a plain dict literal so the descriptor
 checker can read it without importing any operator module.
-
-Placeholder entries written by the descriptor work; the operators work owns this file.
 """
 
 BUILTINS: dict[str, str] = {
