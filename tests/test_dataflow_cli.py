@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from zflow.cli.flow import SCHEMAS
-from zflow.dataflow import compile_file, models
+from zflow.dataflow import Graph, compile_file, models
 from zflow.dataflow.render import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +68,7 @@ def test_missing_file_exits_2(zflow_cmd, cli_env, tmp_path):
     ("text", "stage.win/agg -> stage.detect/agg"),
     ("mermaid", "flowchart LR"),
     ("dot", 'digraph "pipeline" {'),
+    ("json", '"flow": "pipeline"'),
 ])
 def test_graph_formats(zflow_cmd, cli_env, fmt, expected):
     r = _run(zflow_cmd, cli_env, "graph", str(FLOWS / "pipeline.yaml"), "--format", fmt, "--instance", "g1")
@@ -85,11 +86,18 @@ def test_render_text_shows_nodes_ports_keys_and_qos():
     assert "    outputs: out:json -> zflow/data/pipeline/r/clean/out" in out
     assert "    inputs:  tick <- timer 100 ms" in out
     assert '    deploy:  {"daemon": "edge-1"}' in out
-    assert "    key: site1/sensors/**  qos: queue_size=16, policy=drop_oldest, priority=2" in out
+    assert "  remote [source] zenoh-subscriber raw=site1/sensors/**" in out
+    assert "    key: zflow/data/pipeline/r/remote/raw  qos: queue_size=16, policy=drop_oldest, priority=2" in out
     mermaid = render(g, "mermaid")
     assert 'n_stage_win -->|"agg → agg (queue_size=16)"| n_stage_detect' in mermaid
     dot = render(g, "dot")
     assert dot.count("\" -> \"") == 5 + 1  # five links and one timer edge
+
+
+def test_graph_json_round_trips(zflow_cmd, cli_env):
+    r = _run(zflow_cmd, cli_env, "graph", str(FLOWS / "pipeline.yaml"), "--format", "json", "--instance", "j")
+    assert r.returncode == 0, r.stderr
+    assert Graph.from_dict(json.loads(r.stdout)) == compile_file(FLOWS / "pipeline.yaml", instance="j")
 
 
 def test_schema_export(zflow_cmd, cli_env, tmp_path):

@@ -38,10 +38,10 @@ def test_pipeline_compiles_to_the_documented_keys_and_run_specs():
     assert g.nodes["out"].run == RunSpec(kind="zenoh-publisher", keys={"alerts": "site1/alerts"})
     assert g.nodes["clean"].outputs["out"].key == "zflow/data/pipeline/i1/clean/out"
     assert g.nodes["stage.win"].outputs["agg"].key == "zflow/data/pipeline/i1/stage.win/agg"
-    # a zenoh-subscriber source "outputs" on the user's key expression
-    assert g.nodes["remote"].outputs["raw"].key == "site1/sensors/**"
+    # a zenoh-subscriber source republishes on the data plane (every link can be tapped)
+    assert g.nodes["remote"].outputs["raw"].key == "zflow/data/pipeline/i1/remote/raw"
     up = g.nodes["clean"].inputs["raw"].upstream
-    assert up is not None and (up.node, up.output, up.key) == ("remote", "raw", "site1/sensors/**")
+    assert up is not None and (up.node, up.output, up.key) == ("remote", "raw", "zflow/data/pipeline/i1/remote/raw")
     tick = g.nodes["tick"].inputs["tick"]
     assert tick.timer_ms == 100.0 and tick.upstream is None
     assert {(lk.src_node, lk.dst_node) for lk in g.links} == {

@@ -1,4 +1,4 @@
-"""Printing a compiled graph for people: plain text, Mermaid, or Graphviz DOT."""
+"""Printing a compiled graph: plain text, Mermaid or Graphviz DOT for people, JSON for tools."""
 
 from __future__ import annotations
 
@@ -110,11 +110,16 @@ def dot(graph: Graph) -> str:
     return "\n".join(lines)
 
 
-FORMATS: dict[str, Callable[[Graph], str]] = {"text": text, "mermaid": mermaid, "dot": dot}
+def as_json(graph: Graph) -> str:
+    """The compiled graph itself (``Graph.from_dict`` reads it back; ``zflow run`` accepts it)."""
+    return json.dumps(graph.to_dict(), indent=2)
+
+
+FORMATS: dict[str, Callable[[Graph], str]] = {"text": text, "mermaid": mermaid, "dot": dot, "json": as_json}
 
 
 def render(graph: Graph, fmt: str = "text") -> str:
     return FORMATS[fmt](graph)
 
 
-__all__ = ["FORMATS", "dot", "mermaid", "render", "text"]
+__all__ = ["FORMATS", "as_json", "dot", "mermaid", "render", "text"]
