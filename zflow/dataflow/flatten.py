@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -122,8 +122,10 @@ class _Builder:
                     names = [n for n in _listdir(folder) if n.endswith((".yaml", ".yml", ".json"))]
                     self.problems.append(where.problem(f"descriptor file not found: {path}",
                                                        did_you_mean(os.path.basename(path), names)))
+                elif not os.path.isfile(path):
+                    self.problems.append(where.problem(f"descriptor {path} is a directory, expected a file"))
                 else:
-                    self.problems.extend(exc.problems)
+                    self.problems.extend(exc.problems)  # YAML errors point into that file
                 return None
         return self._docs[path]
 
@@ -137,7 +139,7 @@ class _Builder:
         try:
             return model.model_validate(sub.data), sub, values
         except ValidationError as exc:
-            self.problems.extend(_drop_echoes(validation_problems(exc, sub, model)))
+            self.problems.extend(_tidy(validation_problems(exc, sub, model)))
             return self._salvage(model, sub, exc), sub, values
 
     def _salvage(self, model: type[BaseModel], doc: Document, exc: ValidationError) -> Any:
@@ -310,6 +312,8 @@ class _Builder:
         return found
 
     def _zenoh(self, keys: dict[str, str], kind: str, where: Where) -> RunSpec:
+        if not keys:
+            self.problems.append(where.problem(f"no ports: expected {{port: key/expression}} for the {kind}"))
         for port, key in keys.items():
             if self._check_port(port, where.at(port)):
                 error = keyexprs.user_key_error(key)
@@ -408,7 +412,12 @@ class _Builder:
         doc = self._load(path, at)
         if doc is None:
             return None
-        data = doc.data if isinstance(doc.data, dict) else {}
+        if not isinstance(doc.data, dict):
+            self.problems.append(at.problem(
+                f"descriptor {_display(path)} is {'empty' if doc.data is None else 'not a mapping'}",
+                "expected a composite operator (operators, links, inputs, outputs) or a node descriptor"))
+            return None
+        data = doc.data
         inner_dir = os.path.dirname(path)
         if "operators" in data or "links" in data or "sources" in data or "sinks" in data:
             if kind != "operator" or "sources" in data or "sinks" in data:
@@ -470,13 +479,15 @@ class _Builder:
         return comp
 
 
-def _drop_echoes(problems: list[Problem]) -> list[Problem]:
-    """A misspelt required field gives 'unknown field x (did you mean y?)' and 'y missing':
-    keep only the first, which already says how to fix both."""
+def _tidy(problems: list[Problem]) -> list[Problem]:
+    """Model problems as a person wants them: a misspelt required field gives 'unknown field x
+    (did you mean y?)' and 'y missing', keep the first (it fixes both); drop pydantic's
+    'value error, ' prefix from our own validators' messages."""
     prefix = "did you mean '"
     meant = {(*p.path[:-1], p.hint[len(prefix):-2]) for p in problems
              if p.message == "unknown field" and p.hint and p.hint.startswith(prefix)}
-    return [p for p in problems if not (p.message == "required field is missing" and p.path in meant)]
+    return [replace(p, message=p.message.removeprefix("value error, ")) for p in problems
+            if not (p.message == "required field is missing" and p.path in meant)]
 
 
 def _display(path: str) -> str:

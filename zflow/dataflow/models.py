@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag, field_validator
+
+Int = Annotated[int, Strict()]  # no true -> 1, no "5" -> 5: a quoted number is a mistake here
 
 
 class _Strict(BaseModel):
@@ -21,11 +23,11 @@ class _Strict(BaseModel):
 class QoSModel(_Strict):
     """Delivery semantics of a link; every field optional so levels can be layered."""
 
-    queue_size: int | None = Field(None, ge=1, description="receiver queue length (messages)")
+    queue_size: Int | None = Field(None, ge=1, description="receiver queue length (messages)")
     policy: Literal["block", "drop_oldest", "latest"] | None = Field(
         None, description="what a full queue does: block the producer, drop the oldest, keep only the latest"
     )
-    priority: int | None = Field(None, ge=1, le=7, description="Zenoh priority: 1 real-time .. 7 background")
+    priority: Int | None = Field(None, ge=1, le=7, description="Zenoh priority: 1 real-time .. 7 background")
     congestion_control: Literal["block", "drop"] | None = None
     reliability: Literal["reliable", "best_effort"] | None = None
     express: bool | None = Field(None, description="Zenoh express: send without batching")
@@ -33,7 +35,7 @@ class QoSModel(_Strict):
 
 class RestartModel(_Strict):
     policy: Literal["never", "on-failure"] | None = None
-    max_restarts: int | None = Field(None, ge=0)
+    max_restarts: Int | None = Field(None, ge=0)
     backoff: float | str | None = Field(
         None, description="seconds between restarts (number, or '500ms' / '2s' / '1m')"
     )

@@ -153,23 +153,29 @@ def find_module(dotted: str, base_dir: str) -> str | None:
     """
     parts = dotted.split(".")
     search = [base_dir, *sys.path]
-    if parts[0] in sys.modules:
-        spec = getattr(sys.modules[parts[0]], "__spec__", None)
-    else:
-        spec = importlib.machinery.PathFinder.find_spec(parts[0], search)
-        if spec is None:
-            try:
-                spec = importlib.util.find_spec(parts[0])  # built-in / frozen modules
-            except (ImportError, ValueError):
-                spec = None
-    for i in range(1, len(parts)):
-        if spec is None or not spec.submodule_search_locations:
+    spec = None
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        module = sys.modules.get(name)
+        if module is not None:  # already imported (os.path, zflow...): nothing new runs
+            spec = getattr(module, "__spec__", None)
+            if spec is None:
+                return getattr(module, "__file__", None) or "<module>"
+            continue
+        if i == 0:
+            spec = importlib.machinery.PathFinder.find_spec(name, search)
+            if spec is None:
+                try:
+                    spec = importlib.util.find_spec(name)  # built-in / frozen modules
+                except (ImportError, ValueError):
+                    spec = None
+        elif spec is None or not spec.submodule_search_locations:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(
-            ".".join(parts[: i + 1]), list(spec.submodule_search_locations)
-        )
-    if spec is None:
-        return None
+        else:
+            spec = importlib.machinery.PathFinder.find_spec(name, list(spec.submodule_search_locations))
+        if spec is None:
+            return None
+    assert spec is not None
     return spec.origin or "<namespace>"
 
 

@@ -125,11 +125,11 @@ def declared_vars(doc: Document) -> tuple[dict[str, Any], list[Problem]]:
     if raw is None:
         return {}, []
     if not isinstance(raw, dict):
-        return {}, [doc.problem(("vars",), "expected a mapping of NAME: value")]
+        return {}, []  # the model reports the shape
     problems = [
         doc.problem(("vars", k), f"bad variable name {k!r}", "letters, digits, '_' or '-'")
         for k in raw
-        if not isinstance(k, str) or not _NAME.match(k)
+        if isinstance(k, str) and not _NAME.match(k)
     ]
     return {str(k): v for k, v in raw.items()}, problems
 
