@@ -343,3 +343,17 @@ def test_cycles_are_allowed(tmp_path):
         "  - {id: plant, operator: window, inputs: {u: {source: ctl/u, qos: {policy: latest}}}, outputs: [y]}\n")
     g = compile_file(tmp_path / "f.yaml")
     assert {(lk.src_node, lk.dst_node) for lk in g.links} == {("s", "ctl"), ("plant", "ctl"), ("ctl", "plant")}
+
+
+def test_compile_dict_leaves_braces_in_generated_data_alone(tmp_path):
+    data = {
+        "name": "gen",
+        "sources": [{"id": "s", "operator": "sensor-sim", "outputs": ["o"],
+                     "configuration": {"template": "Hello {{ name }}"}}],
+        "sinks": [{"id": "k", "operator": "print", "inputs": {"i": "s/o"}}],
+    }
+    g = compile_dict(data, str(tmp_path))
+    assert g.nodes["s"].config == {"template": "Hello {{ name }}"}
+    with pytest.raises(UserError) as info:
+        compile_dict({**data, "vars": {"who": "x"}}, str(tmp_path))
+    assert "variable 'name' is not defined" in info.value.render()

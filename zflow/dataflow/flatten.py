@@ -101,6 +101,7 @@ class _Builder:
         self.ir = ir
         self.problems = ir.problems
         self._docs: dict[str, Document] = {}
+        self.substitute_next = True
         self._index: dict[tuple[int, str], list[int]] = {}
         self._targets: dict[tuple[str, str], RunSpec | TargetError] = {}
         self._broken_ids: set[tuple[int, str]] = set()
@@ -133,7 +134,11 @@ class _Builder:
         """Substitute vars (file defaults, outer values win) and validate; None on failure."""
         declared, problems = declared_vars(doc)
         values = merged_vars(declared, outer_vars)
-        sub, var_problems = substitute(doc, values)
+        if self.substitute_next:
+            sub, var_problems = substitute(doc, values)
+        else:
+            sub, var_problems = doc, []
+        self.substitute_next = True
         self.problems.extend(problems + var_problems)
         self._var_errors.update((sub.file, p.path) for p in var_problems)
         try:
@@ -506,10 +511,16 @@ def _listdir(folder: str) -> list[str]:
         return []
 
 
-def build(doc: Document, base_dir: str, cli_vars: dict[str, Any] | None = None) -> FlowIR:
-    """Read a dataflow document (composites included) into a :class:`FlowIR` with its problems."""
+def build(doc: Document, base_dir: str, cli_vars: dict[str, Any] | None = None,
+          substitute_root: bool = True) -> FlowIR:
+    """Read a dataflow document (composites included) into a :class:`FlowIR` with its problems.
+
+    ``substitute_root=False`` leaves the top document's strings alone (generated descriptors
+    may carry user text with ``{{ }}`` in their configuration); composite files still get vars.
+    """
     ir = FlowIR(name="", root=Scope(prefix="", doc=doc), source_file=doc.file)
     builder = _Builder(ir)
+    builder.substitute_next = substitute_root
     if not isinstance(doc.data, dict):
         ir.problems.append(doc.problem((), "expected a mapping with name, sources, operators, sinks, links"))
         return ir
