@@ -357,3 +357,16 @@ def test_compile_dict_leaves_braces_in_generated_data_alone(tmp_path):
     with pytest.raises(UserError) as info:
         compile_dict({**data, "vars": {"who": "x"}}, str(tmp_path))
     assert "variable 'name' is not defined" in info.value.render()
+
+
+def test_zenoh_flow_builtin_in_a_node_descriptor_file(tmp_path):
+    (tmp_path / "pub.yml").write_text("description: my zenoh sink\nzenoh-publishers:\n  key_0: key/expr/0\n")
+    (tmp_path / "flow.yml").write_text(
+        "name: f\nsources: [{id: s, zenoh-subscribers: {o: a/b}}]\n"
+        "sinks: [{id: k, descriptor: 'file://./pub.yml'}]\n"
+        "links: [{from: {node: s, output: o}, to: {node: k, input: key_0}}]\n")
+    g = compile_file(tmp_path / "flow.yml")
+    assert g.nodes["k"].run == RunSpec(kind="zenoh-publisher", keys={"key_0": "key/expr/0"})
+    (tmp_path / "flow.yml").write_text((tmp_path / "flow.yml").read_text().replace("sinks:", "operators:"))
+    problems = check_file(tmp_path / "flow.yml")
+    assert any("pub.yml declares zenoh-publishers, which is only for sinks" in p.message for p in problems)

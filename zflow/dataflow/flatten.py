@@ -291,9 +291,9 @@ class _Builder:
 
     def run(self, node: NodeModel | NodeFileModel, where: Where, base_dir: str, present: list[str],
             script: Any) -> RunSpec | None:
-        if isinstance(node, NodeModel) and node.zenoh_subscribers is not None:
+        if node.zenoh_subscribers is not None:
             return self._zenoh(node.zenoh_subscribers, "zenoh-subscriber", where.at("zenoh-subscribers"))
-        if isinstance(node, NodeModel) and node.zenoh_publishers is not None:
+        if node.zenoh_publishers is not None:
             return self._zenoh(node.zenoh_publishers, "zenoh-publisher", where.at("zenoh-publishers"))
         if script:
             text, at = str(script), where.at("configuration", "python-script")
@@ -436,11 +436,19 @@ class _Builder:
         model, sub, _ = self._prepare(doc, NodeFileModel, inh.vars)
         if model is None:
             return None
-        present = [f for f in ("operator", "library", "uri") if getattr(model, f) is not None]
+        present = [f for f in _RUN_FIELDS if sub.data.get(f) is not None]
         script = (model.configuration or {}).get("python-script") or (entry.configuration or {}).get("python-script")
         if script and "library" in present and not str(model.library).endswith(".py"):
             present.remove("library")
         file_where = Where(sub, ())
+        if len(present) > 1 or "descriptor" in present:
+            self.problems.append(file_where.at(present[-1]).problem(
+                f"a node descriptor sets {' and '.join(repr(p) for p in present)}", "set exactly one"))
+            return None
+        for field, allowed in (("zenoh-subscribers", "source"), ("zenoh-publishers", "sink")):
+            if field in present and kind != allowed:
+                self.problems.append(at.problem(f"{_display(path)} declares {field}, which is only for {allowed}s"))
+                return None
         return self.leaf(scope, kind, model, file_where, inh, inner_dir, present, script,
                          entry=entry, entry_where=where)
 

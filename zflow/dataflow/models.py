@@ -214,6 +214,8 @@ class NodeFileModel(_Strict):
     operator: str | None = None
     library: str | None = None
     uri: str | None = None
+    zenoh_subscribers: dict[str, str] | None = Field(None, alias="zenoh-subscribers")
+    zenoh_publishers: dict[str, str] | None = Field(None, alias="zenoh-publishers")
     configuration: dict[str, Any] | None = None
     inputs: PortList | None = None
     outputs: PortList | None = None
