@@ -17,7 +17,7 @@ Int = Annotated[int, Strict()]  # no true -> 1, no "5" -> 5: a quoted number is 
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class QoSModel(_Strict):
