@@ -275,7 +275,7 @@ class _Builder:
             n.deploy = deep_merge(inh.deploy, own.deploy)
             n.group = inh.group
             if own.group is not None:
-                self._check_port(own.group, where.at("group"))
+                self._check_port(own.group, (entry_where or where).at("group"))
                 n.group = (inh.group + SEP if inh.group else scope.prefix) + own.group
         else:
             n.qos, n.restart, n.deploy, n.group = dict(inh.qos), dict(inh.restart), dict(inh.deploy), inh.group
