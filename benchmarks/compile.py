@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zflow.dataflow import check_file, compile_file  # noqa: E402
-from zflow.documents import load_document  # noqa: E402
+from zflow.dataflow import check_file, compile_file
+from zflow.documents import load_document
 
 
 def write_flow(folder: Path, chains: int = 5, length: int = 8) -> Path:
