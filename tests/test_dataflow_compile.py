@@ -173,19 +173,20 @@ def test_zenoh_flow_04_spelling_flow_and_node_files(tmp_path):
 
 
 def test_typed_ports_compatible_across_links(tmp_path):
+    (tmp_path / "readings.py").write_text("class Reading:\n    pass\n\n\nclass A:\n    pass\n\n\nclass B:\n    pass\n")
     (tmp_path / "f.yaml").write_text(
         "name: t\n"
         "sources: [{id: s, operator: sensor-sim, outputs: [{id: a, type: 'ndarray[float32]'}, {id: n, type: int},"
-        " {id: m, type: 'model:pkg.mod:Reading'}]}]\n"
+        " {id: m, type: 'model:readings:Reading'}]}]\n"
         "sinks: [{id: k, operator: print, inputs: {a: {source: s/a, type: ndarray}, n: {source: s/n, type: float},"
-        " m: {source: s/m, type: 'model:pkg.mod:Reading'}}}]\n")
+        " m: {source: s/m, type: 'model:readings:Reading'}}}]\n")
     assert check_file(tmp_path / "f.yaml") == []
     (tmp_path / "f.yaml").write_text(
-        "name: t\nsources: [{id: s, operator: sensor-sim, outputs: [{id: a, type: 'model:pkg.mod:A'}]}]\n"
-        "sinks: [{id: k, operator: print, inputs: {a: {source: s/a, type: 'model:pkg.mod:B'}}}]\n")
+        "name: t\nsources: [{id: s, operator: sensor-sim, outputs: [{id: a, type: 'model:readings:A'}]}]\n"
+        "sinks: [{id: k, operator: print, inputs: {a: {source: s/a, type: 'model:readings:B'}}}]\n")
     with pytest.raises(UserError) as info:
         compile_file(tmp_path / "f.yaml")
-    assert "type mismatch: s/a sends model:pkg.mod:A but k/a expects model:pkg.mod:B" in info.value.render()
+    assert "type mismatch: s/a sends model:readings:A but k/a expects model:readings:B" in info.value.render()
 
 
 @pytest.mark.parametrize(("src", "dst", "ok"), [

@@ -216,6 +216,23 @@ CASES: list[tuple[str, dict[str, str], list[tuple[str, str, str, str | None]], d
         sinks:
           - {id: k, operator: print, inputs: {i: s/o}}
         """}, [("flow.yaml", "sources[0].outputs[0].type", "unknown port type 'jsn'", "did you mean 'json'?")], None),
+    ("model-type-unknown-class", {"models.py": "class Reading:\n    pass\n", "flow.yaml": """
+        name: t
+        sources:
+          - {id: s, operator: sensor-sim, outputs: [{id: o, type: "model:models:Readng"}]}  #<
+        sinks:
+          - {id: k, operator: print, inputs: {i: s/o}}
+        """}, [("flow.yaml", "sources[0].outputs[0].type", "port type model:models:Readng: 'Readng' is not defined",
+                "did you mean 'Reading'?")], None),
+    ("daemon-id-bad", {"flow.yaml": """
+        name: t
+        sources:
+          - {id: s, operator: sensor-sim, outputs: [o]}
+        sinks:
+          - {id: k, operator: print, inputs: {i: s/o}}
+        mapping:
+          "edge 1": [s]  #<
+        """}, [("flow.yaml", "mapping.edge 1", "daemon id 'edge 1' cannot be used in a Zenoh key expression", None)], None),
     ("bad-ndarray-dtype", {"flow.yaml": """
         name: t
         sources:

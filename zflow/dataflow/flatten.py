@@ -39,7 +39,7 @@ from zflow.dataflow.models import (
     NodeModel,
     PortDecl,
 )
-from zflow.dataflow.targets import TargetError, resolve_path, resolve_target
+from zflow.dataflow.targets import TargetError, check_module_attr, resolve_path, resolve_target
 from zflow.dataflow.vars import declared_vars, merged_vars, substitute
 from zflow.documents import Document, load_document, validation_problems
 from zflow.errors import Problem, UserError, did_you_mean
@@ -273,6 +273,12 @@ class _Builder:
             n.qos = deep_merge(inh.qos, _opts(own.qos))
             n.restart = deep_merge(inh.restart, _opts(own.restart))
             n.deploy = deep_merge(inh.deploy, own.deploy)
+            daemon = (own.deploy or {}).get("daemon")
+            if daemon is not None:
+                try:
+                    keyexprs.chunk(str(daemon), "daemon id")
+                except UserError as exc:
+                    self.problems.append((entry_where or where).at("deploy", "daemon").problem(exc.problems[0].message))
             n.group = inh.group
             if own.group is not None:
                 self._check_port(own.group, (entry_where or where).at("group"))
@@ -340,7 +346,7 @@ class _Builder:
                 if not self._check_port(port, at):
                     continue
                 ref_model = ref if isinstance(ref, InputRef) else InputRef(source=ref)
-                n.inputs[port] = Port(port, self._type(ref_model.type, at.at("type")), at, _opts(ref_model.qos))
+                n.inputs[port] = Port(port, self._type(ref_model.type, at.at("type"), n.base_dir), at, _opts(ref_model.qos))
                 timer = parse_timer(ref_model.source)
                 if isinstance(timer, str):
                     self.problems.append(at.problem(timer))
@@ -350,12 +356,12 @@ class _Builder:
                 else:
                     n.inline[port] = InlineSource(ref_model.source, at if isinstance(ref, str) else at.at("source"))
         elif declared_in is not None:
-            n.inputs = self._port_list(declared_in, where.at("inputs"))
+            n.inputs = self._port_list(declared_in, where.at("inputs"), n.base_dir)
         declared_out = node.outputs if outputs else None
         if outputs and run is not None and run.kind == "zenoh-subscriber" and declared_out is None:
             declared_out = list(run.keys)
         if declared_out is not None:
-            n.outputs = self._port_list(declared_out, where.at("outputs"))
+            n.outputs = self._port_list(declared_out, where.at("outputs"), n.base_dir)
 
     def _kind_rules(self, n: Node, where: Where) -> None:
         run = n.run
@@ -381,7 +387,7 @@ class _Builder:
             if not n.inputs:
                 self.problems.append(where.problem(f"sink '{n.local}' has no inputs", "add inputs: [in]"))
 
-    def _port_list(self, items: list[str | PortDecl], where: Where) -> dict[str, Port]:
+    def _port_list(self, items: list[str | PortDecl], where: Where, base_dir: str) -> dict[str, Port]:
         out: dict[str, Port] = {}
         for i, item in enumerate(items):
             name, type_ = (item, None) if isinstance(item, str) else (item.id, item.type)
@@ -395,13 +401,19 @@ class _Builder:
             if qos and where.path[-1] == "outputs":
                 self.problems.append(at.at("qos").problem(
                     "qos belongs to inputs (or links)", "set it on the consuming input or the link"))
-            out[name] = Port(name, self._type(type_, at.at("type")), at, qos)
+            out[name] = Port(name, self._type(type_, at.at("type"), base_dir), at, qos)
         return out
 
-    def _type(self, text: str | None, where: Where) -> str | None:
+    def _type(self, text: str | None, where: Where, base_dir: str = ".") -> str | None:
         canonical, error, hint = port_types.normalize(text)
         if error:
             self.problems.append(where.problem(error, hint))
+        elif canonical and canonical.startswith("model:"):
+            _, module, attr = canonical.split(":")
+            try:
+                check_module_attr(module, attr, base_dir)
+            except TargetError as exc:
+                self.problems.append(where.problem(f"port type {canonical}: {exc.message}", exc.hint))
         return canonical
 
     # -- composites and node files ---------------------------------------------------------------
@@ -561,6 +573,11 @@ def _apply_mapping(ir: FlowIR, mapping: dict[str, list[str]], doc: Document) -> 
     """Zenoh-Flow ``mapping: {daemon: [node ids]}`` -> ``deploy.daemon`` on those (leaf) nodes."""
     placed: dict[str, str] = {}
     for daemon, ids in mapping.items():
+        try:
+            keyexprs.chunk(daemon, "daemon id")
+        except UserError as exc:
+            ir.problems.append(doc.problem(("mapping", daemon), exc.problems[0].message))
+            continue
         for i, nid in enumerate(ids):
             at = ("mapping", daemon, i)
             member = ir.root.members.get(nid)

@@ -75,15 +75,20 @@ def resolve_target(text: str, base_dir: str) -> RunSpec:
             raise TargetError(f"unknown operator '{body}': not a built-in, a file or an importable module", hint)
         raise TargetError(f"bad operator {text!r}",
                           "expected ./file.py, ./file.py:Class, pkg.module:Class or a built-in name")
-    origin = find_module(body, base_dir)
+    if attr is None and "." not in body and find_module(body, base_dir) is None:
+        hint = did_you_mean(body, builtins) or ("built-ins: " + ", ".join(sorted(builtins)))
+        raise TargetError(f"unknown operator '{body}': not a built-in, a file or an importable module", hint)
+    check_module_attr(body, attr, base_dir, did_you_mean(body, builtins))
+    return RunSpec(kind="python", target=body, attr=attr)
+
+
+def check_module_attr(module: str, attr: str | None, base_dir: str, hint: str | None = None) -> None:
+    """``module`` can be found (and defines ``attr`` when its source is readable), or TargetError."""
+    origin = find_module(module, base_dir)
     if origin is None:
-        if attr is None and "." not in body:
-            hint = did_you_mean(body, builtins) or ("built-ins: " + ", ".join(sorted(builtins)))
-            raise TargetError(f"unknown operator '{body}': not a built-in, a file or an importable module", hint)
-        raise TargetError(f"module '{body}' cannot be found", did_you_mean(body, builtins))
+        raise TargetError(f"module '{module}' cannot be found", hint)
     if attr is not None and origin.endswith(".py"):
         _check_attr(origin, attr)
-    return RunSpec(kind="python", target=body, attr=attr)
 
 
 def _file_target(body: str, attr: str | None, base_dir: str) -> RunSpec:
@@ -179,4 +184,4 @@ def find_module(dotted: str, base_dir: str) -> str | None:
     return spec.origin or "<namespace>"
 
 
-__all__ = ["TargetError", "find_module", "resolve_path", "resolve_target", "split_attr", "strip_file_url"]
+__all__ = ["TargetError", "check_module_attr", "find_module", "resolve_path", "resolve_target", "split_attr", "strip_file_url"]
