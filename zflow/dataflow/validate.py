@@ -186,10 +186,11 @@ def check(ir: FlowIR) -> tuple[list[Edge], list[Problem]]:
     edges, problems, attempted = resolve(ir)
     problems += check_edges(ir, edges, attempted)
     everything = [*ir.problems, *problems]
-    return edges, sort_problems(everything)
+    return edges, sort_problems(everything, first=ir.source_file)
 
 
-def sort_problems(problems: list[Problem]) -> list[Problem]:
+def sort_problems(problems: list[Problem], first: str | None = None) -> list[Problem]:
+    """Unique problems by file (``first``, the flow itself, leading) and line."""
     seen: set[tuple[object, ...]] = set()
     unique = []
     for p in problems:
@@ -197,7 +198,7 @@ def sort_problems(problems: list[Problem]) -> list[Problem]:
         if key not in seen:
             seen.add(key)
             unique.append(p)
-    return sorted(unique, key=lambda p: (p.file or "", p.line or 0))
+    return sorted(unique, key=lambda p: (p.file != first, p.file or "", p.line or 0))
 
 
 __all__ = ["check", "check_edges", "resolve", "sort_problems"]
