@@ -73,14 +73,17 @@ class _Resolver:
         return self._exposed[key]
 
 
-def _meant_input(scope: Scope, node: str, port: str) -> End | None:
+def _meant_input(res: _Resolver, scope: Scope, node: str, port: str) -> End | None:
     """The input a link with a misspelt port probably meant (its echo is not reported)."""
     member = scope.members.get(node)
+    if member is None:
+        return None
+    close = difflib.get_close_matches(port, list(member.inputs), n=1, cutoff=0.6)
+    if not close:
+        return None
     if isinstance(member, Node):
-        close = difflib.get_close_matches(port, list(member.inputs), n=1, cutoff=0.6)
-        if close:
-            return member.id, close[0]
-    return None
+        return member.id, close[0]
+    return res.exposed(member, member.inputs[close[0]], "input")
 
 
 def _ports(member: Node | Composite, direction: str) -> tuple[list[str], list[str]]:
@@ -123,7 +126,7 @@ def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem], set[tuple[str, str]]
             elif dst:
                 attempted.add(dst)
             else:
-                guess = _meant_input(scope, link.dst_node, link.dst_input)
+                guess = _meant_input(res, scope, link.dst_node, link.dst_input)
                 if guess:
                     attempted.add(guess)
         for member in scope.members.values():
