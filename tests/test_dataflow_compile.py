@@ -371,3 +371,13 @@ def test_zenoh_flow_builtin_in_a_node_descriptor_file(tmp_path):
     (tmp_path / "flow.yml").write_text((tmp_path / "flow.yml").read_text().replace("sinks:", "operators:"))
     problems = check_file(tmp_path / "flow.yml")
     assert any("pub.yml declares zenoh-publishers, which is only for sinks" in p.message for p in problems)
+
+
+def test_var_values_given_as_text_are_typed_like_the_cli(tmp_path):
+    (tmp_path / "f.yaml").write_text(
+        "name: t\nvars: {Q: 4, ON: false, TAG: x}\n"
+        "sources: [{id: s, operator: sensor-sim, outputs: [o], configuration: {on: '{{ ON }}', label: '{{ TAG }}-{{ ON }}'}}]\n"
+        "sinks: [{id: k, operator: print, inputs: {i: {source: s/o, qos: {queue_size: '{{ Q }}'}}}}]\n")
+    g = compile_file(tmp_path / "f.yaml", vars={"Q": "8", "ON": "true", "TAG": "007"})
+    assert g.nodes["k"].inputs["i"].qos.queue_size == 8
+    assert g.nodes["s"].config == {"on": True, "label": "007-true"}

@@ -44,9 +44,21 @@ def _scalar(text: str) -> Any:
     return value if isinstance(value, int | float | bool) else text
 
 
+def _text(value: Any) -> str:
+    """A var inside a longer string: booleans as YAML/JSON spell them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def merged_vars(declared: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """File defaults, overridden by the caller (CLI or an outer descriptor)."""
-    return {**(declared or {}), **(overrides or {})}
+    """File defaults, overridden by the caller (CLI or an outer descriptor).
+
+    Override values given as text are read like ``--var`` values (``"8"`` is 8), so every
+    caller (``zflow check``, ``zflow run``, the API) types them the same way.
+    """
+    typed = {k: _scalar(v) if isinstance(v, str) else v for k, v in (overrides or {}).items()}
+    return {**(declared or {}), **typed}
 
 
 def substitute(doc: Document, values: Mapping[str, Any], skip: tuple[str, ...] = ("vars",)) -> tuple[Document, list[Problem]]:
@@ -59,7 +71,7 @@ def substitute(doc: Document, values: Mapping[str, Any], skip: tuple[str, ...] =
         whole = _VAR.fullmatch(text.strip())
         if whole:
             return lookup(whole.group(1), old, text)
-        return _VAR.sub(lambda m: str(lookup(m.group(1), old, text)), text)
+        return _VAR.sub(lambda m: _text(lookup(m.group(1), old, text)), text)
 
     def lookup(name: str, old: Path, text: str) -> Any:
         if not _NAME.match(name):
