@@ -224,6 +224,17 @@ CASES: list[tuple[str, dict[str, str], list[tuple[str, str, str, str | None]], d
           - {id: k, operator: print, inputs: {i: s/o}}
         """}, [("flow.yaml", "sources[0].outputs[0].type", "port type model:models:Readng: 'Readng' is not defined",
                 "did you mean 'Reading'?")], None),
+    ("group-split-across-daemons", {"flow.yaml": """
+        name: t
+        sources:
+          - {id: s, operator: sensor-sim, outputs: [o], group: g}
+        sinks:
+          - {id: k, operator: print, inputs: {i: s/o}, group: g}  #<
+        mapping:
+          edge-1: [s]
+          edge-2: [k]
+        """}, [("flow.yaml", "sinks[0]", "'k' is in group 'g' with 's' but placed on daemon 'edge-2', not 'edge-1'",
+                "place its nodes together")], None),
     ("daemon-id-bad", {"flow.yaml": """
         name: t
         sources:

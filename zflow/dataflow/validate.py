@@ -184,10 +184,27 @@ def check_edges(ir: FlowIR, edges: list[Edge], attempted: set[tuple[str, str]] =
     return problems
 
 
+def check_groups(ir: FlowIR) -> list[Problem]:
+    """Nodes sharing a group share a process, so they cannot be placed on different daemons."""
+    problems = []
+    placed: dict[str, tuple[str, Node]] = {}
+    for node in ir.nodes.values():
+        daemon = node.deploy.get("daemon")
+        if node.group is None or daemon is None:
+            continue
+        first = placed.setdefault(node.group, (str(daemon), node))
+        if first[0] != str(daemon):
+            problems.append(node.where.problem(
+                f"'{node.id}' is in group '{node.group}' with '{first[1].id}' but placed on daemon "
+                f"'{daemon}', not '{first[0]}'", "a group runs in one process: place its nodes together"))
+    return problems
+
+
 def check(ir: FlowIR) -> tuple[list[Edge], list[Problem]]:
     """All problems of a built flow (its build problems first), sorted by file and line."""
     edges, problems, attempted = resolve(ir)
     problems += check_edges(ir, edges, attempted)
+    problems += check_groups(ir)
     everything = [*ir.problems, *problems]
     return edges, sort_problems(everything, first=ir.source_file)
 
@@ -204,4 +221,4 @@ def sort_problems(problems: list[Problem], first: str | None = None) -> list[Pro
     return sorted(unique, key=lambda p: (p.file != first, p.file or "", p.line or 0))
 
 
-__all__ = ["check", "check_edges", "resolve", "sort_problems"]
+__all__ = ["check", "check_edges", "check_groups", "resolve", "sort_problems"]
