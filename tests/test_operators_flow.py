@@ -166,3 +166,21 @@ def test_weather_example_replays_the_station_year_into_daily_windows(tmp_path, s
     assert days[0]["start"] == days[0]["end"] == "01/01/1988"
     frost = [line for line in lines if "frost on " in line]
     assert frost and frost[0].endswith("frost on 01/03/1988: -2.2 C")
+
+
+@pytest.mark.timeout(60)
+def test_paced_replay_follows_the_time_column(tmp_path, shared_data):
+    """One recorded hour per wall second: a short run replays a handful of rows, not the year."""
+    out = tmp_path / "paced.jsonl"
+    g = graph("paced", [
+        node("replay", "source", "csv-replay", builtin=True, outputs=["out"],
+             config={"path": str(shared_data / "tmy3_723170_greensboro.csv"), "skip_rows": 1, "speed": 3600,
+                     "time_column": ["Date (MM/DD/YYYY)", "Time (HH:MM)"], "time_format": "%m/%d/%Y %H:%M",
+                     "columns": ["Time (HH:MM)"]}),
+        node("sink", "sink", "jsonl-sink", builtin=True, inputs=["in"], config={"path": str(out)}),
+    ], [("replay", "out", "sink", "in")])
+    result = run_flow(g, duration=1.5, log=None)
+    assert result.stopped and result.exit_code == 0
+    rows = _lines(out)
+    assert 1 <= len(rows) < 60
+    assert [r["Time (HH:MM)"] for r in rows[:2]] == ["01:00", "02:00"][: len(rows[:2])]
