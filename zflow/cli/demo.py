@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zflow.errors import UserError
+from zflow.errors import RuntimeFailure, UserError
 
 DEMO_ENV = "ZFLOW_DEMO_FLOW"
 
@@ -72,10 +72,13 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed < 0:
         raise UserError(f"--speed must be 0 or more (got {args.speed:g})")
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="zflow-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
-    out = out.resolve()
-    for stale in ("summary.json", "anomalies.jsonl", "windows.jsonl"):
-        (out / stale).unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        out = out.resolve()
+        for stale in ("summary.json", "anomalies.jsonl", "windows.jsonl"):
+            (out / stale).unlink(missing_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {args.out}: cannot use it as the output directory: {exc.strerror}") from None
     flow = demo_flow()
     overrides = {"EPOCHS": args.epochs, "MOTES": args.motes, "SPEED": args.speed, "SEED": args.seed}
     variables = {k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in overrides.items() if v is not None}
@@ -95,15 +98,24 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"  {_shape(graph)}")
     print(f"  {len(graph.groups())} node processes on an embedded Zenoh router ...", flush=True)
     t0 = time.monotonic()
-    result = run_flow(graph, duration=args.duration, log=log)
+    try:
+        result = run_flow(graph, duration=args.duration, log=log)
+    except RuntimeFailure:
+        _show_node_output(lines)
+        raise
     elapsed = time.monotonic() - t0
     if result.failed:
-        print("\nthe flow failed; node output:", file=sys.stderr)
-        for line in lines[-40:]:
-            print("  " + line, file=sys.stderr)
+        _show_node_output(lines)
         return 1
     print(_report(out, motes * epochs, result.ready_s, elapsed, result.stopped))
     return 0
+
+
+def _show_node_output(lines: list[str]) -> None:
+    print("\nthe flow failed; node output:", file=sys.stderr)
+    useful = [line for line in lines if "] -- started" not in line and "] -- stopped" not in line]
+    for line in useful[-40:]:
+        print("  " + line, file=sys.stderr)
 
 
 def _shape(graph: Any) -> str:
