@@ -55,3 +55,17 @@ def test_the_demo_descriptor_checks_clean(cli_env, zflow_cmd):
     proc = subprocess.run([*zflow_cmd, "check", str(ROOT / "examples" / "demo" / "demo.yaml")], env=cli_env,
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_zflow_demo_shows_why_a_node_failed_to_start(tmp_path, cli_env, zflow_cmd):
+    demo = ROOT / "examples" / "demo"
+    for name in ("clean.py", "summary.py"):
+        (tmp_path / name).write_text((demo / name).read_text())
+    (tmp_path / "demo.yaml").write_text((demo / "demo.yaml").read_text().replace("size: 20", "size: -20"))
+    proc = subprocess.run([*zflow_cmd, "demo", "--out", str(tmp_path / "out")],
+                          env=dict(cli_env, ZFLOW_DEMO_FLOW=str(tmp_path / "demo.yaml")),
+                          capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 1
+    assert "window.configuration.size: window: input should be greater than 0 (got -20)" in proc.stderr
+    assert "Traceback" not in proc.stderr
