@@ -293,7 +293,7 @@ class Host:
         mine = set(self.spec.nodes)
         for node_id in self.spec.nodes:
             spec = graph.nodes[node_id]
-            self.runtimes[node_id] = _NodeRuntime(self, spec, load_node_class(spec.run))
+            self.runtimes[node_id] = _NodeRuntime(self, spec, load_node_class(spec.run, spec.base_dir))
         # Wire outputs: local consumers are direct calls, others go through Zenoh.
         for link in graph.links:
             if link.src_node not in mine:
