@@ -4,54 +4,106 @@
 Configuration:
     keys ({port: key expression}, required): what to subscribe to / publish on; the
         descriptor's ``zenoh-subscribers: {raw: "site1/**"}`` fills it in.
-    queue_size (int, default 1024, subscribe only): samples buffered between Zenoh's
-        callback thread and the flow.
+    queue_size (int >= 1, default 1024, subscribe only): samples buffered per key in a
+        bounded Zenoh channel (never in a Zenoh callback, which must stay short).
+    policy ("block" | "drop_oldest", default "block", subscribe only): when the flow falls
+        behind, ``block`` pushes back on Zenoh (reliable publishers slow down), and
+        ``drop_oldest`` keeps the newest ``queue_size`` samples.
+
+Payloads are decoded by the codec from their Zenoh encoding (msgpack, JSON, text; anything
+else arrives as bytes); deletions on the subscribed keys are ignored.
 
 Ports: one per key (the subscriber's outputs, the publisher's inputs).
 """
 
 from __future__ import annotations
 
-import queue
-from typing import Any
+import threading
+from typing import Any, Literal
 
+import zenoh
+from pydantic import Field
+
+from operators._config import Config, parse_config
 from zflow import codec
 from zflow.runtime.api import Context, Sink, Source
 
 
+class SubscribeConfig(Config):
+    keys: dict[str, str] = Field(min_length=1)
+    queue_size: int = Field(1024, ge=1)
+    policy: Literal["block", "drop_oldest"] = "block"
+
+
+class PublishConfig(Config):
+    keys: dict[str, str] = Field(min_length=1)
+
+
 class ZenohSubscribe(Source):
-    """Emits every sample put on the configured key expressions (``config.keys``: port -> key)."""
+    """Emits every sample put on the configured key expressions, on the key's port."""
 
     outputs = ("out",)
 
+    def setup(self, ctx: Context) -> None:
+        self.cfg = parse_config(SubscribeConfig, ctx, "zenoh-subscribe")
+
     def run(self, ctx: Context) -> None:
-        keys: dict[str, str] = ctx.config["keys"]
-        pending: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=int(ctx.config.get("queue_size", 1024)))
-        subs = []
-        for port, key in keys.items():
-            def on_sample(sample: Any, port: str = port) -> None:
-                value = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
-                pending.put((port, value))
-            subs.append(ctx.session.declare_subscriber(key, on_sample))
+        cfg = self.cfg
+
+        def channel() -> Any:
+            if cfg.policy == "block":
+                return zenoh.handlers.FifoChannel(cfg.queue_size)
+            return zenoh.handlers.RingChannel(cfg.queue_size)
+
+        self.error: BaseException | None = None
+        subs = {port: ctx.session.declare_subscriber(key, channel()) for port, key in cfg.keys.items()}
+        readers = [threading.Thread(target=self._read, args=(ctx, port, sub), daemon=True,
+                                    name=f"zenoh-subscribe:{ctx.node}.{port}") for port, sub in subs.items()]
+        for reader in readers:
+            reader.start()
         try:
-            while ctx.running:
-                try:
-                    port, value = pending.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                ctx.put(port, value)
+            while self.error is None and ctx.sleep(0.1):
+                pass
         finally:
-            for sub in subs:
-                sub.undeclare()
+            for sub in subs.values():
+                sub.undeclare()  # closes the channel: each reader's recv() returns
+            for reader in readers:
+                reader.join(timeout=1.0)
+        if self.error is not None:
+            raise self.error
+
+    def _read(self, ctx: Context, port: str, sub: Any) -> None:
+        decode, put = codec.decode, ctx.put
+        bad = 0
+        try:
+            while True:
+                try:
+                    sample = sub.recv()
+                except zenoh.ZError:
+                    return
+                if sample.kind == zenoh.SampleKind.DELETE:
+                    continue
+                try:
+                    value = decode(sample.payload.to_bytes(), str(sample.encoding))
+                except Exception as exc:  # the outside world sent garbage: skip it, say so
+                    bad += 1
+                    if bad & (bad - 1) == 0:  # 1st, 2nd, 4th, 8th... bad sample
+                        ctx.log.warning("%s: skipped %d undecodable sample(s) on %s (last: %s)",
+                                        ctx.node, bad, sample.key_expr, exc)
+                    continue
+                put(port, value)
+        except BaseException as exc:
+            self.error = exc
 
 
 class ZenohPublish(Sink):
-    """Puts every input value on the configured key expression (``config.keys``: port -> key)."""
+    """Puts every input value on the key expression configured for its port."""
 
     inputs = ("in",)
 
     def setup(self, ctx: Context) -> None:
-        self._pubs = {port: ctx.session.declare_publisher(key) for port, key in ctx.config["keys"].items()}
+        self.cfg = parse_config(PublishConfig, ctx, "zenoh-publish")
+        self._pubs = {port: ctx.session.declare_publisher(key) for port, key in self.cfg.keys.items()}
 
     def on_input(self, port: str, value: Any, ctx: Context) -> None:
         payload, content_type = codec.encode(value)

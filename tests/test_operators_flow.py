@@ -184,3 +184,45 @@ def test_paced_replay_follows_the_time_column(tmp_path, shared_data):
     rows = _lines(out)
     assert 1 <= len(rows) < 60
     assert [r["Time (HH:MM)"] for r in rows[:2]] == ["01:00", "02:00"][: len(rows[:2])]
+
+
+@pytest.mark.timeout(60)
+def test_zenoh_subscribe_bridges_several_keys_and_skips_garbage(tmp_path, router, zsession):
+    import threading
+    import time
+
+    from zflow import codec
+
+    out = tmp_path / "bridged.jsonl"
+    g = graph("bridge", [
+        node("ext", "source", "zenoh-subscribe", builtin=True, outputs=["a", "b"],
+             config={"keys": {"a": "site/a/**", "b": "site/b"}, "policy": "drop_oldest", "queue_size": 64}),
+        node("sink", "sink", "jsonl-sink", builtin=True, inputs=["a", "b"],
+             config={"path": str(out), "port_field": "port"}),
+    ], [("ext", "a", "sink", "a"), ("ext", "b", "sink", "b")])
+    stop = threading.Event()
+
+    def feed(_ctl):
+        def loop():
+            zsession.put("site/a/x", b"\x81\xc1", encoding=codec.MSGPACK)  # not msgpack: skipped
+            zsession.delete("site/a/x")  # deletions are not data
+            for i in range(20):
+                for key in ("site/a/x", "site/b"):
+                    payload, ct = codec.encode({"i": i})
+                    zsession.put(key, payload, encoding=ct)
+                time.sleep(0.01)
+            zsession.put("site/b", '{"done": true}', encoding=codec.JSON)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and '"done"' not in (out.read_text() if out.exists() else ""):
+                time.sleep(0.05)
+            stop.set()
+        threading.Thread(target=loop, daemon=True).start()
+
+    lines: list[str] = []
+    result = run_flow(g, connect=[router.endpoint], stop=stop, on_ready=feed,
+                      log=lambda name, line: lines.append(line))
+    assert result.exit_code == 0
+    rows = _lines(out)
+    assert [r["i"] for r in rows if r["port"] == "a"] == list(range(20))
+    assert [r.get("i") for r in rows if r["port"] == "b"] == [*range(20), None]
+    assert any("skipped 1 undecodable sample" in line for line in lines)
