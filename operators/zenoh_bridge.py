@@ -45,10 +45,8 @@ class ZenohSubscribe(Source):
     outputs = ("out",)
 
     def setup(self, ctx: Context) -> None:
-        self.cfg = parse_config(SubscribeConfig, ctx, "zenoh-subscribe")
-
-    def run(self, ctx: Context) -> None:
-        cfg = self.cfg
+        """Subscribe before the flow is ready, so nothing put after start-up is missed."""
+        cfg = self.cfg = parse_config(SubscribeConfig, ctx, "zenoh-subscribe")
 
         def channel() -> Any:
             if cfg.policy == "block":
@@ -56,21 +54,27 @@ class ZenohSubscribe(Source):
             return zenoh.handlers.RingChannel(cfg.queue_size)
 
         self.error: BaseException | None = None
-        subs = {port: ctx.session.declare_subscriber(key, channel()) for port, key in cfg.keys.items()}
+        self.subs = {port: ctx.session.declare_subscriber(key, channel()) for port, key in cfg.keys.items()}
+
+    def run(self, ctx: Context) -> None:
         readers = [threading.Thread(target=self._read, args=(ctx, port, sub), daemon=True,
-                                    name=f"zenoh-subscribe:{ctx.node}.{port}") for port, sub in subs.items()]
+                                    name=f"zenoh-subscribe:{ctx.node}.{port}") for port, sub in self.subs.items()]
         for reader in readers:
             reader.start()
         try:
             while self.error is None and ctx.sleep(0.1):
                 pass
         finally:
-            for sub in subs.values():
-                sub.undeclare()  # closes the channel: each reader's recv() returns
+            self.teardown(ctx)  # closes the channels: each reader's recv() returns
             for reader in readers:
                 reader.join(timeout=1.0)
         if self.error is not None:
             raise self.error
+
+    def teardown(self, ctx: Context) -> None:
+        for sub in getattr(self, "subs", {}).values():
+            sub.undeclare()
+        self.subs = {}
 
     def _read(self, ctx: Context, port: str, sub: Any) -> None:
         decode, put = codec.decode, ctx.put
