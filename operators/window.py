@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from operators._config import Config, fail, parse_config
-from operators._tables import parse_time, rows
+from operators._tables import is_batch, parse_time, rows
 from zflow.runtime.api import Context, Operator
 
 Aggregate = Literal["count", "mean", "min", "max", "sum", "std", "first", "last"]
@@ -134,6 +134,7 @@ class Window(Operator):
         self.cfg = cfg
         self.keys = [cfg.key] if isinstance(cfg.key, str) else list(cfg.key or [])
         self.slide = cfg.slide or cfg.size
+        self.needed = list(dict.fromkeys([*self.keys, *cfg.fields, *([cfg.time_field] if cfg.time_field else [])]))
         # per key: count windows -> (deque of (row, stamp), rows seen, rows not yet in a window)
         self.counts: dict[Any, list[Any]] = {}
         # per key: time windows -> ({start: _Buffer}, watermark)
@@ -143,6 +144,9 @@ class Window(Operator):
 
     # -- input ------------------------------------------------------------------------------------
     def on_input(self, port: str, value: Any, ctx: Context) -> None:
+        if is_batch(value):  # only the columns a window reads become row dicts
+            needed = {c: value[c] for c in self.needed if c in value}
+            value = needed if is_batch(needed) else value
         for row in rows(value):
             if not isinstance(row, dict):
                 raise TypeError(f"window {ctx.node!r} expects records (dicts), got {type(row).__name__}")
