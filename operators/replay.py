@@ -33,39 +33,15 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from operators._config import Config, fail, parse_config
+from operators._config import fail, parse_config
 from operators._pacing import Pacer
 from operators._tables import columns as to_columns
 from operators._tables import parse_time
+from operators.configs import CsvConfig, JsonlConfig, ReplayConfig
 from zflow.errors import Problem, UserError, did_you_mean
 from zflow.runtime.api import Context, Source
-
-
-class ReplayConfig(Config):
-    path: str
-    speed: float = Field(0.0, ge=0)
-    time_column: str | list[str] | None = None
-    time_format: str | None = None
-    batch: int = Field(0, ge=0)
-    limit: int | None = Field(None, ge=0)
-    columns: list[str] | None = None
-
-
-class CsvConfig(ReplayConfig):
-    delimiter: str = Field(",", min_length=1, max_length=1)
-    skip_rows: int = Field(0, ge=0)
-    header_row: int | None = Field(0, ge=0)
-    types: dict[str, Literal["int", "float", "str"]] = {}
-    infer_rows: int = Field(1000, ge=1)
-
-
-class JsonlConfig(ReplayConfig):
-    on_error: Literal["fail", "skip"] = "fail"
-
 
 _CONVERT: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str}
 
@@ -123,10 +99,6 @@ class _Replay(Source):
         self.cfg = parse_config(self.model, ctx, self.operator)
         if not os.path.isfile(self.cfg.path):
             raise fail(ctx, self.operator, "path", f"file not found: {self.cfg.path} (working directory {os.getcwd()})")
-        if self.cfg.speed > 0 and not self.cfg.time_column:
-            raise fail(ctx, self.operator, "time_column",
-                       f"speed {self.cfg.speed:g} needs a time_column to follow",
-                       "set time_column, or speed: 0 to replay as fast as possible")
         self.file = open(self.cfg.path, newline="", encoding="utf-8-sig")  # noqa: SIM115
         first = self.open(ctx)
         if first is not None:

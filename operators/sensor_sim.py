@@ -36,36 +36,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
 
-from operators._config import Config, parse_config
+from operators._config import parse_config
 from operators._pacing import Pacer
+from operators.configs import SensorSimConfig
 from zflow.runtime.api import Context, Source
 
 FIELDS = ("date", "time", "epoch", "moteid", "temperature", "humidity", "light", "voltage")
 DEAD_VOLTAGE = 2.35  # below this a mote's readings turn to garbage, as in the real data
-
-
-class SensorSimConfig(Config):
-    motes: int = Field(54, ge=1, le=100_000)
-    epochs: int | None = Field(None, ge=0)
-    period_s: float = Field(31.0, gt=0)
-    speed: float = Field(0.0, ge=0)
-    seed: int = 0
-    fault_rate: float = Field(0.002, ge=0, le=1)
-    gap_rate: float = Field(0.05, ge=0, le=1)
-    event_rate: float = Field(0.0, ge=0, le=1)
-    battery_epochs: float = Field(100_000, gt=0)
-    weak_batteries: int = Field(0, ge=0)
-    start: str = "2004-02-28T00:58:46"
-    start_epoch: int = Field(1, ge=0)
-    batch: bool = False
-
-    @field_validator("start")
-    @classmethod
-    def _iso(cls, value: str) -> str:
-        datetime.fromisoformat(value)  # ValueError -> a validation error naming the key
-        return value
 
 
 @dataclass

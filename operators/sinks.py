@@ -23,24 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import string
 import sys
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from operators._config import Config, fail, parse_config
+from operators._config import fail, parse_config
 from operators._tables import is_batch, jsonable, rows
+from operators.configs import JsonlSinkConfig, PrintConfig
 from zflow.runtime.api import Context, Sink
-
-
-class JsonlSinkConfig(Config):
-    path: str
-    mode: Literal["w", "a"] = "w"
-    flush_every: int = Field(1, ge=0)
-    fsync: bool = False
-    explode: bool = True
-    port_field: str | None = None
 
 
 class JsonlSink(Sink):
@@ -87,23 +76,11 @@ class JsonlSink(Sink):
             file.close()
 
 
-class PrintConfig(Config):
-    format: str | None = None
-    every: int = Field(1, ge=1)
-    limit: int | None = Field(None, ge=0)
-
-
 class Print(Sink):
     inputs = ("in",)
 
     def setup(self, ctx: Context) -> None:
         self.cfg = parse_config(PrintConfig, ctx, "print")
-        if self.cfg.format is not None:
-            try:
-                list(string.Formatter().parse(self.cfg.format))
-            except ValueError as exc:
-                raise fail(ctx, "print", "format", f"bad format string: {exc}",
-                           "use str.format fields such as '{moteid}: {temperature:.1f}'") from None
         self.count = 0
         self.printed = 0
         self.warned = False

@@ -29,36 +29,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import Field, model_validator
-
-from operators._config import Config, parse_config
+from operators._config import parse_config
 from operators._tables import rows
+from operators.configs import ThresholdConfig
 from zflow.runtime.api import Context, Operator
-
-
-class Rule(Config):
-    min: float | None = None
-    max: float | None = None
-    zscore: float | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _something(self) -> Rule:
-        if self.min is None and self.max is None and self.zscore is None:
-            raise ValueError("a rule needs at least one of min, max, zscore")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is above max {self.max}")
-        return self
-
-
-class ThresholdConfig(Config):
-    fields: dict[str, Rule] = Field(min_length=1)
-    key: str | list[str] | None = None
-    halflife: float | None = Field(None, gt=0)
-    min_count: int = Field(10, ge=2)
-    min_std: float = Field(1e-9, ge=0)
-    learn_anomalies: bool = False
-    pass_clean: bool = True
-    pass_all: bool = False
 
 
 class Welford:

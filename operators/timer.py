@@ -15,18 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from operators._config import Config, parse_config
+from operators._config import parse_config
+from operators.configs import TimerConfig
 from zflow.runtime.api import Context, Source
-
-
-class TimerConfig(Config):
-    period_ms: float = Field(1000.0, gt=0)
-    count: int | None = Field(None, ge=0)
-    payload: Literal["time", "tick", "both"] = "time"
 
 
 class Timer(Source):

@@ -27,41 +27,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
 
-from operators._config import Config, fail, parse_config
+from operators._config import parse_config
 from operators._tables import is_batch, parse_time, rows
+from operators.configs import WindowConfig
 from zflow.runtime.api import Context, Operator
-
-Aggregate = Literal["count", "mean", "min", "max", "sum", "std", "first", "last"]
 
 _NAN = float("nan")
 _REDUCE = {"mean": np.mean, "min": np.min, "max": np.max, "sum": np.sum, "std": np.std}
-
-
-class WindowConfig(Config):
-    fields: list[str] = Field(min_length=1)
-    aggregates: list[Aggregate] = Field(default_factory=lambda: ["mean", "min", "max"], min_length=1)
-    by: Literal["count", "time"] = "count"
-    size: float = Field(gt=0)
-    slide: float | None = Field(None, gt=0)
-    key: str | list[str] | None = None
-    time_field: str | None = None
-    time_format: str | None = None
-    lateness: float = Field(0.0, ge=0)
-    partial: bool = True
-
-    @model_validator(mode="after")
-    def _count_sizes_are_whole(self) -> WindowConfig:
-        if self.by == "count":
-            for name in ("size", "slide"):
-                value = getattr(self, name)
-                if value is not None and value != int(value):
-                    raise ValueError(f"{name} must be a whole number of rows for count windows")
-        return self
 
 
 def aggregate(values: dict[str, list[float]], fields: list[str], aggs: list[str]) -> dict[str, Any]:
@@ -126,11 +102,6 @@ class Window(Operator):
 
     def setup(self, ctx: Context) -> None:
         cfg = parse_config(WindowConfig, ctx, "window")
-        if cfg.by == "time" and not cfg.time_field:
-            raise fail(ctx, "window", "time_field", "time windows need a time_field (the event time of a record)")
-        if cfg.slide is not None and cfg.slide > cfg.size:
-            raise fail(ctx, "window", "slide", f"slide {cfg.slide:g} is larger than size {cfg.size:g}: "
-                       "rows between windows would be lost")
         self.cfg = cfg
         self.keys = [cfg.key] if isinstance(cfg.key, str) else list(cfg.key or [])
         self.slide = cfg.slide or cfg.size

@@ -19,24 +19,14 @@ Ports: one per key (the subscriber's outputs, the publisher's inputs).
 from __future__ import annotations
 
 import threading
-from typing import Any, Literal
+from typing import Any
 
 import zenoh
-from pydantic import Field
 
-from operators._config import Config, parse_config
+from operators._config import parse_config
+from operators.configs import PublishConfig, SubscribeConfig
 from zflow import codec
 from zflow.runtime.api import Context, Sink, Source
-
-
-class SubscribeConfig(Config):
-    keys: dict[str, str] = Field(min_length=1)
-    queue_size: int = Field(1024, ge=1)
-    policy: Literal["block", "drop_oldest"] = "block"
-
-
-class PublishConfig(Config):
-    keys: dict[str, str] = Field(min_length=1)
 
 
 class ZenohSubscribe(Source):

@@ -34,6 +34,32 @@ def test_every_builtin_loads_and_documents_its_configuration():
         assert "Ports" in module_doc or "keys" in module_doc, name
 
 
+def test_configuration_models_are_documented_and_checkable_without_the_operators():
+    import subprocess
+    import sys
+
+    from operators.configs import CONFIGS, check_config, schemas
+
+    for name, model in CONFIGS.items():
+        cls = load_node_class(RunSpec(kind="builtin", target=name))
+        doc = __import__(cls.__module__, fromlist=["x"]).__doc__ or ""
+        for key in model.model_fields:
+            assert key in doc, f"{name}: configuration key {key!r} is not documented"
+    assert set(schemas()) == set(CONFIGS) and schemas()["window"]["required"] == ["fields", "size"]
+    assert check_config("window", {"fields": ["x"], "size": 5}) == []
+    assert check_config("window", {"fields": ["x"], "size": 5, "by": "time"}) == [
+        (("time_field",), "time windows need a time_field (the event time of a record)")]
+    assert check_config("threshold", {"fields": {"t": {"zscore": -1}}}) == [
+        (("fields", "t", "zscore"), "input should be greater than 0 (got -1)")]
+    assert check_config("csv-replay", {}) == [(("path",), "required configuration key is missing")]
+    assert check_config("not-a-builtin", {"x": 1}) == []
+    # the checker's import stays light: no numpy, no operator module
+    code = "import sys, operators.configs; print(sorted(m for m in sys.modules if m.startswith(('numpy', 'operators'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=DEMO.parent.parent).stdout
+    assert out.strip() == "['operators', 'operators.configs']"
+
+
 def test_builtin_ports_table_matches_the_classes():
     from operators import BUILTIN_PORTS
 
