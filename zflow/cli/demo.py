@@ -83,8 +83,8 @@ def run_demo(args: argparse.Namespace) -> int:
     overrides = {"EPOCHS": args.epochs, "MOTES": args.motes, "SPEED": args.speed, "SEED": args.seed}
     variables = {k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in overrides.items() if v is not None}
     graph = compile_file(str(flow), vars={**variables, "OUT": str(out)})
-    sim = graph.nodes["sensors"].config
-    motes, epochs, speed = int(sim["motes"]), int(sim["epochs"]), float(sim["speed"])
+    sim = graph.nodes["sensors"].config if "sensors" in graph.nodes else {}
+    motes, epochs, speed = int(sim.get("motes", 54)), int(sim.get("epochs") or 0), float(sim.get("speed", 0))
     lines: list[str] = []
 
     def log(name: str, line: str) -> None:
