@@ -2,7 +2,10 @@
 
 A *row* is a ``dict`` of scalars. A *batch* is a ``dict`` of equal-length columns (numpy
 arrays for numbers, lists for text) — what replays emit with ``batch: N``: one message per N
-rows, numeric columns decoded zero-copy by the codec.
+rows, numeric columns decoded zero-copy by the codec. A batch says so in its metadata
+(``{"batch": rows}``, carried in the Zenoh attachment), so a row that merely holds an
+array (an image, a spectrum) is never mistaken for one. Any node can send a batch with
+``ctx.put(port, columns, batch_metadata(n))``.
 """
 
 from __future__ import annotations
@@ -17,30 +20,32 @@ import numpy as np
 _HOUR_24 = re.compile(r"(^|[ T])(24):00(:00)?(\.0*)?$")
 
 
-def is_batch(value: Any) -> bool:
-    """A dict whose values are all arrays or lists of one length (and at least one array)."""
-    if not isinstance(value, dict) or not value:
-        return False
-    lengths = set()
-    for col in value.values():
-        if isinstance(col, np.ndarray) and col.ndim == 1:
-            lengths.add(len(col))
-        elif isinstance(col, list | tuple):
-            lengths.add(len(col))
-        else:
-            return False
-    return len(lengths) == 1 and any(isinstance(c, np.ndarray) for c in value.values())
+BATCH = "batch"  # metadata key: this message is a column batch of that many rows
 
 
-def rows(value: Any) -> Iterator[dict[str, Any]]:
+def batch_metadata(n: int) -> dict[str, Any]:
+    return {BATCH: int(n)}
+
+
+def is_batch(value: Any, metadata: dict[str, Any] | None) -> bool:
+    return isinstance(value, dict) and bool(metadata) and bool(metadata.get(BATCH))  # type: ignore[union-attr]
+
+
+def rows(value: Any, metadata: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """Iterate the rows of a batch, or yield a single row as is."""
-    if not is_batch(value):
+    if not is_batch(value, metadata):
         yield value
         return
     names = list(value)
     cols = [c.tolist() if isinstance(c, np.ndarray) else list(c) for c in value.values()]
     for values in zip(*cols, strict=True):
         yield dict(zip(names, values, strict=True))
+
+
+def metadata_of(ctx: Any) -> dict[str, Any] | None:
+    """The metadata of the message a node is handling (None outside the runtime)."""
+    message = getattr(ctx, "message", None)
+    return None if message is None else message.metadata
 
 
 def columns(batch_rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -37,8 +37,8 @@ from typing import Any
 
 from operators._config import fail, parse_config
 from operators._pacing import Pacer
+from operators._tables import batch_metadata, parse_time
 from operators._tables import columns as to_columns
-from operators._tables import parse_time
 from operators.configs import CsvConfig, JsonlConfig, ReplayConfig
 from zflow.errors import Problem, UserError, did_you_mean
 from zflow.runtime.api import Context, Source
@@ -159,14 +159,18 @@ class _Replay(Source):
                     continue
                 if not pacer.wait(stamp):
                     return
-                yield to_columns(pending)
+                ctx.put(self.port(ctx), to_columns(pending), batch_metadata(len(pending)))
                 pending = []
             else:
                 if not pacer.wait(stamp):
                     return
                 yield row
         if pending:
-            yield to_columns(pending)
+            ctx.put(self.port(ctx), to_columns(pending), batch_metadata(len(pending)))
+
+    @staticmethod
+    def port(ctx: Context) -> str:
+        return ctx.outputs[0] if ctx.outputs else "out"
 
 
 class CsvReplay(_Replay):

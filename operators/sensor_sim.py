@@ -39,6 +39,7 @@ import numpy as np
 
 from operators._config import parse_config
 from operators._pacing import Pacer
+from operators._tables import batch_metadata
 from operators.configs import SensorSimConfig
 from zflow.runtime.api import Context, Source
 
@@ -187,7 +188,7 @@ class SensorSim(Source):
             k += 1
             if cfg.batch:
                 if len(cols["moteid"]):
-                    yield cols
+                    ctx.put(ctx.outputs[0] if ctx.outputs else "out", cols, batch_metadata(len(cols["moteid"])))
             else:
                 yield from epoch_rows(cols)
         s = sim.stats

@@ -27,7 +27,7 @@ import sys
 from typing import Any
 
 from operators._config import fail, parse_config
-from operators._tables import is_batch, jsonable, rows
+from operators._tables import is_batch, jsonable, metadata_of, rows
 from operators.configs import JsonlSinkConfig, PrintConfig
 from zflow.runtime.api import Context, Sink
 
@@ -48,7 +48,8 @@ class JsonlSink(Sink):
 
     def on_input(self, port: str, value: Any, ctx: Context) -> None:
         cfg = self.cfg
-        items = rows(value) if cfg.explode and is_batch(value) else (value,)
+        meta = metadata_of(ctx)
+        items = rows(value, meta) if cfg.explode and is_batch(value, meta) else (value,)
         dumps = json.dumps
         for item in items:
             if cfg.port_field is not None:

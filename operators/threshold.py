@@ -30,7 +30,7 @@ import math
 from typing import Any
 
 from operators._config import parse_config
-from operators._tables import rows
+from operators._tables import metadata_of, rows
 from operators.configs import ThresholdConfig
 from zflow.runtime.api import Context, Operator
 
@@ -131,7 +131,7 @@ class Threshold(Operator):
         return found
 
     def on_input(self, port: str, value: Any, ctx: Context) -> None:
-        for row in rows(value):
+        for row in rows(value, metadata_of(ctx)):
             self.seen += 1
             found = self.check(row)
             if found:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from operators._config import parse_config
-from operators._tables import is_batch, parse_time, rows
+from operators._tables import is_batch, metadata_of, parse_time, rows
 from operators.configs import WindowConfig
 from zflow.runtime.api import Context, Operator
 
@@ -115,10 +115,10 @@ class Window(Operator):
 
     # -- input ------------------------------------------------------------------------------------
     def on_input(self, port: str, value: Any, ctx: Context) -> None:
-        if is_batch(value):  # only the columns a window reads become row dicts
-            needed = {c: value[c] for c in self.needed if c in value}
-            value = needed if is_batch(needed) else value
-        for row in rows(value):
+        meta = metadata_of(ctx)
+        if is_batch(value, meta):  # only the columns a window reads become row dicts
+            value = {c: value[c] for c in self.needed if c in value} or value
+        for row in rows(value, meta):
             if not isinstance(row, dict):
                 raise TypeError(f"window {ctx.node!r} expects records (dicts), got {type(row).__name__}")
             key = tuple(row.get(k) for k in self.keys)

@@ -11,7 +11,7 @@ import pytest
 from operator_helpers import Harness
 
 from operators import BUILTINS
-from operators._tables import columns, is_batch, parse_time, rows
+from operators._tables import batch_metadata, columns, is_batch, parse_time, rows
 from operators.replay import CsvReplay, JsonlReplay
 from operators.sensor_sim import FIELDS, SensorSim
 from operators.sinks import JsonlSink, Print
@@ -181,10 +181,12 @@ def test_parse_time_formats():
 def test_rows_and_columns_round_trip():
     data = [{"a": 1, "b": 2.5, "c": "x"}, {"a": 2, "b": None, "c": "y"}]
     cols = columns(data)
-    assert is_batch(cols) and cols["a"].dtype == np.int64 and math.isnan(cols["b"][1])
-    back = list(rows(cols))
+    meta = batch_metadata(2)
+    assert is_batch(cols, meta) and cols["a"].dtype == np.int64 and math.isnan(cols["b"][1])
+    back = list(rows(cols, meta))
     assert back[0] == data[0] and back[1]["c"] == "y"
-    assert not is_batch({"a": 1}) and list(rows({"a": 1})) == [{"a": 1}]
+    assert list(rows(cols)) == [cols]  # without the batch mark, a dict of arrays is one record
+    assert not is_batch(cols, {}) and list(rows({"a": 1})) == [{"a": 1}]
 
 
 # -- sinks ----------------------------------------------------------------------------------------
@@ -192,10 +194,11 @@ def test_rows_and_columns_round_trip():
 def test_jsonl_sink_writes_rows_batches_and_numpy_values(tmp_path):
     path = tmp_path / "sub" / "out.jsonl"
     h = Harness(JsonlSink, {"path": str(path), "flush_every": 2, "port_field": "port"}, outputs=())
-    h.feed([{"a": np.float32(1.5)}, {"a": np.arange(2), "s": "z"}, {"a": np.array([3, 4]), "b": ["x", "y"]}])
+    h.feed([{"a": np.float32(1.5)}, {"a": np.arange(2)}], end=False)  # a row holding an array
+    h.feed([{"a": np.array([3, 4]), "b": ["x", "y"]}], batches=True)  # a batch: one line per row
     h.node.teardown(h.ctx)
     lines = [json.loads(x) for x in path.read_text().splitlines()]
-    assert lines == [{"port": "in", "a": 1.5}, {"port": "in", "a": [0, 1], "s": "z"},
+    assert lines == [{"port": "in", "a": 1.5}, {"port": "in", "a": [0, 1]},
                      {"port": "in", "a": 3, "b": "x"}, {"port": "in", "a": 4, "b": "y"}]
 
 
@@ -238,9 +241,11 @@ def test_sensor_sim_same_stream_at_any_speed_and_in_batches():
     flat = _sim(seed=5, epochs=6)
     paced = _sim(seed=5, epochs=6, speed=31 / 0.002)  # 2 ms per epoch
     assert paced == flat
-    batches = Harness(SensorSim, {"epochs": 6, "seed": 5, "batch": True}).run()
+    h = Harness(SensorSim, {"epochs": 6, "seed": 5, "batch": True})
+    batches = h.run()
+    assert h.meta["out"] == [{"batch": len(b["moteid"])} for b in batches]
     assert len(batches) == 6 and batches[0]["temperature"].dtype == np.float64
-    assert [row for b in batches for row in rows(b)] == flat
+    assert [row for b in batches for row in rows(b, batch_metadata(len(b["moteid"])))] == flat
 
 
 def test_sensor_sim_injects_gaps_and_faults_at_the_configured_rates():
@@ -338,7 +343,7 @@ def test_window_accepts_batches_and_missing_values():
     data = _records(60, keys=1)
     as_rows = Harness(Window, {"fields": ["x"], "size": 7}).feed(data)["out"]
     as_batches = Harness(Window, {"fields": ["x"], "size": 7}).feed(
-        [columns(data[i:i + 25]) for i in range(0, 60, 25)])["out"]
+        [columns(data[i:i + 25]) for i in range(0, 60, 25)], batches=True)["out"]
     assert as_batches == as_rows
     out = Harness(Window, {"fields": ["x"], "size": 3, "aggregates": ["count", "mean"]}).feed(
         [{"x": 1.0}, {"x": None}, {"y": 2}])["out"]

@@ -120,7 +120,8 @@ def test_jsonl_replay_in_a_shared_process_group(tmp_path):
     src.write_text("".join(json.dumps({"i": i, "x": i / 2}) + "\n" for i in range(1000)))
     out = tmp_path / "out.jsonl"
     _run(graph("jl", [
-        node("replay", "source", "jsonl-replay", builtin=True, outputs=["out"], config={"path": str(src)}, group="g"),
+        node("replay", "source", "jsonl-replay", builtin=True, outputs=["out"],
+             config={"path": str(src), "batch": 128}, group="g"),  # batches marked through in-memory links
         node("win", "operator", "window", builtin=True, inputs=["in"], outputs=["out"],
              config={"fields": ["x"], "size": 100, "aggregates": ["sum"]}, group="g"),
         node("sink", "sink", "jsonl-sink", builtin=True, inputs=["in"], config={"path": str(out)}, group="g"),
