@@ -9,7 +9,8 @@ Shared configuration:
     time_format (str): strptime format for the timestamp (default: ISO 8601, or numbers as
         Unix seconds). ``24:00`` is read as midnight of the next day.
     batch (int >= 0, default 0): 0 = one message per row (a dict); N = one message per N rows,
-        a dict of columns (numpy arrays for numeric columns, lists for text).
+        a dict of columns (numpy arrays for numeric columns, lists for text) sent with the
+        metadata ``{"batch": rows}`` that window, threshold and jsonl-sink understand.
     limit (int): stop after this many rows.
     columns (list[str]): keep only these columns.
 

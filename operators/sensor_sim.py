@@ -22,7 +22,8 @@ Configuration:
     that start with a nearly flat battery and die during the run (within 50-90 % of
     ``epochs``, or of 1000 epochs for an endless run); start (ISO time, default
     2004-02-28T00:58:46); start_epoch (default 1); batch (bool, default false): one
-    message per epoch, a dict of columns (numpy arrays; date/time as lists).
+    message per epoch, a dict of columns (numpy arrays; date/time as lists) marked
+    ``{"batch": rows}`` in its metadata.
 
 Ports: output ``out``.
 """

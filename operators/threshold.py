@@ -19,7 +19,8 @@ Configuration:
     pass_all (bool, default false): send every record on ``out`` (anomalous ones too).
 
 An anomaly record is ``{field, value, rule: min|max|zscore, limit, z, mean, std, key..., record}``,
-one per field that fails, on output ``anomalies``.
+one per field that fails, on output ``anomalies``. Column batches (``batch`` metadata) are
+checked row by row.
 
 Ports: input ``in``; outputs ``out`` and ``anomalies``.
 """

@@ -18,7 +18,8 @@ Configuration:
 
 Every output record has the key field(s), ``start``, ``end`` (window bounds; for count
 windows the first and last ``time_field`` values, or row numbers), ``count`` and the
-aggregates. Inputs may be rows or column batches (dicts of numpy arrays).
+aggregates. Inputs may be rows or column batches (dicts of numpy arrays with ``batch``
+metadata, as the replays send them; see :mod:`operators._tables`).
 
 Ports: input ``in``, output ``out``.
 """
