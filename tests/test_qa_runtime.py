@@ -55,3 +55,38 @@ def test_a_failing_teardown_is_reported_and_fails_the_node():
     result = run_flow(_two("TeardownFails"), log=lambda n, line: lines.append(line))
     assert result.failed == ["qa/sink"]
     assert any("RuntimeError: teardown boom" in line for line in lines)
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_a_node_is_still_in_setup_stops_at_once():
+    """The stop event (set by Ctrl-C) used to be ignored until every node was ready."""
+    import threading
+
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    result = run_flow(_two("SlowSetup", seconds=60), log=None, stop=stop, ready_timeout=40)
+    assert result.stopped and result.exit_code == 0
+
+
+def test_quiet_run_still_shows_why_a_node_refused_its_input(tmp_path, cli_env, zflow_cmd):
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("name: q\nsources:\n  - {id: src, operator: ./empty.py, outputs: [out]}\n"
+                    "sinks:\n  - {id: show, operator: print, inputs: {in: src/out}}\n")
+    proc = subprocess.run([*zflow_cmd, "run", "-q", str(flow)], env=cli_env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "empty.py: defines no zflow node" in proc.stderr
+    assert "refused their input: q/src" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--duration", "-1"], "--duration must be more than 0"),
+    ([], "not a compiled graph"),
+])
+def test_run_refuses_bad_arguments_without_traceback(tmp_path, cli_env, zflow_cmd, args, message):
+    bad = tmp_path / "graph.json"
+    bad.write_text('{"flow": "x", "nodes": {"a": {}}}')
+    proc = subprocess.run([*zflow_cmd, "run", str(bad), *args], env=cli_env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

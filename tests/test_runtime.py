@@ -215,14 +215,14 @@ def test_duration_stops_an_endless_flow(tmp_path):
 
 
 def test_a_missing_operator_file_is_a_clear_startup_failure(tmp_path):
-    from zflow.errors import RuntimeFailure
+    from zflow.errors import UserError
 
     g = graph("bad", [
         node("src", "source", str(tmp_path / "nope.py"), outputs=["out"]),
         node("sink", "sink", NODES, attr="Collect", inputs=["in"], config={"path": str(tmp_path / "o.jsonl")}),
     ], [("src", "out", "sink", "in")])
     lines: list[str] = []
-    with pytest.raises(RuntimeFailure, match="bad/src"):
+    with pytest.raises(UserError, match="bad/src"):
         run_flow(g, log=lambda name, line: lines.append(f"{name}: {line}"), ready_timeout=20)
     assert any("nope.py: operator file not found" in line for line in lines)
     assert not any("Traceback" in line for line in lines)

@@ -100,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     try:
         result = run_flow(graph, duration=args.duration, log=log)
-    except RuntimeFailure:
+    except (RuntimeFailure, UserError):
         _show_node_output(lines)
         raise
     elapsed = time.monotonic() - t0
