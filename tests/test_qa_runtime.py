@@ -90,3 +90,19 @@ def test_run_refuses_bad_arguments_without_traceback(tmp_path, cli_env, zflow_cm
     proc = subprocess.run([*zflow_cmd, "run", str(bad), *args], env=cli_env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_syntax_error_in_an_operator_file_is_bad_input_not_a_traceback(tmp_path):
+    from zflow.errors import UserError
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("import zflow\n\n@zflow.source\ndef s(ctx)\n    yield 1\n")
+    g = graph("syn", [
+        node("src", "source", str(bad), outputs=["out"]),
+        node("sink", "sink", QA, attr="TeardownFails", inputs=["in"]),
+    ], [("src", "out", "sink", "in")])
+    lines: list[str] = []
+    with pytest.raises(UserError, match="syn/src"):
+        run_flow(g, log=lambda n, line: lines.append(line), ready_timeout=20)
+    assert any(f"{bad}:4: expected ':'" in line for line in lines), lines
+    assert not any("Traceback" in line for line in lines)
