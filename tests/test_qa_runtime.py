@@ -99,7 +99,7 @@ def test_a_syntax_error_in_an_operator_file_is_bad_input_not_a_traceback(tmp_pat
     bad.write_text("import zflow\n\n@zflow.source\ndef s(ctx)\n    yield 1\n")
     g = graph("syn", [
         node("src", "source", str(bad), outputs=["out"]),
-        node("sink", "sink", QA, attr="TeardownFails", inputs=["in"]),
+        node("sink", "sink", QA, attr="drop", inputs=["in"]),
     ], [("src", "out", "sink", "in")])
     lines: list[str] = []
     with pytest.raises(UserError, match="syn/src"):

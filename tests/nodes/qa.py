@@ -32,3 +32,8 @@ class SlowSetup(zflow.Sink):
 
     def on_input(self, port, value, ctx):
         pass
+
+
+@zflow.sink
+def drop(value, ctx):
+    pass
