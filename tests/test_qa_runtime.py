@@ -106,3 +106,11 @@ def test_a_syntax_error_in_an_operator_file_is_bad_input_not_a_traceback(tmp_pat
         run_flow(g, log=lambda n, line: lines.append(line), ready_timeout=20)
     assert any(f"{bad}:4: expected ':'" in line for line in lines), lines
     assert not any("Traceback" in line for line in lines)
+
+
+def test_schema_into_a_path_that_is_a_file_is_a_usage_error(tmp_path, cli_env, zflow_cmd):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = subprocess.run([*zflow_cmd, "schema", "--out", str(blocker)], env=cli_env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr

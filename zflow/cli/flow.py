@@ -53,10 +53,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from zflow.dataflow import models
     from zflow.documents import dump_schema
+    from zflow.errors import UserError
 
     out = Path(args.out)
     for name, model in SCHEMAS.items():
         path = out / f"{name}.schema.json"
-        dump_schema(getattr(models, model), path)
+        try:
+            dump_schema(getattr(models, model), path)
+        except OSError as exc:
+            raise UserError(f"--out {args.out}: cannot write {path}: {exc.strerror}") from None
         print(f"wrote {path}")
     return 0
