@@ -114,3 +114,31 @@ def test_schema_into_a_path_that_is_a_file_is_a_usage_error(tmp_path, cli_env, z
     proc = subprocess.run([*zflow_cmd, "schema", "--out", str(blocker)], env=cli_env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_stop_during_a_restart_backoff_leaves_no_process(tmp_path):
+    """stop_all() landing while a child waits to be restarted used to miss the restarted process."""
+    import threading
+
+    from zflow.dataflow.graph import RestartPolicy
+    from zflow.runtime.supervisor import Supervisor
+
+    marker = tmp_path / "marker"
+    script = f"if [ -f {marker} ]; then exec sleep 30; else touch {marker}; exit 1; fi"
+    sup = Supervisor(log=None)
+    stopped = threading.Event()
+
+    def backoff(_seconds: float) -> bool:  # the stop arrives during the backoff, then the backoff ends
+        threading.Thread(target=lambda: (sup.stop_all(timeout=5), stopped.set())).start()
+        stopped.wait(10)
+        return False
+
+    sup._sleep_unless_stopping = backoff  # type: ignore[method-assign]
+    child = sup.spawn("c", ["sh", "-c", script], restart=RestartPolicy(policy="on-failure", max_restarts=3))
+    try:
+        assert sup.wait(timeout=15)
+        assert child.state == "stopped" and child.proc is not None and child.proc.poll() is not None
+    finally:
+        if child.proc is not None and child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
