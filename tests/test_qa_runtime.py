@@ -92,6 +92,15 @@ def test_run_refuses_bad_arguments_without_traceback(tmp_path, cli_env, zflow_cm
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_bad_endpoint_is_explained_without_rust_debug_text(cli_env, zflow_cmd):
+    flow = str(Path(__file__).parents[1] / "examples" / "hello.yaml")
+    proc = subprocess.run([*zflow_cmd, "run", flow, "--connect", "garbage"], env=cli_env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "Endpoints must be of the form" in proc.stderr
+    assert ".rs:" not in proc.stderr and "Json5Err" not in proc.stderr
+
+
 def test_a_syntax_error_in_an_operator_file_is_bad_input_not_a_traceback(tmp_path):
     from zflow.errors import UserError
 
