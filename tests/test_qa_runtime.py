@@ -151,3 +151,14 @@ def test_a_stop_during_a_restart_backoff_leaves_no_process(tmp_path):
         if child.proc is not None and child.proc.poll() is None:
             child.proc.kill()
             child.proc.wait()
+
+
+def test_a_value_returned_by_a_node_without_outputs_says_what_to_declare():
+    g = graph("noout", [
+        node("src", "source", QA, attr="three", outputs=["out"]),
+        node("op", "operator", QA, attr="echo", inputs=["in"]),
+    ], [("src", "out", "op", "in")])
+    lines: list[str] = []
+    result = run_flow(g, log=lambda n, line: lines.append(line))
+    assert result.failed == ["noout/op"]
+    assert any("declares no outputs; add outputs: [out]" in line for line in lines), lines

@@ -37,3 +37,8 @@ class SlowSetup(zflow.Sink):
 @zflow.sink
 def drop(value, ctx):
     pass
+
+
+@zflow.operator
+def echo(value, ctx):
+    return value

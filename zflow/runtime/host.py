@@ -183,6 +183,9 @@ class _NodeRuntime:
         out.send(value, metadata)
 
     def _emit_error(self, value: Any) -> None:
+        if not self.outputs:
+            raise TypeError(f"node {self.spec.id!r} returned or yielded a value but declares no outputs; "
+                            "add outputs: [out] to it in the descriptor, or return None")
         raise TypeError(
             f"node {self.spec.id!r} returned or yielded a value but has {len(self.outputs)} outputs; "
             "use ctx.put(output, value)"
