@@ -162,3 +162,16 @@ def test_a_value_returned_by_a_node_without_outputs_says_what_to_declare():
     result = run_flow(g, log=lambda n, line: lines.append(line))
     assert result.failed == ["noout/op"]
     assert any("declares no outputs; add outputs: [out]" in line for line in lines), lines
+
+
+def test_the_supervisor_keeps_no_pipe_of_a_finished_child():
+    import os
+
+    from zflow.runtime.supervisor import Supervisor
+
+    sup = Supervisor(log=None)
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(5):
+        sup.spawn(f"c{i}", ["true"])
+    assert sup.wait(timeout=20)
+    assert len(os.listdir("/proc/self/fd")) <= before

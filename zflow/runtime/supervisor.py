@@ -131,6 +131,8 @@ class Supervisor:
             pump.start()
             code = proc.wait()
             pump.join(timeout=2.0)
+            if not pump.is_alive():  # a long-lived supervisor must not keep one pipe per finished child
+                proc.stdout.close()
             child.exit_code = code
             if self._stopping or child.state == "stopped":
                 child.state = "stopped"
