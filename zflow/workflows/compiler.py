@@ -1,0 +1,136 @@
+"""Workflow -> zflow dataflow: the trigger becomes a source, processors operators, publishers
+sinks; every link carries the whole run context so each step sees all upstream outputs.
+
+:func:`to_dataflow` emits the Zenoh-Flow style descriptor (what ``zflow workflow compile``
+prints and ``zflow run`` could run); :func:`to_graph` builds the compiled graph the runtime
+and the workflow runner consume. Placement wishes become ``deploy:`` hints that the scheduler
+reads: ``site``/``site_type``/``pool``/``arch`` lists, ``objectives`` weights, ``resources``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from zflow import keyexprs
+from zflow.dataflow.graph import Graph, InputSpec, Link, NodeSpec, OutputSpec, RunSpec, Upstream
+from zflow.workflows.action import IOType
+from zflow.workflows.nodes import OUT
+from zflow.workflows.workflow import PlannedStep, Workflow
+
+NODES_MODULE = "zflow.workflows.nodes"
+
+
+def node_kind(wf: Workflow, step: PlannedStep) -> str:
+    if step.id == wf.trigger:
+        return "source"
+    return "sink" if not step.children else "operator"
+
+
+def deploy_hints(step: PlannedStep) -> dict[str, Any]:
+    hints: dict[str, Any] = {}
+    c = step.constraints
+    if c is not None:
+        for field, hint in (("site_list", "site"), ("site_type_list", "site_type"),
+                            ("node_pool_list", "pool"), ("arch_list", "arch")):
+            values = getattr(c, field)
+            if values:
+                hints[hint] = list(values)
+    if step.objectives is not None:
+        hints["objectives"] = step.objectives.model_dump()
+    if step.resources is not None:
+        res = step.resources.to_hints()
+        if res:
+            hints["resources"] = res
+    if step.kind != "Source":
+        hints["execution"] = step.execution
+        if step.execution == "on-demand":
+            hints["idle_retention_s"] = step.idle_retention_s
+    return hints
+
+
+def _static_values(step: PlannedStep) -> dict[str, Any]:
+    """Static inputs; file/directory paths are made absolute against the action's workflow."""
+    out = {}
+    for name, value in step.static.items():
+        io = step.action.input(name)
+        if io is not None and io.type in (IOType.FILE, IOType.DIRECTORY) and isinstance(value, str):
+            value = str(Path(value).expanduser())
+        out[name] = value
+    return out
+
+
+def node_config(wf: Workflow, step: PlannedStep, default_site: str = "local") -> dict[str, Any]:
+    site = step.site or default_site
+    file_outputs: dict[str, bool] = {}
+    for out in step.action.spec.outputs:
+        if out.type in (IOType.FILE, IOType.DIRECTORY):
+            consumers = [s for s in wf.steps.values()
+                         if any(r.step == step.id and r.output == out.name for r in s.refs.values())]
+            file_outputs[out.name] = any((c.site or default_site) != site for c in consumers)
+    cfg: dict[str, Any] = {
+        "workflow": wf.name,
+        "step": step.id,
+        "kind": step.kind,
+        "action_dir": str(step.action.directory),
+        "action": f"{step.action.id}:{step.action.version}",
+        "site": site,
+        "static": _static_values(step),
+        "refs": {name: str(ref) for name, ref in step.refs.items()},
+        "parents": list(step.parents),
+        "children": list(step.children),
+        "file_outputs": file_outputs,
+    }
+    if step.id == wf.trigger:
+        cfg["plan"] = {sid: list(s.parents) for sid, s in wf.steps.items()}
+        cfg["results"] = {key: str(ref) for key, ref in wf.results}
+    return cfg
+
+
+def to_dataflow(wf: Workflow, default_site: str = "local") -> dict[str, Any]:
+    """The Zenoh-Flow style descriptor of a workflow (YAML-ready)."""
+    sections: dict[str, list[dict[str, Any]]] = {"sources": [], "operators": [], "sinks": []}
+    links = []
+    for step in wf.steps.values():
+        kind = node_kind(wf, step)
+        node: dict[str, Any] = {
+            "id": step.id,
+            "operator": f"{NODES_MODULE}:{'TriggerNode' if kind == 'source' else 'StepNode'}",
+        }
+        if step.parents:
+            node["inputs"] = list(step.parents)
+        if step.children:
+            node["outputs"] = [OUT]
+        node["configuration"] = node_config(wf, step, default_site)
+        hints = deploy_hints(step)
+        if hints:
+            node["deploy"] = hints
+        sections[kind + "s"].append(node)
+        for p in step.parents:
+            links.append({"from": {"node": p, "output": OUT}, "to": {"node": step.id, "input": p}})
+    return {"name": wf.name, "description": f"compiled from workflow {wf.file}",
+            **{k: v for k, v in sections.items() if v}, "links": links}
+
+
+def to_graph(wf: Workflow, instance: str = "main", default_site: str = "local") -> Graph:
+    """The compiled graph (same nodes and links as :func:`to_dataflow`)."""
+    flow = wf.name
+    nodes: dict[str, NodeSpec] = {}
+    links: list[Link] = []
+    for step in wf.steps.values():
+        kind = node_kind(wf, step)
+        inputs = {p: InputSpec(port=p, upstream=Upstream(node=p, output=OUT,
+                                                         key=keyexprs.data(flow, instance, p, OUT)))
+                  for p in step.parents}
+        outputs = ({OUT: OutputSpec(port=OUT, key=keyexprs.data(flow, instance, step.id, OUT))}
+                   if step.children else {})
+        nodes[step.id] = NodeSpec(
+            id=step.id, kind=kind,  # type: ignore[arg-type]
+            run=RunSpec(kind="python", target=NODES_MODULE, attr="TriggerNode" if kind == "source" else "StepNode"),
+            inputs=inputs, outputs=outputs, config=node_config(wf, step, default_site),
+            deploy=deploy_hints(step), base_dir=str(Path(wf.file).parent),
+            source_file=wf.file, source_line=step.line)
+        for p in step.parents:
+            links.append(Link(src_node=p, src_output=OUT, dst_node=step.id, dst_input=p,
+                              key=keyexprs.data(flow, instance, p, OUT)))
+    return Graph(flow=flow, instance=instance, nodes=nodes, links=tuple(links), source_file=wf.file)
