@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,7 @@ TIME_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 MIN_MEMORY = 32 * 1024**2  # Ryax refuses less: the action runtime needs it to start
 
 
-class IOType(str, Enum):
+class IOType(StrEnum):
     STRING = "string"
     LONGSTRING = "longstring"
     PASSWORD = "password"
