@@ -1,13 +1,15 @@
-"""A process hosting one workflow node (``python -m zflow.workflows.host``).
+"""The host of an on-demand workflow step (``python -m zflow.workflows.host``).
 
-Warm steps run here until stopped. On-demand steps (``--activator``) first collect the
-messages the activator kept while they were scaled to zero, acknowledge each message once
-handled, and exit after ``--idle-exit`` seconds without work: scale to zero.
+Warm steps and triggers run on the runtime (:mod:`zflow.runtime`); an on-demand step runs
+here: it first collects the messages its activator kept while it was scaled to zero,
+acknowledges each message once handled, and exits after ``--idle-exit`` seconds without
+work (scale to zero). Messages are de-duplicated by (port, run, branch).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -19,6 +21,7 @@ import time
 from typing import Any
 
 import msgpack
+import zenoh
 
 from zflow import codec, keyexprs
 from zflow.dataflow.graph import Graph, NodeSpec
@@ -70,13 +73,6 @@ def serve(graph: Graph, node_id: str, opts: SessionOptions, activator: bool = Fa
         if hasattr(node, "setup"):
             node.setup(ctx)
         try:
-            if spec.kind == "source":
-                token = session.liveliness().declare_token(keyexprs.node_alive(graph.flow, graph.instance, node_id))
-                try:
-                    node.run(ctx)
-                finally:
-                    token.undeclare()
-                return 0
             return _serve_inputs(session, graph, spec, node, ctx, activator, idle_exit)
         finally:
             if hasattr(node, "teardown"):
@@ -92,6 +88,8 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: No
             continue
 
         def on_sample(sample: Any, port: str = port) -> None:
+            if sample.kind == zenoh.SampleKind.DELETE:
+                return  # end of stream from a runtime host: an on-demand step outlives streams
             inbox.put((port, sample.payload.to_bytes(), str(sample.encoding)))
 
         subs.append(session.declare_subscriber(inp.upstream.key, on_sample))
@@ -130,6 +128,14 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: No
             s.undeclare()
 
 
+def _die_with_parent() -> None:
+    """SIGTERM when the runner dies (Linux), so no on-demand step outlives its owner."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zflow.workflows.host")
     parser.add_argument("--graph", required=True, help="compiled graph JSON file")
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     _stop_on_term()
+    _die_with_parent()
     with open(args.graph, encoding="utf-8") as f:
         graph = Graph.from_dict(json.load(f))
     opts = SessionOptions(mode="client", connect=args.connect)

@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+import zflow
 from zflow import codec, keyexprs
 from zflow.workflows.action import IOType, load_action
 from zflow.workflows.files import Blobs, is_blob
@@ -94,7 +95,7 @@ class _StepBase:
             self._own_session.close()
 
 
-class TriggerNode(_StepBase):
+class TriggerNode(_StepBase, zflow.Source):
     """Source node: runs ``ryax_run.py``; each ``create_run`` starts a workflow run."""
 
     def setup(self, ctx: Any) -> None:
@@ -132,11 +133,17 @@ class TriggerNode(_StepBase):
             run = new_run_id()
             self._event(run, status="Error", start=t, end=t, created=t, plan=self.plan, error=message)
 
+        async def watch_stop() -> None:  # the runtime stopping the flow stops the trigger
+            while getattr(ctx, "running", True) and not done.is_set():
+                await asyncio.sleep(0.1)
+            done.set()
+
         service = TriggerService(self.action, dict(self.cfg.get("static", {})), emit, emit_error)
         task = asyncio.ensure_future(self.run_fn(service, dict(self.cfg.get("static", {}))))
         waiter = asyncio.ensure_future(done.wait())
+        watcher = asyncio.ensure_future(watch_stop())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (task, waiter):
+        for t in (task, waiter, watcher):
             if not t.done():
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -146,7 +153,7 @@ class TriggerNode(_StepBase):
             raise StepFailure(f"trigger {self.step!r} failed: {type(exc).__name__}: {exc}")
 
 
-class StepNode(_StepBase):
+class StepNode(_StepBase, zflow.Operator):
     """Operator/sink node: joins its parents per run, calls ``handle``, forwards the context."""
 
     def setup(self, ctx: Any) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -21,23 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import zenoh
 
 from zflow import codec, keyexprs
 from zflow.dataflow.graph import Graph
 from zflow.errors import RuntimeFailure
+from zflow.runtime.launcher import FlowRunner, host_env
+from zflow.runtime.supervisor import Supervisor, print_prefixed
 from zflow.transport.session import EmbeddedRouter, SessionOptions, open_session
 from zflow.workflows.compiler import to_graph
 from zflow.workflows.files import GLOBAL, BlobStorage
 from zflow.workflows.runs import FINAL, RunsStorage
 from zflow.workflows.workflow import Workflow
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 class Activator:
@@ -49,8 +42,9 @@ class Activator:
         self.pending: dict[tuple[str, str, str], tuple[str, bytes, str]] = {}
         self.acked: deque[tuple[str, str, str]] = deque(maxlen=4096)
         self._acked_set: set[tuple[str, str, str]] = set()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.cold_starts: list[float] = []
+        self.child: Any = None
+        self.cold_starts: list[float] = []  # seconds from spawn to the first handled message
+        self.starts = 0
         self._spawned_at: float | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -64,6 +58,8 @@ class Activator:
         self._thread.start()
 
     def _on_msg(self, port: str, sample: Any) -> None:
+        if sample.kind == zenoh.SampleKind.DELETE:
+            return
         payload, ctype = sample.payload.to_bytes(), str(sample.encoding)
         value = codec.decode(payload, ctype)
         ident = (port, str(value.get("run")), str(value.get("branch", "")))
@@ -95,13 +91,14 @@ class Activator:
             self._wake.clear()
             with self._lock:
                 waiting = bool(self.pending)
-            if waiting and (self.proc is None or self.proc.poll() is not None) and not self._stop.is_set():
+            if waiting and not self.running and not self._stop.is_set():
                 self._spawned_at = time.monotonic()
-                self.proc = self.runner.spawn(self.step, ["--activator", "--idle-exit", str(self.retention_s)])
+                self.starts += 1
+                self.child = self.runner.spawn(self.step, ["--activator", "--idle-exit", str(self.retention_s)])
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.child is not None and not self.child.final
 
     def close(self) -> None:
         self._stop.set()
@@ -125,7 +122,8 @@ class WorkflowRunner:
         self.with_storage = storage
         self.quiet = quiet
         self._stack = contextlib.ExitStack()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.supervisor = Supervisor(log=None if quiet else print_prefixed)
+        self.flow: FlowRunner | None = None
         self.activators: dict[str, Activator] = {}
         self.records: dict[str, dict[str, Any]] = {}
         self.finished: list[str] = []
@@ -160,14 +158,21 @@ class WorkflowRunner:
         self.graph_file.write_text(json.dumps(self.graph.to_dict()), encoding="utf-8")
         sub = self.session.declare_subscriber(keyexprs.run_records(self.wf.name), self._on_record)
         self._stack.callback(sub.undeclare)
+        # The trigger and warm steps run on the runtime; the start barrier holds the trigger
+        # until every warm step subscribes, so the first run is never lost.
         warm = [sid for sid, s in self.wf.steps.items() if sid != self.wf.trigger and s.execution == "warm"]
-        for sid in warm:
-            self.procs[sid] = self.spawn(sid)
-        self._wait_alive(warm, ready_timeout)
+        self.flow = FlowRunner(self.graph, SessionOptions(mode="client", connect=self.connect),
+                               node_ids=[self.wf.trigger, *warm], wait_start=True,
+                               supervisor=self.supervisor)
+        self.flow.start()
+        if not self.flow.wait_ready(self.session, timeout=ready_timeout):
+            failed = self.flow.failed()
+            raise RuntimeFailure(f"workflow steps not ready after {ready_timeout:.0f}s"
+                                 + (f"; failed: {', '.join(failed)}" if failed else ""))
         for sid, s in self.wf.steps.items():
             if sid != self.wf.trigger and s.execution == "on-demand":
                 self.activators[sid] = Activator(self, sid, s.idle_retention_s)
-        self.procs[self.wf.trigger] = self.spawn(self.wf.trigger)
+        self.flow.release(self.session)
 
     def _graph(self) -> Graph:
         g = to_graph(self.wf, self.instance, self.site)
@@ -181,30 +186,17 @@ class WorkflowRunner:
             nodes[nid] = replace(node, config=cfg)
         return replace(g, nodes=nodes)
 
-    def spawn(self, node: str, extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+    def spawn(self, node: str, extra: list[str] | None = None) -> Any:
+        """Start an on-demand step's host under the supervisor."""
         cmd = [sys.executable, "-m", "zflow.workflows.host", "--graph", str(self.graph_file), "--node", node]
         for c in self.connect:
             cmd += ["--connect", c]
-        out = subprocess.DEVNULL if self.quiet else None
-        return subprocess.Popen([*cmd, *(extra or [])], env=_child_env(), stdout=out, stderr=None)
+        return self.supervisor.spawn(f"{self.wf.name}/{node}", [*cmd, *(extra or [])], env=host_env())
 
-    def _wait_alive(self, nodes: list[str], timeout: float) -> None:
-        want = set(nodes)
-        deadline = time.monotonic() + timeout
-        while want:
-            alive = set()
-            for reply in self.session.liveliness().get(keyexprs.node_alive(self.wf.name, self.instance, "*"),
-                                                       timeout=1.0):
-                if reply.ok is not None:
-                    alive.add(str(reply.ok.key_expr).rsplit("/", 1)[-1])
-            want -= alive
-            dead = [n for n in want if self.procs[n].poll() is not None]
-            if dead:
-                raise RuntimeFailure(f"step process {dead[0]!r} exited before it was ready")
-            if want and time.monotonic() > deadline:
-                raise RuntimeFailure(f"steps not ready after {timeout:.0f}s: {', '.join(sorted(want))}")
-            if want:
-                time.sleep(0.05)
+    @property
+    def trigger_ended(self) -> bool:
+        state = self.flow.status().get(self.flow.child_name(self.wf.trigger), {}).get("state")
+        return state in ("exited", "failed", "stopped")
 
     def _on_record(self, sample: Any) -> None:
         record = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
@@ -220,7 +212,6 @@ class WorkflowRunner:
         """Wait for ``runs`` finished runs, or ``duration`` seconds, or the trigger to end."""
         start = time.monotonic()
         limit = min(x for x in (duration, timeout, float("inf")) if x is not None)
-        trigger = self.procs[self.wf.trigger]
         with self._cv:
             while True:
                 if runs is not None and len(self.finished) >= runs:
@@ -230,7 +221,7 @@ class WorkflowRunner:
                     if duration is None and runs is not None:
                         raise RuntimeFailure(f"only {len(self.finished)} of {runs} runs finished in {limit:.0f}s")
                     break
-                if runs is None and duration is None and trigger.poll() is not None:
+                if runs is None and duration is None and self.trigger_ended:
                     in_flight = [r for r in self.records.values() if r["status"] not in FINAL]
                     if not in_flight:
                         break
@@ -240,19 +231,9 @@ class WorkflowRunner:
     def stop(self) -> None:
         for act in self.activators.values():
             act.close()
-        procs = list(self.procs.values()) + [a.proc for a in self.activators.values() if a.proc is not None]
-        if self.wf.trigger in self.procs:  # stop the trigger first: no new runs
-            procs.remove(self.procs[self.wf.trigger])
-            procs.insert(0, self.procs[self.wf.trigger])
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        if self.flow is not None:
+            self.supervisor.stop(self.flow.child_name(self.wf.trigger))  # first: no new runs
+        self.supervisor.stop_all()
         self._stack.close()
 
     def __enter__(self) -> WorkflowRunner:
