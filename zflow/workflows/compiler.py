@@ -49,13 +49,13 @@ def deploy_hints(step: PlannedStep) -> dict[str, Any]:
     return hints
 
 
-def _static_values(step: PlannedStep) -> dict[str, Any]:
-    """Static inputs; file/directory paths are made absolute against the action's workflow."""
+def _static_values(step: PlannedStep, base: Path) -> dict[str, Any]:
+    """Static inputs; file/directory paths are made absolute against the workflow's folder."""
     out = {}
     for name, value in step.static.items():
         io = step.action.input(name)
         if io is not None and io.type in (IOType.FILE, IOType.DIRECTORY) and isinstance(value, str):
-            value = str(Path(value).expanduser())
+            value = str((base / Path(value).expanduser()).resolve())
         out[name] = value
     return out
 
@@ -75,7 +75,7 @@ def node_config(wf: Workflow, step: PlannedStep, default_site: str = "local") ->
         "action_dir": str(step.action.directory),
         "action": f"{step.action.id}:{step.action.version}",
         "site": site,
-        "static": _static_values(step),
+        "static": _static_values(step, Path(wf.file).resolve().parent),
         "refs": {name: str(ref) for name, ref in step.refs.items()},
         "parents": list(step.parents),
         "children": list(step.children),

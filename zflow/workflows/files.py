@@ -105,6 +105,12 @@ class Blobs:
                 return r.ok.payload.to_bytes()
         raise StepFailure(f"blob {digest[:12]} not found in store {store!r}")
 
+    def take_transfers(self) -> dict[str, int]:
+        """Transfers since the last call (one step execution's worth)."""
+        with self._lock:
+            out, self.transfers = dict(self.transfers), Counter()
+        return out
+
     def export(self, path: str, kind: str, remote_consumers: bool) -> dict[str, Any]:
         """A handler's output path becomes a blob reference (local store; global if needed)."""
         p = Path(path)

@@ -75,8 +75,9 @@ class _StepBase:
     def _event(self, run: str, **fields: Any) -> None:
         event = {"workflow": self.workflow, "run": run, "step": self.step, "host": self.host,
                  "site": self.site, **fields}
-        if self.blobs.transfers:
-            event["transfers"] = dict(self.blobs.transfers)
+        transfers = self.blobs.take_transfers()
+        if transfers:
+            event["transfers"] = transfers
         payload, ctype = codec.encode(event)
         self.session.put(keyexprs.run_event(self.workflow, run, self.step), payload, encoding=ctype)
 
