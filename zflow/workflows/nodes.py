@@ -60,6 +60,8 @@ class _StepBase:
         self.children: list[str] = list(cfg.get("children", []))
         self.file_outputs: dict[str, bool] = dict(cfg.get("file_outputs", {}))
         self._own_session: contextlib.ExitStack | None = None
+        if cfg.get("zenoh_connect"):  # actions that open their own session (zenoh-subscribe, tsdb-publish)
+            os.environ.setdefault("ZFLOW_CONNECT", ",".join(cfg["zenoh_connect"]))
         session = getattr(ctx, "session", None)
         if session is None:  # a runtime that does not lend its session: open our own
             from zflow.transport.session import SessionOptions, open_session
