@@ -3,7 +3,7 @@ sinks; every link carries the whole run context so each step sees all upstream o
 
 :func:`to_dataflow` emits the Zenoh-Flow style descriptor (what ``zflow workflow compile``
 prints and ``zflow run`` could run); :func:`to_graph` builds the compiled graph the runtime
-and the workflow runner consume. Placement wishes become ``deploy:`` hints that the scheduler
+and the workflow runner consume, through the dataflow compiler. Placement wishes become ``deploy:`` hints that the scheduler
 reads: ``site``/``site_type``/``pool``/``arch`` lists, ``objectives`` weights, ``resources``.
 """
 
@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zflow import keyexprs
-from zflow.dataflow.graph import Graph, InputSpec, Link, NodeSpec, OutputSpec, RunSpec, Upstream
+from zflow.dataflow.graph import Graph
 from zflow.workflows.action import IOType
 from zflow.workflows.nodes import OUT
 from zflow.workflows.workflow import PlannedStep, Workflow
@@ -113,24 +112,8 @@ def to_dataflow(wf: Workflow, default_site: str = "local") -> dict[str, Any]:
 
 
 def to_graph(wf: Workflow, instance: str = "main", default_site: str = "local") -> Graph:
-    """The compiled graph (same nodes and links as :func:`to_dataflow`)."""
-    flow = wf.name
-    nodes: dict[str, NodeSpec] = {}
-    links: list[Link] = []
-    for step in wf.steps.values():
-        kind = node_kind(wf, step)
-        inputs = {p: InputSpec(port=p, upstream=Upstream(node=p, output=OUT,
-                                                         key=keyexprs.data(flow, instance, p, OUT)))
-                  for p in step.parents}
-        outputs = ({OUT: OutputSpec(port=OUT, key=keyexprs.data(flow, instance, step.id, OUT))}
-                   if step.children else {})
-        nodes[step.id] = NodeSpec(
-            id=step.id, kind=kind,  # type: ignore[arg-type]
-            run=RunSpec(kind="python", target=NODES_MODULE, attr="TriggerNode" if kind == "source" else "StepNode"),
-            inputs=inputs, outputs=outputs, config=node_config(wf, step, default_site),
-            deploy=deploy_hints(step), base_dir=str(Path(wf.file).parent),
-            source_file=wf.file, source_line=step.line)
-        for p in step.parents:
-            links.append(Link(src_node=p, src_output=OUT, dst_node=step.id, dst_input=p,
-                              key=keyexprs.data(flow, instance, p, OUT)))
-    return Graph(flow=flow, instance=instance, nodes=nodes, links=tuple(links), source_file=wf.file)
+    """The compiled graph, through the one dataflow compiler (same nodes, links and keys)."""
+    from zflow.dataflow.compiler import compile_dict
+
+    return compile_dict(to_dataflow(wf, default_site), base_dir=str(Path(wf.file).resolve().parent),
+                        instance=instance, source_file=wf.file)
