@@ -141,7 +141,8 @@ def test_cli_check_and_compile(tmp_path: Path, zflow_cmd: list[str], cli_env: di
     b = flow["sinks"][0]
     assert b["deploy"]["site"] == ["edge"] and b["deploy"]["arch"] == ["arm64"]
     assert b["deploy"]["objectives"] == {"performance": 50.0, "energy": 100.0, "cost": 30.0}
-    assert b["deploy"]["execution"] == "on-demand" and b["configuration"]["refs"] == {"x": "a.y"}
+    assert b["configuration"]["execution"] == "on-demand" and b["configuration"]["refs"] == {"x": "a.y"}
+    assert set(b["deploy"]) <= {"site", "arch", "pool", "labels", "objectives", "resources"}
     assert {"from": {"node": "a", "output": "out"}, "to": {"node": "b", "input": "a"}} in flow["links"]
     bad = write(tmp_path, GOOD.replace("reference_value: a.y", "reference_value: a.z"))
     res = subprocess.run([*zflow_cmd, "workflow", "check", str(bad)], capture_output=True, text=True, env=cli_env)

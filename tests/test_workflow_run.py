@@ -195,3 +195,30 @@ def test_agriculture_example_two_sites(tmp_path: Path, zflow_cmd: list[str], cli
         assert r["steps"]["report"][0]["site"] == "field-station" and r["steps"]["archive"][0]["site"] == "cloud"
         assert r["steps"]["archive"][0]["transfers"]["get_global"] == 1
         assert r["results"]["archive"]["name"].endswith(".tar.gz")
+
+
+@pytest.mark.timeout(90)
+def test_deploy_and_undeploy(tmp_path: Path, zflow_cmd: list[str], cli_env: dict[str, str]) -> None:
+    wf = DATA / "three-steps.yaml"
+    res = _run_cli(zflow_cmd, cli_env, "workflow", "deploy", str(wf), "--state-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    info = json.loads((tmp_path / "deployed" / "three-steps.json").read_text())
+    runs_dir = tmp_path / "workflows" / "three-steps" / "runs" / "three-steps"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(list(runs_dir.glob("*.json"))) < 3:
+            time.sleep(0.2)
+        assert len(list(runs_dir.glob("*.json"))) >= 3
+        again = _run_cli(zflow_cmd, cli_env, "workflow", "deploy", str(wf), "--state-dir", str(tmp_path))
+        assert again.returncode == 2 and "already deployed" in again.stderr
+    finally:
+        res = _run_cli(zflow_cmd, cli_env, "workflow", "undeploy", "three-steps", "--state-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    with pytest.raises(ProcessLookupError):
+        import os
+
+        os.kill(info["pid"], 0)
+    listed = _run_cli(zflow_cmd, cli_env, "workflow", "runs", "three-steps", "--store", str(runs_dir.parent))
+    assert listed.returncode == 0 and "Completed" in listed.stdout
+    gone = _run_cli(zflow_cmd, cli_env, "workflow", "undeploy", "three-steps", "--state-dir", str(tmp_path))
+    assert gone.returncode == 2 and "not deployed" in gone.stderr

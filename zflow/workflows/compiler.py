@@ -4,7 +4,8 @@ sinks; every link carries the whole run context so each step sees all upstream o
 :func:`to_dataflow` emits the Zenoh-Flow style descriptor (what ``zflow workflow compile``
 prints and ``zflow run`` could run); :func:`to_graph` builds the compiled graph the runtime
 and the workflow runner consume, through the dataflow compiler. Placement wishes become ``deploy:`` hints that the scheduler
-reads: ``site``/``site_type``/``pool``/``arch`` lists, ``objectives`` weights, ``resources``.
+reads: ``site``/``pool``/``arch`` lists, a ``site_type`` label, ``objectives`` weights and
+``resources``; the execution model (warm / on-demand) is node configuration.
 """
 
 from __future__ import annotations
@@ -27,24 +28,23 @@ def node_kind(wf: Workflow, step: PlannedStep) -> str:
 
 
 def deploy_hints(step: PlannedStep) -> dict[str, Any]:
+    """Placement wishes in the scheduler's ``deploy:`` vocabulary (site, arch, pool, labels,
+    objectives, resources); a single site type becomes the ``site_type`` label."""
     hints: dict[str, Any] = {}
     c = step.constraints
     if c is not None:
-        for field, hint in (("site_list", "site"), ("site_type_list", "site_type"),
-                            ("node_pool_list", "pool"), ("arch_list", "arch")):
+        for field, hint in (("site_list", "site"), ("node_pool_list", "pool"), ("arch_list", "arch")):
             values = getattr(c, field)
             if values:
                 hints[hint] = list(values)
+        if len(c.site_type_list) == 1:
+            hints["labels"] = {"site_type": c.site_type_list[0]}
     if step.objectives is not None:
         hints["objectives"] = step.objectives.model_dump()
     if step.resources is not None:
         res = step.resources.to_hints()
         if res:
             hints["resources"] = res
-    if step.kind != "Source":
-        hints["execution"] = step.execution
-        if step.execution == "on-demand":
-            hints["idle_retention_s"] = step.idle_retention_s
     return hints
 
 
@@ -80,6 +80,12 @@ def node_config(wf: Workflow, step: PlannedStep, default_site: str = "local") ->
         "children": list(step.children),
         "file_outputs": file_outputs,
     }
+    if step.kind != "Source":
+        cfg["execution"] = step.execution
+        if step.execution == "on-demand":
+            cfg["idle_retention_s"] = step.idle_retention_s
+        if step.constraints is not None and len(step.constraints.site_type_list) > 1:
+            cfg["site_types"] = list(step.constraints.site_type_list)  # beyond one label: recorded
     if step.id == wf.trigger:
         cfg["plan"] = {sid: list(s.parents) for sid, s in wf.steps.items()}
         cfg["results"] = {key: str(ref) for key, ref in wf.results}
