@@ -222,3 +222,20 @@ def test_deploy_and_undeploy(tmp_path: Path, zflow_cmd: list[str], cli_env: dict
     assert listed.returncode == 0 and "Completed" in listed.stdout
     gone = _run_cli(zflow_cmd, cli_env, "workflow", "undeploy", "three-steps", "--state-dir", str(tmp_path))
     assert gone.returncode == 2 and "not deployed" in gone.stderr
+
+
+@pytest.mark.timeout(60)
+def test_stopping_cancels_runs_in_flight(tmp_path: Path) -> None:
+    from zflow.workflows.runs import RunStore
+
+    wf = load_workflow(DATA / "slow.yaml")
+    runner = WorkflowRunner(wf, tmp_path).start()
+    try:
+        deadline = time.monotonic() + 20
+        while not runner.records and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+    records = RunStore(tmp_path / "runs").list("slow")
+    assert len(records) == 1 and records[0]["status"] == "Canceled"
+    assert records[0]["error"] == "the workflow was stopped"

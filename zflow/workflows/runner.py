@@ -29,7 +29,7 @@ from zflow.runtime.supervisor import Supervisor, print_prefixed
 from zflow.transport.session import EmbeddedRouter, SessionOptions, open_session
 from zflow.workflows.compiler import to_graph
 from zflow.workflows.files import GLOBAL, BlobStorage
-from zflow.workflows.runs import FINAL, RunsStorage
+from zflow.workflows.runs import CANCELED, FINAL, RunsStorage
 from zflow.workflows.workflow import Workflow
 
 
@@ -234,7 +234,22 @@ class WorkflowRunner:
         if self.flow is not None:
             self.supervisor.stop(self.flow.child_name(self.wf.trigger))  # first: no new runs
         self.supervisor.stop_all()
+        self._cancel_in_flight()
         self._stack.close()
+
+    def _cancel_in_flight(self) -> None:
+        """Runs still going when the workflow stops end as Canceled in their records."""
+        if self.session is None:
+            return
+        with self._cv:
+            open_runs = [r["run"] for r in self.records.values() if r["status"] not in FINAL]
+        for run in open_runs:
+            payload, ctype = codec.encode({"workflow": self.wf.name, "run": run, "step": "runner",
+                                           "status": CANCELED, "end": time.time(),
+                                           "error": "the workflow was stopped"})
+            self.session.put(keyexprs.run_event(self.wf.name, run, "runner"), payload, encoding=ctype)
+        if open_runs:
+            time.sleep(0.2)  # let the storage fold them before it closes
 
     def __enter__(self) -> WorkflowRunner:
         return self.start()
