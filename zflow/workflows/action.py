@@ -26,8 +26,8 @@ TRIGGER_FILE = "ryax_run.py"
 HANDLER_FILES = {"python3": HANDLER_FILE, "python3-cuda": HANDLER_FILE, "nodejs": "ryax_handler.js",
                  "csharp-dotnet6": "ryax_handler.cs"}
 
-MEMORY_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-TIME_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MEMORY_UNITS: dict[str, float] = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+TIME_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "ms": 0.001}
 MIN_MEMORY = 32 * 1024**2  # Ryax refuses less: the action runtime needs it to start
 
 
@@ -49,32 +49,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-def parse_memory(value: str | int) -> int:
-    """``512M`` -> bytes (K/M/G/T are powers of 1024, a bare number is bytes)."""
+def _with_unit(value: str | float, units: dict[str, float], what: str, example: str) -> float:
     if isinstance(value, bool):
-        raise ValueError("memory must be a size like 512M or a number of bytes")
-    if isinstance(value, int | float):
-        return int(value)
-    text = str(value).strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT])i?B?", text)
-    if not m:
-        raise ValueError(f"memory {text!r} must be a number followed by one of K, M, G, T (e.g. 512M)")
-    return int(float(m.group(1)) * MEMORY_UNITS[m.group(2)])
-
-
-def parse_duration(value: str | int | float) -> float:
-    """``10m`` -> seconds (units s/m/h/d; a bare number is seconds)."""
-    if isinstance(value, bool):
-        raise ValueError("time must be a duration like 10m or a number of seconds")
+        raise ValueError(f"{what} must be like {example} or a plain number")
     if isinstance(value, int | float):
         return float(value)
     text = str(value).strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|[smhd])", text)
+    pattern = "|".join(sorted(units, key=len, reverse=True))
+    m = re.fullmatch(rf"(\d+(?:\.\d+)?)\s*({pattern})", text)
     if not m:
-        raise ValueError(f"time {text!r} must be a number followed by one of s, m, h, d (e.g. 10m)")
-    if m.group(2) == "ms":
-        return float(m.group(1)) / 1000.0
-    return float(m.group(1)) * TIME_UNITS[m.group(2)]
+        raise ValueError(f"{what} {text!r} must be a number followed by one of {', '.join(units)} (e.g. {example})")
+    return float(m.group(1)) * units[m.group(2)]
+
+
+def parse_memory(value: str | int) -> int:
+    """``512M`` -> bytes (K/M/G/T are powers of 1024, a bare number is bytes)."""
+    return int(_with_unit(value, MEMORY_UNITS, "memory", "512M"))
+
+
+def parse_duration(value: str | float) -> float:
+    """``10m`` -> seconds (units s/m/h/d, and ms; a bare number is seconds)."""
+    return _with_unit(value, TIME_UNITS, "time", "10m")
+
+
+def text_version(v: Any) -> Any:
+    """YAML reads ``version: 1.0`` as a float: ask for quotes instead of guessing."""
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        raise ValueError(f'version must be a string: quote it ("{v}")')
+    return v
 
 
 class Resources(_Strict):
@@ -184,12 +186,7 @@ class ActionSpec(_Strict):
     outputs: list[ActionIO] = Field(default_factory=list, max_length=64)
     dynamic_outputs: bool = False
 
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_is_text(cls, v: Any) -> Any:
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            raise ValueError(f'version must be a string: quote it ("{v}")')
-        return v
+    _version_is_text = field_validator("version", mode="before")(text_version)
 
     @field_validator("categories")
     @classmethod

@@ -45,6 +45,7 @@ from zflow.workflows.action import (
     Resources,
     coerce_static,
     parse_duration,
+    text_version,
 )
 from zflow.workflows.library import Library, search_path
 
@@ -87,12 +88,7 @@ class Step(_Strict):
     execution: Literal["warm", "on-demand"] | None = None
     idle_retention: str | float | None = None
 
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_text(cls, v: Any) -> Any:
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            raise ValueError(f'version must be a string: quote it ("{v}")')
-        return v
+    _version_text = field_validator("version", mode="before")(text_version)
 
     @field_validator("idle_retention")
     @classmethod
