@@ -33,6 +33,12 @@ from zflow.workflows.runs import CANCELED, FINAL, RunsStorage
 from zflow.workflows.workflow import Workflow
 
 
+def _errors_only(name: str, line: str) -> None:
+    """Quiet mode still shows what step processes print (tracebacks), not life-cycle events."""
+    if not line.startswith("-- ") or "failed" in line:
+        print_prefixed(name, line)
+
+
 class Activator:
     """Keeps the messages of a scaled-to-zero step and starts it when one waits."""
 
@@ -122,7 +128,7 @@ class WorkflowRunner:
         self.with_storage = storage
         self.quiet = quiet
         self._stack = contextlib.ExitStack()
-        self.supervisor = Supervisor(log=None if quiet else print_prefixed)
+        self.supervisor = Supervisor(log=_errors_only if quiet else print_prefixed)
         self.flow: FlowRunner | None = None
         self.activators: dict[str, Activator] = {}
         self.records: dict[str, dict[str, Any]] = {}
@@ -193,10 +199,18 @@ class WorkflowRunner:
             cmd += ["--connect", c]
         return self.supervisor.spawn(f"{self.wf.name}/{node}", [*cmd, *(extra or [])], env=host_env())
 
+    def _trigger_state(self) -> Any:
+        if self.flow is None:
+            return None
+        return self.flow.status().get(self.flow.child_name(self.wf.trigger), {}).get("state")
+
     @property
     def trigger_ended(self) -> bool:
-        state = self.flow.status().get(self.flow.child_name(self.wf.trigger), {}).get("state")
-        return state in ("exited", "failed", "stopped")
+        return self._trigger_state() in ("exited", "failed", "stopped")
+
+    @property
+    def trigger_failed(self) -> bool:
+        return self._trigger_state() == "failed"
 
     def _on_record(self, sample: Any) -> None:
         record = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
@@ -206,11 +220,16 @@ class WorkflowRunner:
             self.records[record["run"]] = record
             if first_final:
                 self.finished.append(record["run"])
+                if len(self.finished) > 100_000:  # a long deployment: keep memory bounded
+                    for old in self.finished[:50_000]:
+                        self.records.pop(old, None)
+                    del self.finished[:50_000]
             self._cv.notify_all()
 
     def wait(self, runs: int | None = None, duration: float | None = None, timeout: float | None = None) -> list[dict[str, Any]]:
         """Wait for ``runs`` finished runs, or ``duration`` seconds, or the trigger to end."""
         start = time.monotonic()
+        ended_at: float | None = None
         limit = min(x for x in (duration, timeout, float("inf")) if x is not None)
         with self._cv:
             while True:
@@ -221,9 +240,13 @@ class WorkflowRunner:
                     if duration is None and runs is not None:
                         raise RuntimeFailure(f"only {len(self.finished)} of {runs} runs finished in {limit:.0f}s")
                     break
-                if runs is None and duration is None and self.trigger_ended:
+                if self.trigger_ended:
+                    ended_at = ended_at or time.monotonic()
                     in_flight = [r for r in self.records.values() if r["status"] not in FINAL]
-                    if not in_flight:
+                    if not in_flight and time.monotonic() - ended_at > 1.0:  # nothing more can come
+                        if self.trigger_failed:
+                            raise RuntimeFailure(f"the trigger {self.wf.trigger!r} failed after "
+                                                 f"{len(self.finished)} runs (see its output above)")
                         break
                 self._cv.wait(0.1)
             return [self.records[r] for r in self.finished]
