@@ -101,15 +101,15 @@ def main() -> int:
     print(f"warm 3-step workflow, trigger-to-Completed: p50 {p50:.2f} ms, p90 {pct(lat, 0.9):.2f} ms "
           f"({len(lat)} runs; {p50 / base:.1f}x the raw round trip; target p50 <= 20 ms)")
 
-    wf = workflow(tmp, "tput", "0ms")
-    with WorkflowRunner(wf, tmp / "tput", max_runs=n_tput) as r:
-        recs = r.wait(runs=n_tput, timeout=300)
-    ok = [rec for rec in recs if rec["status"] == "Completed"]
-    span = max(rec["ended"] for rec in ok) - min(rec["created"] for rec in ok)
-    rate = len(ok) / span
-    lat = [rec["duration"] * 1000 for rec in ok]
-    print(f"sustained: {rate:.0f} runs/s over {len(ok)} runs ({span:.2f} s); latency under load "
-          f"p50 {statistics.median(lat):.1f} ms (target >= 200 runs/s)")
+    for label, interval in (("burst (as fast as the trigger emits)", "0ms"), ("paced at 500 runs/s", "2ms")):
+        wf = workflow(tmp, "tput" + interval, interval)
+        with WorkflowRunner(wf, tmp / ("tput" + interval), max_runs=n_tput) as r:
+            recs = r.wait(runs=n_tput, timeout=300)
+        ok = [rec for rec in recs if rec["status"] == "Completed"]
+        span = max(rec["ended"] for rec in ok) - min(rec["created"] for rec in ok)
+        lat = [rec["duration"] * 1000 for rec in ok]
+        print(f"sustained, {label}: {len(ok) / span:.0f} runs/s over {len(ok)} runs ({span:.2f} s); "
+              f"latency p50 {statistics.median(lat):.1f} ms, p90 {pct(lat, 0.9):.1f} ms (target >= 200 runs/s)")
 
     extra = "execution: on-demand\n      idle_retention: 0.2s"
     wf = workflow(tmp, "cold", "1500ms", extra)

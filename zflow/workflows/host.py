@@ -28,6 +28,7 @@ from zflow.dataflow.graph import Graph, NodeSpec
 from zflow.transport.session import SessionOptions, open_session
 
 log = logging.getLogger("zflow.workflows.host")
+_BLOCK = zenoh.CongestionControl.BLOCK  # a run's messages are never dropped
 
 
 class NodeContext:
@@ -40,7 +41,7 @@ class NodeContext:
         self.node = spec.id
         self.config = dict(spec.config)
         self.log = logging.getLogger(f"zflow.node.{spec.id}")
-        self._pubs = {port: session.declare_publisher(out.key) for port, out in spec.outputs.items()}
+        self._pubs = {port: session.declare_publisher(out.key, congestion_control=_BLOCK) for port, out in spec.outputs.items()}
 
     def now(self) -> int:
         return time.time_ns()
@@ -95,7 +96,8 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: No
         subs.append(session.declare_subscriber(inp.upstream.key, on_sample))
     ack_pub = None
     if activator:
-        ack_pub = session.declare_publisher(keyexprs.activator(graph.flow, graph.instance, spec.id, "ack"))
+        ack_pub = session.declare_publisher(keyexprs.activator(graph.flow, graph.instance, spec.id, "ack"),
+                                           congestion_control=_BLOCK)
         for reply in session.get(keyexprs.activator(graph.flow, graph.instance, spec.id, "pending"), timeout=5):
             if reply.ok is not None:
                 for port, payload, ctype in msgpack.unpackb(reply.ok.payload.to_bytes()):

@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any
 
+import zenoh
+
 import zflow
 from zflow import codec, keyexprs
 from zflow.workflows.action import IOType, load_action
@@ -81,7 +83,8 @@ class _StepBase:
         if transfers:
             event["transfers"] = transfers
         payload, ctype = codec.encode(event)
-        self.session.put(keyexprs.run_event(self.workflow, run, self.step), payload, encoding=ctype)
+        self.session.put(keyexprs.run_event(self.workflow, run, self.step), payload, encoding=ctype,
+                         congestion_control=zenoh.CongestionControl.BLOCK)  # never drop an event
 
     def _export(self, outputs: dict[str, Any]) -> dict[str, Any]:
         out = {}

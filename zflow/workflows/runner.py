@@ -270,7 +270,8 @@ class WorkflowRunner:
             payload, ctype = codec.encode({"workflow": self.wf.name, "run": run, "step": "runner",
                                            "status": CANCELED, "end": time.time(),
                                            "error": "the workflow was stopped"})
-            self.session.put(keyexprs.run_event(self.wf.name, run, "runner"), payload, encoding=ctype)
+            self.session.put(keyexprs.run_event(self.wf.name, run, "runner"), payload, encoding=ctype,
+                             congestion_control=zenoh.CongestionControl.BLOCK)
         if open_runs:
             time.sleep(0.2)  # let the storage fold them before it closes
 

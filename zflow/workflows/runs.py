@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import zenoh
+
 from zflow import codec, keyexprs
 
 RUNNING, COMPLETED, ERROR, CANCELED = "Running", "Completed", "Error", "Canceled"
@@ -157,7 +159,8 @@ class RunsStorage:
             fold(record, event)
             self._dirty.add(key)
             payload, ctype = codec.encode(record)
-        self.session.put(keyexprs.runs(key[0], key[1]), payload, encoding=ctype)
+        self.session.put(keyexprs.runs(key[0], key[1]), payload, encoding=ctype,
+                         congestion_control=zenoh.CongestionControl.BLOCK)
 
     def _on_query(self, query: Any) -> None:
         key = str(query.key_expr)
