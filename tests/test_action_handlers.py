@@ -118,10 +118,11 @@ def test_trigger_service_create_run(tmp_path: Path) -> None:
     """, kind="Source", name="trig")
     fn = load_trigger(a)
     runs: list[dict[str, Any]] = []
-    service = TriggerService(a, {"n": 2}, runs.append)
-    with pytest.raises(StepFailure, match="output 'y' must be of type float"):
-        asyncio.run(fn(service, {"n": 2}))
+    errors: list[str] = []
+    service = TriggerService(a, {"n": 2}, runs.append, errors.append)
+    asyncio.run(fn(service, {"n": 2}))
     assert runs == [{"y": 0.0, "label": "tick"}, {"y": 1.0, "label": "tick"}]
+    assert len(errors) == 1 and "output 'y' must be of type float" in errors[0]
     assert set(service.get_output_definitions()) == {"y", "label"}
 
 

@@ -147,3 +147,17 @@ def test_cli_check_and_compile(tmp_path: Path, zflow_cmd: list[str], cli_env: di
     bad = write(tmp_path, GOOD.replace("reference_value: a.y", "reference_value: a.z"))
     res = subprocess.run([*zflow_cmd, "workflow", "check", str(bad)], capture_output=True, text=True, env=cli_env)
     assert res.returncode == 2 and "has no output 'z'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_dynamic_outputs_defined_by_the_workflow(tmp_path: Path) -> None:
+    form = Path(__file__).parent / "workflow_data" / "form.yaml"
+    wf = load_workflow(form)
+    assert [o.name for o in wf.steps["form"].action.spec.outputs] == ["name", "age"]
+    text = form.read_text().replace("actions_path: [actions]", f"actions_path: [{ACTIONS}]")
+    bad = text.replace("reference_value: form.name", "reference_value: form.nme")
+    assert "has no output 'nme'" in errors(tmp_path, bad) and "did you mean 'name'" in errors(tmp_path, bad)
+    mismatch = text.replace("reference_value: form.name", "reference_value: form.age")
+    assert "type mismatch: form.age is integer" in errors(tmp_path, mismatch)
+    not_dynamic = GOOD.replace("      inputs: {interval: 1s, count: 3}",
+                               "      inputs: {interval: 1s, count: 3}\n      dynamic_outputs: [{name: x, type: string}]")
+    assert "has no dynamic outputs" in errors(tmp_path, not_dynamic)

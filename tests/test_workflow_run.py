@@ -239,3 +239,13 @@ def test_stopping_cancels_runs_in_flight(tmp_path: Path) -> None:
     records = RunStore(tmp_path / "runs").list("slow")
     assert len(records) == 1 and records[0]["status"] == "Canceled"
     assert records[0]["error"] == "the workflow was stopped"
+
+
+@pytest.mark.timeout(60)
+def test_trigger_with_dynamic_outputs(tmp_path: Path) -> None:
+    wf = load_workflow(DATA / "form.yaml")
+    with WorkflowRunner(wf, tmp_path) as runner:
+        records = runner.wait(runs=2, timeout=30)
+    ok, bad = sorted(records, key=lambda r: r["created"])
+    assert ok["status"] == "Completed" and ok["outputs"]["measure.length"] == 3  # "ada"
+    assert bad["status"] == "Error" and "output 'age' must be of type integer" in bad["error"]

@@ -153,6 +153,13 @@ class ActionIO(_Strict):
         return not self.optional and self.default_value is None
 
 
+class DynamicOutput(ActionIO):
+    """An output a workflow defines for a trigger whose action has ``dynamic_outputs: true``."""
+
+    human_name: str = Field("", max_length=128)
+    help: str = Field("", max_length=10_000)
+
+
 class PythonOptions(_Strict):
     version: str = Field(pattern=r"^3\.\d{1,2}$", description="major.minor, e.g. 3.11")
 
@@ -294,6 +301,13 @@ class Action:
         if self.spec.type in ("python3", "python3-cuda"):
             return self.directory / (TRIGGER_FILE if self.is_trigger else HANDLER_FILE)
         return self.directory / HANDLER_FILES[self.spec.type]
+
+    def with_dynamic_outputs(self, outputs: list[ActionIO]) -> Action:
+        """This action with the outputs a workflow defined for it (triggers with dynamic_outputs)."""
+        if not outputs:
+            return self
+        spec = self.spec.model_copy(update={"outputs": [*self.spec.outputs, *outputs]})
+        return Action(self.directory, self.metadata.model_copy(update={"spec": spec}), self.file)
 
     def input(self, name: str) -> ActionIO | None:
         return next((i for i in self.spec.inputs if i.name == name), None)

@@ -80,6 +80,9 @@ def node_config(wf: Workflow, step: PlannedStep, default_site: str = "local") ->
         "children": list(step.children),
         "file_outputs": file_outputs,
     }
+    extra = [o for o in step.action.spec.outputs if step.action.spec.dynamic_outputs]
+    if extra:
+        cfg["dynamic_outputs"] = [o.model_dump(mode="json", exclude_none=True) for o in extra]
     if step.kind != "Source":
         cfg["execution"] = step.execution
         if step.execution == "on-demand":

@@ -225,7 +225,13 @@ class TriggerService:
         if status is RyaxRunStatus.ERROR:
             await self.create_run_error()
             return
-        outputs = data if self.action.spec.dynamic_outputs else check_outputs(self.action, data)[0]
+        # dynamic outputs the workflow did not declare pass unchecked (Ryax forms define them)
+        declared = bool(self.action.spec.outputs) or not self.action.spec.dynamic_outputs
+        try:
+            outputs = check_outputs(self.action, data)[0] if declared else data
+        except StepFailure as exc:  # a bad emission is a failed run, the trigger goes on
+            await self.create_run_error(f"trigger outputs: {exc.message}")
+            return
         self.created += 1
         res = self._emit(outputs)
         if asyncio.iscoroutine(res):

@@ -22,7 +22,7 @@ import zenoh
 
 import zflow
 from zflow import codec, keyexprs
-from zflow.workflows.action import IOType, load_action
+from zflow.workflows.action import DynamicOutput, IOType, load_action
 from zflow.workflows.files import Blobs, is_blob
 from zflow.workflows.handlers import Handler, StepFailure, TriggerService, load_trigger
 
@@ -57,6 +57,10 @@ class _StepBase:
         self.workflow: str = cfg["workflow"]
         self.step: str = cfg["step"]
         self.action = load_action(cfg["action_dir"])
+        if cfg.get("dynamic_outputs"):
+            declared = {o.name for o in self.action.spec.outputs}
+            self.action = self.action.with_dynamic_outputs(
+                [DynamicOutput(**o) for o in cfg["dynamic_outputs"] if o["name"] not in declared])
         self.site: str = cfg.get("site") or "local"
         self.host = socket.gethostname()
         self.children: list[str] = list(cfg.get("children", []))

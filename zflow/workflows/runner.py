@@ -23,7 +23,7 @@ import zenoh
 
 from zflow import codec, keyexprs
 from zflow.dataflow.graph import Graph
-from zflow.errors import RuntimeFailure
+from zflow.errors import Problem, RuntimeFailure, UserError
 from zflow.runtime.launcher import FlowRunner, host_env
 from zflow.runtime.supervisor import Supervisor, print_prefixed
 from zflow.transport.session import EmbeddedRouter, SessionOptions, open_session
@@ -147,6 +147,11 @@ class WorkflowRunner:
         return self
 
     def _start(self, ready_timeout: float) -> None:
+        foreign = [s for s in self.wf.steps.values() if s.action.spec.type not in ("python3", "python3-cuda")]
+        if foreign:
+            raise UserError([Problem(f"step {s.id!r}: action {s.action.id!r} is {s.action.spec.type}; zflow runs "
+                                     "python3 actions (check and compile accept every Ryax type)",
+                                     file=self.wf.file, line=s.line) for s in foreign])
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.connect:
             router = self._stack.enter_context(EmbeddedRouter())

@@ -41,6 +41,7 @@ from zflow.errors import Problem, UserError, did_you_mean
 from zflow.workflows.action import (
     Action,
     ActionIO,
+    DynamicOutput,
     IOType,
     Resources,
     coerce_static,
@@ -85,6 +86,7 @@ class Step(_Strict):
     constraints: Constraints | None = None
     objectives: Objectives | None = None
     resources: Resources | None = None
+    dynamic_outputs: list[DynamicOutput] = Field(default_factory=list)
     execution: Literal["warm", "on-demand"] | None = None
     idle_retention: str | float | None = None
 
@@ -238,6 +240,12 @@ class _Planner:
                 continue
             steps_by_id[step.id] = (i, step)
             action = self.resolve_action(i, step)
+            if action is not None and step.dynamic_outputs:
+                if not action.spec.dynamic_outputs:
+                    self.err(("actions", i, "dynamic_outputs"),
+                             f"action {action.id!r} has no dynamic outputs (its metadata sets dynamic_outputs: true)")
+                else:
+                    action = action.with_dynamic_outputs(list(step.dynamic_outputs))
             if action is not None:
                 actions[step.id] = action
 
@@ -365,8 +373,8 @@ class _Planner:
         action = actions.get(step_id)
         if action is None:
             return None
-        if action.spec.dynamic_outputs:
-            return Ref(step_id, output)
+        if action.spec.dynamic_outputs and not self.wf.spec.actions[steps_by_id[step_id][0]].dynamic_outputs:
+            return Ref(step_id, output)  # outputs defined elsewhere (e.g. a form): checked at run time
         if action.output(output) is None:
             outs = [o.name for o in action.spec.outputs]
             self.err(path, f"step {step_id!r} ({action.id}) has no output {output!r}",
