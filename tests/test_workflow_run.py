@@ -249,3 +249,12 @@ def test_trigger_with_dynamic_outputs(tmp_path: Path) -> None:
     ok, bad = sorted(records, key=lambda r: r["created"])
     assert ok["status"] == "Completed" and ok["outputs"]["measure.length"] == 3  # "ada"
     assert bad["status"] == "Error" and "output 'age' must be of type integer" in bad["error"]
+
+
+@pytest.mark.timeout(60)
+def test_time_limit_fails_the_run(tmp_path: Path) -> None:
+    wf = load_workflow(DATA / "time-limit.yaml")
+    with WorkflowRunner(wf, tmp_path) as runner:
+        records = runner.wait(runs=1, timeout=30)
+    assert records[0]["status"] == "Error" and "exceeded its time limit of 0.3s" in records[0]["error"]
+    assert records[0]["steps"]["nap"][0]["code"] == 504

@@ -84,6 +84,8 @@ def node_config(wf: Workflow, step: PlannedStep, default_site: str = "local") ->
     if extra:
         cfg["dynamic_outputs"] = [o.model_dump(mode="json", exclude_none=True) for o in extra]
     if step.kind != "Source":
+        if step.resources is not None and step.resources.time_seconds:
+            cfg["time_limit_s"] = step.resources.time_seconds
         cfg["execution"] = step.execution
         if step.execution == "on-demand":
             cfg["idle_retention_s"] = step.idle_retention_s

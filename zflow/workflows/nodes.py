@@ -172,6 +172,7 @@ class StepNode(_StepBase, zflow.Operator):
         self.static: dict[str, Any] = dict(self.cfg.get("static", {}))
         self.refs: dict[str, str] = dict(self.cfg.get("refs", {}))
         self.handler = Handler(self.action, f"ryax_handler_{self.workflow}_{self.step}".replace("-", "_"))
+        self.time_limit: float | None = self.cfg.get("time_limit_s")
         self._joins: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -211,11 +212,32 @@ class StepNode(_StepBase, zflow.Operator):
             inputs[name] = self.blobs.materialize(v) if is_blob(v) else v
         return inputs
 
+    def _call(self, inputs: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+        """Call the handler, within the action's time limit when it has one (Ryax ``time``)."""
+        if not self.time_limit:
+            return self.handler(inputs)
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["ok"] = self.handler(inputs)
+            except BaseException as exc:
+                box["err"] = exc
+
+        worker = threading.Thread(target=target, name=f"handler:{self.step}", daemon=True)
+        worker.start()
+        worker.join(self.time_limit)
+        if worker.is_alive():  # the thread cannot be killed; the run fails now, the step goes on
+            raise StepFailure(f"exceeded its time limit of {self.time_limit:g}s", 504)
+        if "err" in box:
+            raise box["err"]
+        return box["ok"]
+
     def _execute(self, msg: dict[str, Any], ctx: Any) -> None:
         run, branch = msg["run"], msg.get("branch", "")
         start = time.time()
         try:
-            rows, logs = self.handler(self._inputs(msg["values"]))
+            rows, logs = self._call(self._inputs(msg["values"]))
             rows = [self._export(r) for r in rows]
         except StepFailure as exc:
             self._event(run, status="Error", start=start, end=time.time(), branch=branch,
