@@ -7,6 +7,7 @@ Search order: folders the workflow lists (``spec.actions_path``), then ``ZFLOW_A
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from zflow.errors import UserError
@@ -15,7 +16,7 @@ from zflow.workflows.action import METADATA_FILE, Action, load_action
 BUILTIN = Path(__file__).resolve().parent.parent.parent / "operators" / "ryax"
 
 
-def search_path(extra: list[str | Path] | None = None) -> list[Path]:
+def search_path(extra: Sequence[str | Path] | None = None) -> list[Path]:
     paths = [Path(p) for p in extra or []]
     env = os.environ.get("ZFLOW_ACTIONS_PATH")
     if env:

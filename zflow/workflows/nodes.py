@@ -209,7 +209,7 @@ class StepNode(_StepBase, zflow.Operator):
         inputs = dict(self.static)
         for name, ref in self.refs.items():
             v = values.get(ref)
-            inputs[name] = self.blobs.materialize(v) if is_blob(v) else v
+            inputs[name] = self.blobs.materialize(v) if isinstance(v, dict) and is_blob(v) else v
         return inputs
 
     def _call(self, inputs: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:

@@ -80,13 +80,14 @@ class Activator:
         query.reply(str(query.key_expr), msgpack.packb(items))
 
     def _on_ack(self, sample: Any) -> None:
-        ident = tuple(msgpack.unpackb(sample.payload.to_bytes()))
+        a, b, c = msgpack.unpackb(sample.payload.to_bytes())
+        ident = (str(a), str(b), str(c))
         with self._lock:
-            self.pending.pop(ident, None)  # type: ignore[arg-type]
+            self.pending.pop(ident, None)
             if len(self.acked) == self.acked.maxlen:
                 self._acked_set.discard(self.acked[0])
-            self.acked.append(ident)  # type: ignore[arg-type]
-            self._acked_set.add(ident)  # type: ignore[arg-type]
+            self.acked.append(ident)
+            self._acked_set.add(ident)
             if self._spawned_at is not None:
                 self.cold_starts.append(time.monotonic() - self._spawned_at)
                 self._spawned_at = None

@@ -279,7 +279,7 @@ class _Planner:
             names = [io.name for io in action.spec.inputs]
             for name, raw in step.inputs.items():
                 io = action.input(name)
-                path = ("actions", i, "inputs", name)
+                path: tuple[str | int, ...] = ("actions", i, "inputs", name)
                 if io is None:
                     self.err(path, f"action {action.id!r} has no input {name!r}",
                              did_you_mean(name, names) or f"inputs: {', '.join(names) or 'none'}")
@@ -338,9 +338,9 @@ class _Planner:
             if parsed is None:
                 self.err(("results", k, "value"), f"{res.value!r} must be step.output")
                 continue
-            ref = self.check_ref_target(parsed, steps_by_id, actions, ("results", k, "value"))
-            if ref is not None:
-                results.append((res.key, ref))
+            found = self.check_ref_target(parsed, steps_by_id, actions, ("results", k, "value"))
+            if found is not None:
+                results.append((res.key, found))
 
         if self.problems:
             raise UserError(self.problems)
