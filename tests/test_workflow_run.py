@@ -264,3 +264,16 @@ def test_time_limit_fails_the_run(tmp_path: Path) -> None:
         records = runner.wait(runs=1, timeout=30)
     assert records[0]["status"] == "Error" and "exceeded its time limit of 0.3s" in records[0]["error"]
     assert records[0]["steps"]["nap"][0]["code"] == 504
+
+
+@pytest.mark.timeout(60)
+def test_cli_run_for_a_duration_and_compile_graph(tmp_path: Path, zflow_cmd: list[str],
+                                                   cli_env: dict[str, str]) -> None:
+    res = _run_cli(zflow_cmd, cli_env, "workflow", "run", str(DATA / "three-steps.yaml"), "--duration", "1.5",
+                   "--state-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "Completed" in res.stdout and "runs:" in res.stdout
+    graph = _run_cli(zflow_cmd, cli_env, "workflow", "compile", "--graph", str(DATA / "three-steps.yaml"))
+    nodes = json.loads(graph.stdout)["nodes"]
+    assert nodes["tick"]["kind"] == "source" and nodes["c"]["kind"] == "sink"
+    assert nodes["a"]["inputs"]["tick"]["upstream"]["key"] == "zflow/data/three-steps/main/tick/out"
