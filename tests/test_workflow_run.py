@@ -43,6 +43,8 @@ def test_cli_run_three_steps(tmp_path: Path, zflow_cmd: list[str], cli_env: dict
     assert show.returncode == 0 and "Completed" in show.stdout and "total = " in show.stdout
     logs = _run_cli(zflow_cmd, cli_env, "workflow", "logs", rec["run"], "--store", str(store), "--step", "a")
     assert logs.returncode == 0 and logs.stdout.startswith("[a] adding 1 to")
+    listed = _run_cli(zflow_cmd, cli_env, "workflow", "runs", "--state-dir", str(tmp_path))
+    assert listed.returncode == 0 and listed.stdout.count("three-steps") == 4
 
 
 @pytest.mark.timeout(90)

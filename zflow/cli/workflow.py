@@ -140,7 +140,9 @@ def _register_workflow(sub: argparse._SubParsersAction) -> None:
         if name == "logs":
             q.add_argument("--step")
         _zenoh_args(q)
-        q.add_argument("--store", help="read records from this runs folder instead of Zenoh")
+        q.add_argument("--store", help="read records from this runs folder")
+        q.add_argument("--state-dir", default=str(DEFAULT_STATE),
+                       help="without --connect or --store: read the runs kept under this folder")
         q.add_argument("--json", action="store_true")
         q.set_defaults(handler=fn)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
@@ -294,13 +296,13 @@ def _wf_storage(args: argparse.Namespace) -> int:
 
 
 def _records(args: argparse.Namespace, workflow: str, run: str = "*") -> list[dict[str, Any]]:
-    if args.store:
+    if args.store or not args.connect:
         from zflow.workflows.runs import RunStore
 
-        recs = RunStore(args.store).list(workflow)
-        return [r for r in recs if run == "*" or r["run"] == run]
-    if not args.connect:
-        raise UserError("give --connect ENDPOINT (a Zenoh network with a runs storage) or --store DIR")
+        # default: the runs that `zflow workflow run` kept in the state folder of each workflow
+        stores = [Path(args.store)] if args.store else sorted(Path(args.state_dir).glob("workflows/*/runs"))
+        recs = [r for st in stores for r in RunStore(st).list(workflow)]
+        return sorted((r for r in recs if run == "*" or r["run"] == run), key=lambda r: r.get("created") or 0)
     from zflow.transport.session import SessionOptions, open_session
     from zflow.workflows.runs import query_runs
 
