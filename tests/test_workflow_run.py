@@ -279,3 +279,15 @@ def test_cli_run_for_a_duration_and_compile_graph(tmp_path: Path, zflow_cmd: lis
     nodes = json.loads(graph.stdout)["nodes"]
     assert nodes["tick"]["kind"] == "source" and nodes["c"]["kind"] == "sink"
     assert nodes["a"]["inputs"]["tick"]["upstream"]["key"] == "zflow/data/three-steps/main/tick/out"
+
+
+@pytest.mark.timeout(60)
+def test_join_waits_for_both_branches_and_skips_failed_runs(tmp_path: Path) -> None:
+    wf = load_workflow(DATA / "diamond.yaml")
+    assert sorted(wf.steps["join"].parents) == ["a", "check"]
+    with WorkflowRunner(wf, tmp_path, max_runs=4) as runner:
+        records = runner.wait(runs=4, timeout=30)
+    records.sort(key=lambda r: r["created"])
+    assert [r["status"] for r in records] == ["Completed", "Error", "Completed", "Error"]
+    assert [r["outputs"].get("join.y") for r in records] == [1, None, 5, None]
+    assert all("join" not in r["steps"] for r in records[1::2])

@@ -174,6 +174,7 @@ class StepNode(_StepBase, zflow.Operator):
         self.handler = Handler(self.action, f"ryax_handler_{self.workflow}_{self.step}".replace("-", "_"))
         self.time_limit: float | None = self.cfg.get("time_limit_s")
         self._joins: dict[tuple[str, str], dict[str, Any]] = {}
+        self._failed: dict[tuple[str, str], None] = {}  # insertion-ordered, bounded
         self._lock = threading.Lock()
 
     def on_input(self, port: str, value: Any, ctx: Any) -> None:
@@ -181,10 +182,15 @@ class StepNode(_StepBase, zflow.Operator):
         key = (msg["run"], msg.get("branch", ""))
         if len(self.parents) > 1:
             with self._lock:
+                if key in self._failed:
+                    return  # the run already failed upstream: the other parents' messages are moot
                 got = self._joins.setdefault(key, {})
                 got[port] = msg
                 if msg.get("failed"):
                     self._joins.pop(key, None)
+                    self._failed[key] = None
+                    while len(self._failed) > 10_000:
+                        self._failed.pop(next(iter(self._failed)))
                 elif len(got) < len(self.parents):
                     return
                 else:
