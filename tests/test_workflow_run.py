@@ -291,3 +291,14 @@ def test_join_waits_for_both_branches_and_skips_failed_runs(tmp_path: Path) -> N
     assert [r["status"] for r in records] == ["Completed", "Error", "Completed", "Error"]
     assert [r["outputs"].get("join.y") for r in records] == [1, None, 5, None]
     assert all("join" not in r["steps"] for r in records[1::2])
+
+
+@pytest.mark.timeout(60)
+def test_list_of_outputs_fans_out_downstream(tmp_path: Path) -> None:
+    wf = load_workflow(DATA / "fanout.yaml")
+    with WorkflowRunner(wf, tmp_path, max_runs=2) as runner:
+        records = runner.wait(runs=2, timeout=30)
+    three, none = sorted(records, key=lambda r: r["created"])
+    assert three["status"] == "Completed" and len(three["steps"]["each"]) == 3 and len(three["steps"]["last"]) == 3
+    assert sorted(e["branch"] for e in three["steps"]["last"]) == [".0", ".1", ".2"]
+    assert none["status"] == "Completed" and "each" not in none["steps"]  # [] feeds nothing downstream
