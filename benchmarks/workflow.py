@@ -106,6 +106,8 @@ def main() -> int:
         with WorkflowRunner(wf, tmp / ("tput" + interval), max_runs=n_tput) as r:
             recs = r.wait(runs=n_tput, timeout=300)
         ok = [rec for rec in recs if rec["status"] == "Completed"]
+        for rec in [rec for rec in recs if rec["status"] != "Completed"][:3]:
+            print(f"  not completed: {rec['run']} {rec['status']}: {rec.get('error')}")
         span = max(rec["ended"] for rec in ok) - min(rec["created"] for rec in ok)
         lat = [rec["duration"] * 1000 for rec in ok]
         print(f"sustained, {label}: {len(ok) / span:.0f} runs/s over {len(ok)} runs ({span:.2f} s); "

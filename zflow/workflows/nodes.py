@@ -32,7 +32,7 @@ MAX_RECORDED_OUTPUT = 16 * 1024
 
 def new_run_id() -> str:
     """Ryax-like run ids (``WorkflowRun-<ms>-<4 chars>``), safe as a Zenoh key chunk."""
-    return f"WorkflowRun-{int(time.time() * 1000)}-{secrets.token_hex(2)}"
+    return f"WorkflowRun-{int(time.time() * 1000)}-{secrets.token_hex(4)}"
 
 
 def _summarize(value: Any) -> Any:
@@ -101,6 +101,11 @@ class _StepBase:
 
     def teardown(self, ctx: Any) -> None:
         del ctx
+        with contextlib.suppress(Exception):
+            # A query nobody answers is a round trip behind everything this session put: the
+            # last run's data and events leave before the runtime closes the session.
+            for _ in self.session.get(keyexprs.run_event(self.workflow, "flush", self.step), timeout=2.0):
+                pass
         if self._own_session is not None:
             self._own_session.close()
 
