@@ -91,6 +91,29 @@ def build(*rest: str) -> str:
     return _join(ROOT, "build", *rest)
 
 
+def run_event(workflow: str, run_id: str = "*", step: str = "*") -> str:
+    """Step events of workflow runs, folded into run records by the runs storage."""
+    return _join(ROOT, "runlog", chunk(workflow, "workflow") if workflow not in ("*", "**") else workflow,
+                 run_id if run_id in ("*", "**") else chunk(run_id, "run id"),
+                 step if step == "*" else chunk(step, "step"))
+
+
+def run_records(workflow: str = "*") -> str:
+    """Selector for every run record (of one workflow, or of all with ``*``)."""
+    return _join(ROOT, "runs", workflow if workflow in ("*", "**") else chunk(workflow, "workflow"), "*")
+
+
+def blob(store: str, digest: str = "*") -> str:
+    """Content-addressed file blobs in a site's store (or the ``global`` store)."""
+    return _join(ROOT, "blobs", store if store == "*" else chunk(store, "store"),
+                 digest if digest == "*" else chunk(digest, "digest"))
+
+
+def activator(workflow: str, instance: str, step: str, *rest: str) -> str:
+    """The scale-to-zero activator of an on-demand workflow step (pending messages, acks)."""
+    return instance_ctl(workflow, instance, "activator", chunk(step, "step"), *rest)
+
+
 # ---- user-written key expressions -----------------------------------------------------------------
 _USER_CHUNK = re.compile(r"^(\*|\*\*|(?:[^*$#?/]|\$\*)+)$")
 

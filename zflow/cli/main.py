@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "zflow.cli.flow",
     "zflow.cli.run",
     "zflow.cli.demo",
+    "zflow.cli.workflow",
 )
 
 
