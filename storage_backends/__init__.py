@@ -1,0 +1,53 @@
+"""Fragment stores ("locations") for the time-series store: one interface, several backends.
+
+``open_location(spec)`` builds one from a short spec string:
+
+* ``dir:/path`` (or a plain path) - :class:`~storage_backends.local_dir.LocalDirStore`
+* ``http://host:port`` - :class:`~storage_backends.http_range.HttpRangeStore`
+* ``zenoh:NAME`` - :class:`~storage_backends.zenoh_location.ZenohLocationStore` (needs ``session``)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storage_backends.base import (
+    BadKey,
+    FragmentStore,
+    KeyNotFound,
+    LocationUnavailable,
+    RangeNotSatisfiable,
+    StoreError,
+)
+
+__all__ = [
+    "BadKey",
+    "FragmentStore",
+    "KeyNotFound",
+    "LocationUnavailable",
+    "RangeNotSatisfiable",
+    "StoreError",
+    "open_location",
+]
+
+
+def open_location(spec: str, name: str | None = None, session: Any = None,
+                  timeout: float = 10.0) -> FragmentStore:
+    if spec.startswith(("http://", "https://")):
+        if spec.startswith("https://"):
+            raise ValueError(f"{spec}: https locations are not supported yet (use http:// on a trusted network)")
+        from storage_backends.http_range import HttpRangeStore
+
+        return HttpRangeStore(spec, name=name, timeout=timeout)
+    if spec.startswith("zenoh:"):
+        if session is None:
+            raise ValueError(f"{spec}: a Zenoh location needs an open session")
+        from storage_backends.zenoh_location import ZenohLocationStore
+
+        return ZenohLocationStore(session, spec[len("zenoh:"):], timeout=timeout, name=name)
+    from storage_backends.local_dir import LocalDirStore
+
+    path = spec[len("dir:"):] if spec.startswith("dir:") else spec
+    if not path:
+        raise ValueError("empty location spec: expected dir:/path, http://host:port or zenoh:NAME")
+    return LocalDirStore(path, name=name)

@@ -1,0 +1,78 @@
+"""numba kernels behind :mod:`zflow.tsdb.gfkernels` (imported only when numba is installed).
+
+Words are 8 packed GF(2^8) elements. ``xtime`` doubles all of them at once::
+
+    2x = ((x & 0x7f..) << 1) ^ (((x & 0x80..) - ((x & 0x80..) >> 7)) & 0x1d..)
+
+(the subtraction turns each set top bit into 0x7f in its own byte, which masks to 0x1d, the
+low byte of the polynomial 0x11D; no borrow crosses a byte).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+LO7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+HI1 = np.uint64(0x8080808080808080)
+RED = np.uint64(0x1D1D1D1D1D1D1D1D)
+ONE = np.uint64(1)
+SEVEN = np.uint64(7)
+
+
+@njit(cache=True, inline="always")
+def xtime(x):  # pragma: no cover - compiled
+    h = x & HI1
+    return ((x & LO7) << ONE) ^ ((h - (h >> SEVEN)) & RED)
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def matmul64(masks, src, out, block):  # pragma: no cover - compiled
+    """out (r, W) ^= coefs (as bit masks (r, k, 8)) x src (k, W), all uint64 words."""
+    r = masks.shape[0]
+    k = masks.shape[1]
+    nwords = src.shape[1]
+    pw = np.empty((8, block), dtype=np.uint64)
+    for w0 in range(0, nwords, block):
+        nb = min(block, nwords - w0)
+        for j in range(k):
+            s = src[j, w0:w0 + nb]
+            p0 = pw[0]
+            p1 = pw[1]
+            p2 = pw[2]
+            p3 = pw[3]
+            p4 = pw[4]
+            p5 = pw[5]
+            p6 = pw[6]
+            p7 = pw[7]
+            for w in range(nb):
+                x = s[w]
+                p0[w] = x
+                x = xtime(x)
+                p1[w] = x
+                x = xtime(x)
+                p2[w] = x
+                x = xtime(x)
+                p3[w] = x
+                x = xtime(x)
+                p4[w] = x
+                x = xtime(x)
+                p5[w] = x
+                x = xtime(x)
+                p6[w] = x
+                x = xtime(x)
+                p7[w] = x
+            for i in range(r):
+                m0 = masks[i, j, 0]
+                m1 = masks[i, j, 1]
+                m2 = masks[i, j, 2]
+                m3 = masks[i, j, 3]
+                m4 = masks[i, j, 4]
+                m5 = masks[i, j, 5]
+                m6 = masks[i, j, 6]
+                m7 = masks[i, j, 7]
+                o = out[i, w0:w0 + nb]
+                for w in range(nb):
+                    o[w] ^= (((p0[w] & m0) ^ (p1[w] & m1)) ^ ((p2[w] & m2) ^ (p3[w] & m3))) ^ (
+                        ((p4[w] & m4) ^ (p5[w] & m5)) ^ ((p6[w] & m6) ^ (p7[w] & m7))
+                    )

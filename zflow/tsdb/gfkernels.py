@@ -1,0 +1,126 @@
+"""Region kernels for GF(2^8): multiply-accumulate whole fragments, many bytes per step.
+
+Why this shape: a byte-at-a-time table lookup (``MUL[c][x]``) cannot be vectorised by a
+compiler (there is no byte gather), so it tops out near one byte per cycle per coefficient.
+Instead each 64-bit word is treated as 8 packed field elements and multiplied by the constant
+``c`` as ``c*x = XOR over the set bits b of c of (2^b * x)``. Doubling (``xtime``) all 8 bytes of
+a word at once is a handful of shifts/ands/xors, and the powers ``x, 2x, ... 128x`` are
+computed once per source word and shared by every output row, so the inner loops are
+straight-line bitwise code over uint64 arrays that LLVM turns into AVX2/AVX-512. Work is done
+in cache-sized blocks so the powers stay in L1.
+
+numba is imported lazily (``cache=True``); without it the numpy fallback uses the 64 KiB
+product table, which is correct but several times slower.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from zflow.tsdb.gf256 import MUL
+
+BLOCK_WORDS = 512  # 4 KiB of each source row per block: 8 powers x 4 KiB + outputs stay in L1/L2
+_LO7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HI1 = np.uint64(0x8080808080808080)
+_RED = np.uint64(0x1D1D1D1D1D1D1D1D)
+
+_kernels: Any = None  # the numba module namespace once compiled, False when numba is absent
+
+
+def _numba_kernels() -> Any:
+    """Compile (or load from numba's cache) the kernels on first use; False without numba."""
+    global _kernels
+    if _kernels is not None:
+        return _kernels
+    if os.environ.get("ZFLOW_NO_NUMBA"):
+        _kernels = False
+        return _kernels
+    try:
+        from zflow.tsdb import _gfnumba
+    except ImportError:
+        _kernels = False
+    else:
+        _kernels = _gfnumba
+    return _kernels
+
+
+def backend() -> str:
+    """Which implementation the region ops use right now: ``numba`` or ``numpy``."""
+    return "numba" if _numba_kernels() else "numpy"
+
+
+def coef_masks(coefs: np.ndarray) -> np.ndarray:
+    """(r, k) coefficients -> (r, k, 8) uint64 masks: all ones where bit b of the coefficient is set."""
+    c = np.asarray(coefs, dtype=np.uint8)
+    bits = (c[..., None] >> np.arange(8, dtype=np.uint8)) & 1
+    return (bits.astype(np.uint64) * np.uint64(0xFFFFFFFFFFFFFFFF)).astype(np.uint64)
+
+
+def _rows_as_words(src: np.ndarray | Sequence[np.ndarray], length: int) -> np.ndarray:
+    """A (k, W) uint64 view of the sources (zero-copy when they already form one aligned block).
+
+    The words cover ``length`` rounded up to 8 bytes; a tail is zero padded in a copy.
+    """
+    if isinstance(src, np.ndarray) and src.ndim == 2:
+        arr = src
+        if arr.dtype == np.uint8 and arr.flags.c_contiguous and length % 8 == 0 and arr.shape[1] == length:
+            return arr.view(np.uint64)
+        rows: Sequence[np.ndarray] = list(arr)
+    else:
+        rows = list(src)
+    words = -(-length // 8)
+    out = np.zeros((len(rows), words * 8), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        out[i, :length] = np.frombuffer(row, dtype=np.uint8) if not isinstance(row, np.ndarray) else row
+    return out.view(np.uint64)
+
+
+def matmul_region(coefs: np.ndarray, src: np.ndarray | Sequence[Any]) -> np.ndarray:
+    """``coefs (r, k) x src (k rows of L bytes) -> (r, L)`` uint8 over GF(2^8)."""
+    coefs = np.asarray(coefs, dtype=np.uint8)
+    r, k = coefs.shape
+    rows = src if (isinstance(src, np.ndarray) and src.ndim == 2) else [
+        r_ if isinstance(r_, np.ndarray) else np.frombuffer(r_, dtype=np.uint8) for r_ in src
+    ]
+    if len(rows) != k:
+        raise ValueError(f"{k} coefficients per row but {len(rows)} source regions")
+    length = int(rows[0].shape[0]) if not isinstance(rows, np.ndarray) else int(rows.shape[1])
+    if not isinstance(rows, np.ndarray) and any(int(x.shape[0]) != length for x in rows):
+        raise ValueError("source regions have different lengths")
+    kern = _numba_kernels()
+    if not kern or length == 0:
+        return _matmul_numpy(coefs, rows, length)
+    words = _rows_as_words(rows, length)
+    out = np.zeros((r, words.shape[1] * 8), dtype=np.uint8)
+    kern.matmul64(coef_masks(coefs), words, out.view(np.uint64), BLOCK_WORDS)
+    return out[:, :length] if out.shape[1] != length else out
+
+
+def _matmul_numpy(coefs: np.ndarray, rows: Any, length: int) -> np.ndarray:
+    r, k = coefs.shape
+    out = np.zeros((r, length), dtype=np.uint8)
+    for i in range(r):
+        for j in range(k):
+            c = int(coefs[i, j])
+            if c == 0:
+                continue
+            if c == 1:
+                out[i] ^= rows[j]
+            else:
+                out[i] ^= MUL[c][rows[j]]
+    return out
+
+
+def mul_region(coef: int, src: np.ndarray) -> np.ndarray:
+    """``coef * src`` for any-shaped uint8 array."""
+    flat = np.ascontiguousarray(src, dtype=np.uint8).reshape(-1)
+    return matmul_region(np.array([[coef]], dtype=np.uint8), flat[None, :])[0].reshape(np.shape(src))
+
+
+def addmul_region(dst: np.ndarray, coef: int, src: np.ndarray) -> None:
+    """``dst ^= coef * src`` in place."""
+    np.bitwise_xor(dst, mul_region(coef, src), out=dst)

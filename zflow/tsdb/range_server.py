@@ -1,0 +1,197 @@
+"""The HTTP "range lambda": serves fragments from a directory with RFC 7233 (multi-)ranges.
+
+It plays the cloud-function role of the published design: a location that, given one request
+with many byte ranges, returns just those bytes. Endpoints (keys are paths)::
+
+    GET    /{key}            200 whole fragment, or 206 for a Range header:
+                             one range -> body + Content-Range; several -> multipart/byteranges;
+                             with ``Accept: application/x-zflow-ranges`` -> the compact binary
+                             body of :mod:`zflow.tsdb.rangewire` (for one or many ranges)
+                             400 malformed Range, 416 unsatisfiable (``Content-Range: bytes */N``)
+    HEAD   /{key}            size in Content-Length
+    PUT    /{key}            store (atomic), 201
+    DELETE /{key}            204, or 404
+    GET    /?prefix=P        JSON list of keys starting with P
+    GET    /_health          200 "ok"
+
+Run it as its own process: ``python -m zflow.tsdb.range_server --dir D --port P`` (port 0 picks a
+free port); it prints ``listening on http://HOST:PORT`` once bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from storage_backends.base import BadKey, KeyNotFound, LocationUnavailable
+from storage_backends.local_dir import LocalDirStore
+from zflow.tsdb.rangewire import (
+    COMPACT_TYPE,
+    MalformedRange,
+    UnsatisfiableRange,
+    build_multipart,
+    pack_compact,
+    parse_range_header,
+)
+
+MAX_PUT = 1 << 31
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: one TCP connection serves many requests
+    server_version = "zflow-range/1"
+    store: LocalDirStore  # set on the subclass made by make_server
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet by default
+        if getattr(self.server, "verbose", False):
+            super().log_message(format, *args)
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _send(self, code: int, body: bytes = b"", ctype: str = "text/plain; charset=utf-8",
+              headers: dict[str, str] | None = None, head_only: bool = False) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if body and not head_only and self.command != "HEAD":  # HEAD never carries a body
+            self.wfile.write(body)
+
+    def _error(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self._send(code, (message + "\n").encode(), headers=headers)
+
+    def _key(self) -> tuple[str, dict[str, list[str]]]:
+        url = urlsplit(self.path)
+        return url.path.lstrip("/"), parse_qs(url.query)
+
+    # ---- verbs --------------------------------------------------------------------------------
+    def do_HEAD(self) -> None:
+        self._get(head_only=True)
+
+    def do_GET(self) -> None:
+        self._get(head_only=False)
+
+    def _get(self, head_only: bool) -> None:
+        key, query = self._key()
+        try:
+            if key == "":
+                prefix = query.get("prefix", [""])[0]
+                body = json.dumps(self.store.list(prefix)).encode()
+                return self._send(200, body, "application/json", head_only=head_only)
+            if key == "_health":
+                return self._send(200, b"ok\n", head_only=head_only)
+            size = self.store.size(key)
+            rng = self.headers.get("Range")
+            if rng is None:
+                if head_only:
+                    return self._head(size)
+                return self._send(200, self.store.get(key), "application/octet-stream")
+            try:
+                ranges = parse_range_header(rng, size)
+            except MalformedRange as exc:
+                return self._error(400, str(exc))
+            except UnsatisfiableRange as exc:
+                return self._error(416, str(exc), {"Content-Range": f"bytes */{size}"})
+            datas = self.store.get_ranges(key, ranges)
+            accept = self.headers.get("Accept", "")
+            if COMPACT_TYPE in accept:
+                return self._send(206, pack_compact(ranges, datas), COMPACT_TYPE, head_only=head_only)
+            if len(ranges) == 1:
+                (a, b), data = ranges[0], datas[0]
+                return self._send(206, data, "application/octet-stream",
+                                  {"Content-Range": f"bytes {a}-{b - 1}/{size}"}, head_only)
+            ctype, body = build_multipart(ranges, datas, size)
+            return self._send(206, body, ctype, head_only=head_only)
+        except BadKey as exc:
+            return self._error(400, str(exc))
+        except KeyNotFound as exc:
+            return self._error(404, str(exc))
+        except LocationUnavailable as exc:
+            return self._error(503, str(exc))
+
+    def _head(self, size: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+
+    def do_PUT(self) -> None:
+        key, _ = self._key()
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit() or int(length) > MAX_PUT:
+            return self._error(411 if length is None else 400, "PUT needs a Content-Length")
+        data = self.rfile.read(int(length))
+        try:
+            self.store.put(key, data)
+        except BadKey as exc:
+            return self._error(400, str(exc))
+        except LocationUnavailable as exc:
+            return self._error(503, str(exc))
+        self._send(201)
+
+    def do_DELETE(self) -> None:
+        key, _ = self._key()
+        try:
+            self.store.delete(key)
+        except BadKey as exc:
+            return self._error(400, str(exc))
+        except KeyNotFound as exc:
+            return self._error(404, str(exc))
+        self._send(204)
+
+
+def make_server(directory: str, host: str = "127.0.0.1", port: int = 0,
+                verbose: bool = False) -> ThreadingHTTPServer:
+    """A bound (not yet serving) server for ``directory``; ``server.server_address[1]`` is the port."""
+    store = LocalDirStore(directory, name=f"range-server:{directory}")
+    handler = type("BoundRangeHandler", (RangeHandler,), {"store": store})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    server.verbose = verbose  # type: ignore[attr-defined]
+    return server
+
+
+def serve_in_thread(directory: str, host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    """Start a server on a background thread (in-process use); returns (server, base URL)."""
+    server = make_server(directory, host, port)
+    threading.Thread(target=server.serve_forever, name="zflow-range-server", daemon=True).start()
+    return server, f"http://{host}:{server.server_address[1]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m zflow.tsdb.range_server",
+                                 description="Serve fragments over HTTP with RFC 7233 multi-range support.")
+    ap.add_argument("--dir", required=True, help="directory holding the fragments")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    ap.add_argument("--verbose", action="store_true", help="log every request")
+    args = ap.parse_args(argv)
+    try:
+        server = make_server(args.dir, args.host, args.port, args.verbose)
+    except OSError as exc:
+        print(f"range_server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+
+    def stop(*_: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
