@@ -2,9 +2,11 @@
 
 ``open_location(spec)`` builds one from a short spec string:
 
-* ``dir:/path`` (or a plain path) - :class:`~storage_backends.local_dir.LocalDirStore`
+* ``file:///path``, ``dir:/path`` or a plain path - :class:`~storage_backends.local_dir.LocalDirStore`
 * ``http://host:port`` - :class:`~storage_backends.http_range.HttpRangeStore`
-* ``zenoh:NAME`` - :class:`~storage_backends.zenoh_location.ZenohLocationStore` (needs ``session``)
+* ``zenoh:NAME`` - :class:`~storage_backends.zenoh_location.ZenohLocationStore`, over the
+  borrowed ``session`` if given, else over its own client session to ``connect`` endpoints
+  (closed by ``store.close()``)
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ __all__ = [
 
 
 def open_location(spec: str, name: str | None = None, session: Any = None,
-                  timeout: float = 10.0) -> FragmentStore:
+                  connect: list[str] | None = None, timeout: float = 10.0) -> FragmentStore:
     if spec.startswith(("http://", "https://")):
         if spec.startswith("https://"):
             raise ValueError(f"{spec}: https locations are not supported yet (use http:// on a trusted network)")
@@ -40,14 +42,20 @@ def open_location(spec: str, name: str | None = None, session: Any = None,
 
         return HttpRangeStore(spec, name=name, timeout=timeout)
     if spec.startswith("zenoh:"):
-        if session is None:
-            raise ValueError(f"{spec}: a Zenoh location needs an open session")
         from storage_backends.zenoh_location import ZenohLocationStore
 
-        return ZenohLocationStore(session, spec[len("zenoh:"):], timeout=timeout, name=name)
+        if session is None and not connect:
+            raise ValueError(f"{spec}: a Zenoh location needs an open session or connect endpoints")
+        return ZenohLocationStore(session, spec[len("zenoh:"):], timeout=timeout, name=name,
+                                  connect=connect)
     from storage_backends.local_dir import LocalDirStore
 
-    path = spec[len("dir:"):] if spec.startswith("dir:") else spec
+    if spec.startswith("file://"):
+        path = spec[len("file://"):]
+    elif spec.startswith("dir:"):
+        path = spec[len("dir:"):]
+    else:
+        path = spec
     if not path:
         raise ValueError("empty location spec: expected dir:/path, http://host:port or zenoh:NAME")
     return LocalDirStore(path, name=name)

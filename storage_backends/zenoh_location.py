@@ -64,16 +64,29 @@ def _parse_ranges(text: str) -> list[Range]:
 
 
 class ZenohLocationStore(FragmentStore):
-    """Client side: a location named ``location`` served over an open Zenoh ``session``.
+    """Client side: a location named ``location`` served over Zenoh.
 
-    The session is borrowed (the caller owns and closes it).
+    ``session`` is borrowed (the caller closes it); with ``session=None`` the store opens its own
+    client session to ``connect`` and closes it in :meth:`close`.
     """
 
-    def __init__(self, session: Any, location: str, timeout: float = 10.0, name: str | None = None):
+    def __init__(self, session: Any, location: str, timeout: float = 10.0, name: str | None = None,
+                 connect: list[str] | None = None):
         super().__init__(name or f"zenoh:{location}")
-        self.session = session
         self.location = keyexprs.chunk(location, "location")
         self.timeout = timeout
+        self._own: Any = None
+        if session is None:
+            from zflow.transport.session import SessionOptions, open_session
+
+            self._own = open_session(SessionOptions(mode="client", connect=list(connect or [])))
+            session = self._own.__enter__()
+        self.session = session
+
+    def close(self) -> None:
+        if self._own is not None:
+            own, self._own = self._own, None
+            own.__exit__(None, None, None)
 
     def _query(self, selector: str, payload: bytes | None = None) -> bytes:
         import zenoh
