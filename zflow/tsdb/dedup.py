@@ -1,0 +1,110 @@
+"""Generalized deduplication per column, keeping every value addressable.
+
+A value's order-preserving key (:mod:`zflow.tsdb.ordkeys`) splits into a *base* (high
+``w - d`` bits) and a *deviation* (low ``d`` bits). Bases are deduplicated into a sorted
+per-object dictionary; each row stores its base id (``ceil(log2(#bases))`` bits) and its
+deviation (``d`` bits) as two fixed-width bit-packed sub-columns. Because the dictionary is
+sorted, base ids preserve order and base ``j`` covers the key range
+``[base_j << d, (base_j << d) | (2**d - 1)]``: a predicate accepts or rejects every row of a
+base from its id alone, and only rows whose base straddles the predicate need deviations.
+
+The split ``d`` minimises ``rows * (id_bits + d) + #bases * (w - d)`` over all ``d`` at once:
+after one sort, adjacent distinct keys share a base for split ``d`` iff their XOR is below
+``2**d``, so a histogram of XOR bit lengths gives every ``#bases(d)`` (vectorised, O(n log n)).
+``d = w`` is plain storage (one base), so dedup never costs more than raw bit width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+U64 = np.uint64
+
+
+def bit_length(x: np.ndarray) -> np.ndarray:
+    """Bit length of each uint64 (0 for 0), vectorised."""
+    x = np.asarray(x, dtype=U64)
+    out = np.zeros(x.shape, dtype=np.int64)
+    v = x.copy()
+    for s in (32, 16, 8, 4, 2, 1):
+        m = v >= (U64(1) << U64(s))
+        out[m] += s
+        v[m] >>= U64(s)
+    out += (v > 0).astype(np.int64)
+    return out
+
+
+def id_bits(n_bases: int) -> int:
+    return int(n_bases - 1).bit_length() if n_bases > 1 else 0
+
+
+@dataclass
+class Split:
+    dev_bits: int
+    bases: np.ndarray  # sorted unique bases (uint64)
+    total_bits: int
+
+    @property
+    def base_bits(self) -> int:
+        return id_bits(len(self.bases))
+
+
+def choose_split(keys: np.ndarray, width: int) -> Split:
+    """The deviation width minimising total size (sub-columns + dictionary)."""
+    n = len(keys)
+    s = np.unique(np.asarray(keys, dtype=U64))
+    if len(s) <= 1:
+        # one distinct value: one base, no deviation bits, no base-id bits
+        return Split(0, s.copy() if len(s) else np.zeros(1, dtype=U64), width)
+    hb = bit_length(s[1:] ^ s[:-1])  # adjacent keys differ in base iff hb > d
+    hist = np.bincount(hb, minlength=width + 2)
+    # bases(d) = 1 + #{hb > d}
+    greater = hist[::-1].cumsum()[::-1]  # greater[i] = #{hb >= i}
+    d = np.arange(width + 1)
+    n_bases = 1 + np.append(greater[1:], 0)[: width + 1]
+    ibits = np.array([id_bits(int(b)) for b in n_bases])
+    total = n * (ibits + d) + n_bases * (width - d)
+    best = int(np.argmin(total))
+    bases = np.unique(s >> U64(best)) if best < 64 else np.zeros(1, dtype=U64)
+    return Split(best, bases, int(total[best]))
+
+
+def split_keys(keys: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Keys -> (base ids, deviations) as uint64 arrays."""
+    k = np.asarray(keys, dtype=U64)
+    d = split.dev_bits
+    if d >= 64:
+        return np.zeros(len(k), dtype=U64), k.copy()
+    base = k >> U64(d)
+    ids = np.searchsorted(split.bases, base).astype(U64)
+    dev = k & ((U64(1) << U64(d)) - U64(1))
+    return ids, dev
+
+
+def join_keys(ids: np.ndarray, dev: np.ndarray, bases: np.ndarray, dev_bits: int) -> np.ndarray:
+    if dev_bits >= 64:
+        return np.asarray(dev, dtype=U64)
+    return (bases[np.asarray(ids, dtype=np.int64)] << U64(dev_bits)) | np.asarray(dev, dtype=U64)
+
+
+def base_ranges(bases: np.ndarray, dev_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Closed key range ``[lo, hi]`` covered by each base."""
+    if dev_bits >= 64:
+        return np.zeros(1, dtype=U64), np.full(1, 0xFFFFFFFFFFFFFFFF, dtype=U64)
+    lo = bases << U64(dev_bits)
+    return lo, lo | ((U64(1) << U64(dev_bits)) - U64(1))
+
+
+def classify_bases(bases: np.ndarray, dev_bits: int, ivs: list[tuple[int, int]]) -> np.ndarray:
+    """Per base: 1 = every value matches, 0 = none matches, 2 = depends on the deviation."""
+    lo, hi = base_ranges(bases, dev_bits)
+    full = np.zeros(len(lo), dtype=bool)
+    touch = np.zeros(len(lo), dtype=bool)
+    for a, b in ivs:
+        a_, b_ = U64(a), U64(b)
+        full |= (lo >= a_) & (hi <= b_)
+        touch |= (lo <= b_) & (hi >= a_)
+    out = np.where(full, 1, np.where(touch, 2, 0)).astype(np.int8)
+    return out
