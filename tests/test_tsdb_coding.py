@@ -76,16 +76,22 @@ def test_matrix_inverse() -> None:
 
 
 # ---- region kernels ----------------------------------------------------------------------------
-@pytest.fixture(params=["numba", "numpy"])
+@pytest.fixture(params=["gfni", "numba", "numpy"])
 def kernel_backend(request, monkeypatch):
+    """Run a test once per region-kernel backend (the ones this machine can run)."""
+    if request.param == "gfni" and not gfkernels._gfni_kernels():
+        pytest.skip("this CPU has no GFNI (or numba is not installed)")
+    if request.param == "numba" and not gfkernels._numba_kernels():
+        pytest.skip("numba is not installed")
+    if request.param != "gfni":
+        monkeypatch.setattr(gfkernels, "_gfni", False)
     if request.param == "numpy":
         monkeypatch.setattr(gfkernels, "_kernels", False)
-    elif not gfkernels._numba_kernels():
-        pytest.skip("numba is not installed")
+    assert gfkernels.backend() == request.param
     return request.param
 
 
-@pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 63, 4096 + 5, 3 * 4096 * 8 + 3])
+@pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 31, 32, 63, 4096 + 5, 3 * 4096 * 8 + 3, 40 * 4096 + 32])
 def test_matmul_region_matches_scalar(kernel_backend, length: int) -> None:
     rng = np.random.default_rng(length)
     coefs = rng.integers(0, 256, (3, 5), dtype=np.uint8)
@@ -101,6 +107,11 @@ def test_matmul_region_matches_scalar(kernel_backend, length: int) -> None:
     # a list of separate (non-contiguous) rows gives the same answer
     rows = [np.ascontiguousarray(src[j]) for j in range(5)]
     assert (gf256.matmul_region(coefs, rows) == want).all()
+    # strided rows (a column slice of a wider array) and bytes objects
+    wide = np.zeros((5, length + 3), dtype=np.uint8)
+    wide[:, 1:length + 1] = src
+    assert (gf256.matmul_region(coefs, wide[:, 1:length + 1]) == want).all()
+    assert (gf256.matmul_region(coefs, [r.tobytes() for r in rows]) == want).all()
 
 
 def test_region_ops(kernel_backend) -> None:

@@ -8,6 +8,8 @@ numba when it is installed and falls back to numpy table lookups when it is not.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 POLY = 0x11D
@@ -166,11 +168,12 @@ def addmul_region(dst: np.ndarray, coef: int, src: np.ndarray) -> np.ndarray:
     return dst
 
 
-def matmul_region(coefs: np.ndarray, src: np.ndarray) -> np.ndarray:
+def matmul_region(coefs: np.ndarray, src: Any, out: Any = None) -> Any:
     """``coefs (r, k) x src (k, L) -> (r, L)``: r linear combinations of k regions in one pass.
 
-    This is encoding (coefs = coding matrix) and decoding (coefs = rows of an inverse).
+    This is encoding (coefs = coding matrix) and decoding (coefs = rows of an inverse). ``src``
+    is a (k, L) array or k separate buffers; ``out`` optionally names r rows to write into.
     """
     from zflow.tsdb import gfkernels
 
-    return gfkernels.matmul_region(np.asarray(coefs, dtype=np.uint8), src)
+    return gfkernels.matmul_region(np.asarray(coefs, dtype=np.uint8), src, out=out)

@@ -123,9 +123,15 @@ def _rows_for(indices: list[int], params: CodingParams | None,
     return np.vstack(out)
 
 
-def _choose_basis(indices: list[int], g: np.ndarray, k: int) -> list[int]:
-    """Pick k positions (data fragments first) whose rows are independent."""
+def _choose_basis(indices: list[int], g: np.ndarray, k: int, mds: bool = False) -> list[int]:
+    """Pick k positions (data fragments first) whose rows are independent.
+
+    With ``mds`` (rows straight from a CodingParams, whose every k-subset decodes) the first k
+    in that order are taken without rank checks.
+    """
     order = sorted(range(len(indices)), key=lambda p: (not _is_unit(g[p]), indices[p]))
+    if mds and len(order) >= k:
+        return order[:k]
     chosen: list[int] = []
     for p in order:
         trial = [*chosen, p]
@@ -174,34 +180,73 @@ def decode_ranges(available: Mapping[int, Region], params: CodingParams | None =
     if len(lengths) > 1:
         raise ValueError(f"ranges differ in length: {sorted(lengths)}")
     out: dict[int, np.ndarray] = {}
-    g_all = _rows_for(indices, params, rows) if indices else np.zeros((0, k), np.uint8)
-    unit_of = {int(np.argmax(g_all[p])): indices[p] for p in range(len(indices)) if _is_unit(g_all[p])}
-    missing = [j for j in want if j not in unit_of]
+    plan = _plan(tuple(indices), params, rows, k)
     for j in want:
-        if j in unit_of:
-            out[j] = regions[unit_of[j]]
+        if j in plan.unit_of:
+            out[j] = regions[plan.unit_of[j]]
+    missing = [j for j in want if j not in plan.unit_of]
     if not missing:
         return out
-    if len(indices) < k:
+    if plan.inv is None:
         raise SingularMatrix(f"need {k} fragments to decode, got {len(indices)}: {indices}")
-    basis = _choose_basis(indices, g_all, k)
-    inv = mat_inv(g_all[basis])
-    dec = matmul_region(inv[missing], [regions[indices[p]] for p in basis])
-    for t, j in enumerate(missing):
-        out[j] = dec[t]
+    size = next(iter(lengths))
+    targets = [np.empty(size, dtype=np.uint8) for _ in missing]
+    matmul_region(plan.inv[missing], [regions[i] for i in plan.basis], out=targets)
+    out.update(zip(missing, targets, strict=True))
     return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    unit_of: dict[int, int]  # data index -> fragment index holding it verbatim
+    basis: tuple[int, ...]  # fragment indices used to decode
+    inv: np.ndarray | None  # inverse of their rows (None: fewer than k fragments)
+
+
+def _plan(indices: tuple[int, ...], params: CodingParams | None,
+          rows: Mapping[int, Any] | None, k: int) -> _Plan:
+    """Which fragments to combine, and how; cached per (params, indices) when rows are implied."""
+    if params is not None and not (rows and any(i in rows for i in indices)):
+        return _plan_cached(indices, params)
+    return _make_plan(indices, params, rows, k, mds=False)
+
+
+@lru_cache(maxsize=1024)
+def _plan_cached(indices: tuple[int, ...], params: CodingParams) -> _Plan:
+    return _make_plan(indices, params, None, params.k, mds=True)
+
+
+def _make_plan(indices: tuple[int, ...], params: CodingParams | None,
+               rows: Mapping[int, Any] | None, k: int, mds: bool) -> _Plan:
+    idx = list(indices)
+    g_all = _rows_for(idx, params, rows) if idx else np.zeros((0, k), np.uint8)
+    unit_of = {int(np.argmax(g_all[p])): idx[p] for p in range(len(idx)) if _is_unit(g_all[p])}
+    if len(idx) < k:
+        return _Plan(unit_of, (), None)
+    basis = _choose_basis(idx, g_all, k, mds=mds)
+    inv = mat_inv(g_all[basis])
+    inv.setflags(write=False)
+    return _Plan(unit_of, tuple(idx[p] for p in basis), inv)
 
 
 def decode(fragments: Mapping[int, Region], params: CodingParams, length: int | None = None,
            rows: Mapping[int, Any] | None = None) -> np.ndarray:
     """(k, L) data from any k fragments (indices 0..k-1 data, k..n-1 coded)."""
-    got = decode_ranges(fragments, params, rows=rows, want=list(range(params.k)))
-    lens = {int(v.shape[0]) for v in got.values()}
-    size = lens.pop() if length is None else int(length)
-    out = np.empty((params.k, size), dtype=np.uint8)
-    for j in range(params.k):
-        out[j] = got[j][:size]
-    return out
+    regions = {i: _as_u8(v) for i, v in fragments.items()}
+    lengths = {int(r.shape[0]) for r in regions.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"fragments differ in length: {sorted(lengths)}" if lengths else "no fragments")
+    full = lengths.pop()
+    plan = _plan(tuple(sorted(regions)), params, rows, params.k)
+    out = np.empty((params.k, full), dtype=np.uint8)
+    missing = [j for j in range(params.k) if j not in plan.unit_of]
+    if missing:
+        if plan.inv is None:
+            raise SingularMatrix(f"need {params.k} fragments to decode, got {len(regions)}: {sorted(regions)}")
+        matmul_region(plan.inv[missing], [regions[i] for i in plan.basis], out=[out[j] for j in missing])
+    for j, i in plan.unit_of.items():
+        out[j] = regions[i]
+    return out if length is None else out[:, : int(length)]
 
 
 def combine_ranges(available: Mapping[int, Region], target_row: np.ndarray,
