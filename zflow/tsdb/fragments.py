@@ -18,12 +18,13 @@ so recoded fragments are self-describing and repair needs no side metadata.
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from zflow.tsdb.crc import crc32
 
 MAGIC = b"ZFRG"
 TRAILER_MAGIC = b"ZFRT"
@@ -89,7 +90,7 @@ class FragmentHeader:
         _FIXED.pack_into(buf, 0, MAGIC, VERSION, 0, self.index, self.k, self.n, self.seed,
                          self.length, self.chunk_size)
         buf[_ROW_AT:_ROW_AT + self.k] = bytes(self.row)
-        struct.pack_into("<I", buf, HEADER_SIZE - 4, zlib.crc32(bytes(buf[: HEADER_SIZE - 4])))
+        struct.pack_into("<I", buf, HEADER_SIZE - 4, crc32(bytes(buf[: HEADER_SIZE - 4])))
         return bytes(buf)
 
     @staticmethod
@@ -103,7 +104,7 @@ class FragmentHeader:
         if version != VERSION:
             raise FragmentError(f"fragment version {version} is not supported (expected {VERSION})")
         (crc,) = struct.unpack_from("<I", head, HEADER_SIZE - 4)
-        if crc != zlib.crc32(head[: HEADER_SIZE - 4]):
+        if crc != crc32(head[: HEADER_SIZE - 4]):
             raise FragmentError("fragment header checksum mismatch (header corrupted)")
         if chunk <= 0 or not (1 <= k <= n):
             raise FragmentError(f"fragment header has bad fields: k={k} n={n} chunk={chunk}")
@@ -114,7 +115,7 @@ class FragmentHeader:
 def chunk_crcs(payload: Any, chunk_size: int) -> np.ndarray:
     view = memoryview(payload).cast("B")
     count = -(-len(view) // chunk_size) if len(view) else 0
-    return np.array([zlib.crc32(view[i * chunk_size:(i + 1) * chunk_size]) for i in range(count)],
+    return np.array([crc32(view[i * chunk_size:(i + 1) * chunk_size]) for i in range(count)],
                     dtype="<u4")
 
 
@@ -127,7 +128,7 @@ def pack_fragment(index: int, payload: Any, row: Any, *, n: int, seed: int = 0,
     header = FragmentHeader(index, len(row_t), n, seed, len(view), chunk_size, row_t)
     crcs = chunk_crcs(view, chunk_size)
     table = crcs.tobytes()
-    foot = _FOOT.pack(len(crcs), zlib.crc32(table), TRAILER_MAGIC)
+    foot = _FOOT.pack(len(crcs), crc32(table), TRAILER_MAGIC)
     return b"".join([header.pack(), view, table, foot])
 
 
@@ -138,7 +139,7 @@ def parse_trailer(header: FragmentHeader, trailer: bytes | memoryview) -> np.nda
         raise FragmentError(f"trailer is {len(trailer)} bytes, expected {header.trailer_size}")
     count, crc, magic = _FOOT.unpack_from(trailer, len(trailer) - _FOOT.size)
     table = trailer[: 4 * header.chunks]
-    if magic != TRAILER_MAGIC or count != header.chunks or crc != zlib.crc32(table):
+    if magic != TRAILER_MAGIC or count != header.chunks or crc != crc32(table):
         raise FragmentError("fragment trailer corrupted (checksum table unreadable)")
     return np.frombuffer(table, dtype="<u4")
 
@@ -180,7 +181,7 @@ def verify_range(header: FragmentHeader, crcs: np.ndarray, start: int, data: Any
     bad = []
     for c in header.chunks_covering(start, end):
         cs, ce = header.chunk_range(c)
-        if cs >= start and ce <= end and zlib.crc32(view[cs - start:ce - start]) != int(crcs[c]):
+        if cs >= start and ce <= end and crc32(view[cs - start:ce - start]) != int(crcs[c]):
             bad.append(c)
     return bad
 
@@ -212,7 +213,7 @@ def repair_chunks(fragment_bytes: bytes | bytearray | memoryview,
             if f.header.length != h.length or f.header.chunk_size != h.chunk_size:
                 continue
             piece = f.payload[cs:ce]
-            if zlib.crc32(piece) != int(f.crcs[c]):
+            if crc32(piece) != int(f.crcs[c]):
                 continue
             avail[i] = np.frombuffer(piece, dtype=np.uint8)
             rows[i] = f.row
@@ -221,7 +222,7 @@ def repair_chunks(fragment_bytes: bytes | bytearray | memoryview,
                 f"cannot repair chunk {c} of fragment {h.index}: only {len(avail)} intact "
                 f"fragments for that range, need k={h.k}")
         fixed = combine_ranges(avail, frag.row, rows=rows)
-        if zlib.crc32(fixed.tobytes()) != int(frag.crcs[c]):
+        if crc32(fixed.tobytes()) != int(frag.crcs[c]):
             raise FragmentError(f"repaired chunk {c} of fragment {h.index} does not match its checksum")
         out[PAYLOAD_OFFSET + cs:PAYLOAD_OFFSET + ce] = fixed.tobytes()
     return bytes(out)

@@ -27,8 +27,9 @@ from __future__ import annotations
 import re
 import secrets
 import struct
-import zlib
 from collections.abc import Sequence
+
+from zflow.tsdb.crc import crc32
 
 COMPACT_TYPE = "application/x-zflow-ranges"
 MAX_RANGES = 4096
@@ -95,7 +96,7 @@ def pack_compact(ranges: Sequence[tuple[int, int]], datas: Sequence[bytes]) -> b
     parts += [_ENTRY.pack(a, len(d)) for (a, _b), d in zip(ranges, datas, strict=True)]
     parts += list(datas)
     body = b"".join(parts)
-    return body + struct.pack("<I", zlib.crc32(body))
+    return body + struct.pack("<I", crc32(body))
 
 
 def unpack_compact(body: bytes | memoryview) -> list[tuple[int, bytes]]:
@@ -104,7 +105,7 @@ def unpack_compact(body: bytes | memoryview) -> list[tuple[int, bytes]]:
     if len(view) < _HEAD.size + 4:
         raise CorruptResponse(f"compact range response too short ({len(view)} bytes)")
     (crc,) = struct.unpack_from("<I", view, len(view) - 4)
-    if zlib.crc32(view[:-4]) != crc:
+    if crc32(view[:-4]) != crc:
         raise CorruptResponse("compact range response checksum mismatch")
     magic, count = _HEAD.unpack_from(view, 0)
     if magic != _MAGIC:
