@@ -62,17 +62,26 @@ def matmul64(masks, src, out, block):  # pragma: no cover - compiled
                 p6[w] = x
                 x = xtime(x)
                 p7[w] = x
-            for i in range(r):
-                m0 = masks[i, j, 0]
-                m1 = masks[i, j, 1]
-                m2 = masks[i, j, 2]
-                m3 = masks[i, j, 3]
-                m4 = masks[i, j, 4]
-                m5 = masks[i, j, 5]
-                m6 = masks[i, j, 6]
-                m7 = masks[i, j, 7]
+            i = 0
+            while i + 2 <= r:  # two output rows per pass: each power is loaded once for both
+                a0, a1, a2, a3 = masks[i, j, 0], masks[i, j, 1], masks[i, j, 2], masks[i, j, 3]
+                a4, a5, a6, a7 = masks[i, j, 4], masks[i, j, 5], masks[i, j, 6], masks[i, j, 7]
+                b0, b1, b2, b3 = masks[i + 1, j, 0], masks[i + 1, j, 1], masks[i + 1, j, 2], masks[i + 1, j, 3]
+                b4, b5, b6, b7 = masks[i + 1, j, 4], masks[i + 1, j, 5], masks[i + 1, j, 6], masks[i + 1, j, 7]
+                oa = out[i, w0:w0 + nb]
+                ob = out[i + 1, w0:w0 + nb]
+                for w in range(nb):
+                    q0, q1, q2, q3 = p0[w], p1[w], p2[w], p3[w]
+                    q4, q5, q6, q7 = p4[w], p5[w], p6[w], p7[w]
+                    oa[w] ^= (((q0 & a0) ^ (q1 & a1)) ^ ((q2 & a2) ^ (q3 & a3))) ^ (
+                        ((q4 & a4) ^ (q5 & a5)) ^ ((q6 & a6) ^ (q7 & a7)))
+                    ob[w] ^= (((q0 & b0) ^ (q1 & b1)) ^ ((q2 & b2) ^ (q3 & b3))) ^ (
+                        ((q4 & b4) ^ (q5 & b5)) ^ ((q6 & b6) ^ (q7 & b7)))
+                i += 2
+            if i < r:
+                m0, m1, m2, m3 = masks[i, j, 0], masks[i, j, 1], masks[i, j, 2], masks[i, j, 3]
+                m4, m5, m6, m7 = masks[i, j, 4], masks[i, j, 5], masks[i, j, 6], masks[i, j, 7]
                 o = out[i, w0:w0 + nb]
                 for w in range(nb):
                     o[w] ^= (((p0[w] & m0) ^ (p1[w] & m1)) ^ ((p2[w] & m2) ^ (p3[w] & m3))) ^ (
-                        ((p4[w] & m4) ^ (p5[w] & m5)) ^ ((p6[w] & m6) ^ (p7[w] & m7))
-                    )
+                        ((p4[w] & m4) ^ (p5[w] & m5)) ^ ((p6[w] & m6) ^ (p7[w] & m7)))
