@@ -89,9 +89,13 @@ class Front:
                 if kind == "put":
                     self._on_put(item)
                 else:
-                    self._on_query(item)
+                    try:
+                        self._on_query(item)
+                    finally:
+                        item.drop()  # finalise now: the getter's reply stream ends here
             except Exception as exc:  # keep serving; the error is visible to the caller/log
                 self.errors.append(f"{type(exc).__name__}: {exc}")
+            del item
             self.ds.ingestor.tick()
 
     def _on_put(self, sample: Any) -> None:
@@ -122,6 +126,9 @@ class Front:
             text = exc.render() if isinstance(exc, UserError) else f"error: {exc}"
             query.reply_err(text.encode(), encoding=codec.TEXT)
             return
+        except Exception as exc:
+            query.reply_err(f"error: {type(exc).__name__}: {exc}".encode(), encoding=codec.TEXT)
+            raise
         if q.format == "json":
             body = json.dumps(res.to_json()).encode()
             query.reply(query.key_expr, body, encoding=codec.JSON)
