@@ -313,3 +313,19 @@ def test_placement_distinct_and_balanced() -> None:
     assert placement.by_location([2, 0, 1]) == {2: [0], 0: [1], 1: [2]}
     with pytest.raises(ValueError, match="at least 6 locations"):
         placement.place("x", 6, locs[:5])
+
+
+def test_rebuild_and_recode_whole_fragments() -> None:
+    params = rlnc.CodingParams(3, 5, 6)
+    data, _ = _fragments(params, 50_000)
+    packed = fragments.make_fragments(data, params, chunk_size=8192)
+    # a lost data fragment and a lost coded fragment, rebuilt from any 3 others
+    assert fragments.rebuild_fragment(1, {i: packed[i] for i in (0, 3, 4)}) == packed[1]
+    assert fragments.rebuild_fragment(4, {i: packed[i] for i in (1, 2, 3)}) == packed[4]
+    # a brand-new coded fragment recoded from coded ones only, self-describing through its header
+    new = fragments.recode_fragment(5, {3: packed[3], 4: packed[4]}, new_seed=3)
+    assert fragments.verify_chunks(new) == []
+    blobs = {0: packed[0], 3: packed[3], 5: new}
+    avail = {i: fragments.unpack_fragment(b).payload[100:900] for i, b in blobs.items()}
+    got = rlnc.decode_ranges(avail, params, rows=fragments.fragment_rows(blobs))
+    assert (got[1] == data[1][100:900]).all() and (got[2] == data[2][100:900]).all()

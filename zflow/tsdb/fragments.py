@@ -239,3 +239,48 @@ def make_fragments(data: np.ndarray, params: Any, chunk_size: int = DEFAULT_CHUN
         out.append(pack_fragment(i, payload, params.row(i), n=params.n, seed=params.seed,
                                  chunk_size=chunk_size))
     return out
+
+
+def rebuild_fragment(index: int, others: Mapping[int, bytes | bytearray | memoryview],
+                     row: Any = None) -> bytes:
+    """A whole lost fragment (data or coded) rebuilt from k intact others, ready to store.
+
+    ``row`` is the lost fragment's coefficient row (default: from the coding parameters in the
+    others' headers, i.e. as originally generated). Only the sources' payload bytes are combined;
+    nothing is decoded to plain data unless the lost fragment is a data fragment.
+    """
+    from zflow.tsdb.rlnc import CodingParams, combine_ranges
+
+    parsed = {i: unpack_fragment(b) for i, b in others.items() if i != index}
+    if not parsed:
+        raise FragmentError(f"no fragments to rebuild fragment {index} from")
+    h = next(iter(parsed.values())).header
+    params = CodingParams(h.k, h.n, h.seed)
+    target = params.row(index) if row is None else np.asarray(row, dtype=np.uint8)
+    avail = {i: np.frombuffer(f.payload, dtype=np.uint8) for i, f in parsed.items()}
+    rows = {i: f.row for i, f in parsed.items()}
+    payload = combine_ranges(avail, target, rows=rows)
+    return pack_fragment(index, payload, target, n=h.n, seed=h.seed, chunk_size=h.chunk_size)
+
+
+def recode_fragment(index: int, sources: Mapping[int, bytes | bytearray | memoryview],
+                    new_seed: int) -> bytes:
+    """A NEW coded fragment (repair without decoding): a random combination of ``sources``.
+
+    Its global coefficient row is computed from the sources' rows and stored in its header, so
+    it decodes like any other fragment (see :func:`zflow.tsdb.rlnc.recode`).
+    """
+    from zflow.tsdb.rlnc import recode
+
+    parsed = {i: unpack_fragment(b) for i, b in sources.items()}
+    if not parsed:
+        raise FragmentError("recoding needs at least one source fragment")
+    h = next(iter(parsed.values())).header
+    frag, row = recode({i: np.frombuffer(f.payload, dtype=np.uint8) for i, f in parsed.items()},
+                       {i: f.row for i, f in parsed.items()}, new_seed)
+    return pack_fragment(index, frag, row, n=h.n, seed=h.seed, chunk_size=h.chunk_size)
+
+
+def fragment_rows(blobs: Mapping[int, bytes | bytearray | memoryview]) -> dict[int, np.ndarray]:
+    """Coefficient rows from fragment headers (for ``rlnc.decode_ranges(..., rows=...)``)."""
+    return {i: np.array(FragmentHeader.parse(b).row, dtype=np.uint8) for i, b in blobs.items()}

@@ -30,7 +30,7 @@ _LO7 = np.uint64(0x7F7F7F7F7F7F7F7F)
 _HI1 = np.uint64(0x8080808080808080)
 _RED = np.uint64(0x1D1D1D1D1D1D1D1D)
 
-GFNI_BLOCK_VECS = 128  # 4 KiB of each source per block (measured best on Ice/Rocket Lake)
+GFNI_BLOCK_VECS = 64  # 2 KiB of each source per block: all k stay in L1 (measured on Rocket Lake)
 
 _kernels: Any = None  # the numba module namespace once compiled, False when numba is absent
 _gfni: Any = None  # the GFNI module when usable, False otherwise
