@@ -310,3 +310,14 @@ def test_degraded_reads_across_locations(router, tmp_path: Path) -> None:
         finally:
             for s in locs:
                 s.close()
+
+
+def test_location_keys() -> None:
+    from zflow import keyexprs
+    from zflow.errors import UserError
+
+    assert keyexprs.tsdb_fragment("site-a", "ds/obj/3/0") == "zflow/tsdb/_loc/site-a/f/ds/obj/3/0"
+    with pytest.raises(UserError, match="reserved"):
+        keyexprs.tsdb("_loc", "query")
+    with pytest.raises(UserError):
+        keyexprs.tsdb_location("@admin")

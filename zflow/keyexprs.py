@@ -80,6 +80,8 @@ def sched(*rest: str) -> str:
 
 # ---- storage, runs, builds ----------------------------------------------------------------------
 def tsdb(dataset: str, *rest: str) -> str:
+    if dataset == "_loc":
+        raise UserError("dataset name '_loc' is reserved for fragment locations (zflow/tsdb/_loc/...)")
     return _join(ROOT, "tsdb", chunk(dataset, "dataset"), *rest)
 
 
