@@ -1,6 +1,7 @@
 """A storage location behind an HTTP range server (``zflow.tsdb.range_server`` or any RFC 7233 server).
 
-One ``get_ranges`` call is one HTTP request with a multi-range header. The client asks for the
+One ``get_ranges`` call is one HTTP request with a multi-range header (or, past 8 KB of header,
+a ``POST`` of a binary range list - see :mod:`zflow.tsdb.rangewire`). The client asks for the
 compact binary body (``Accept: application/x-zflow-ranges``) by default and also understands
 plain ``multipart/byteranges`` and single-range 206 responses, so it works against ordinary web
 servers. Connections are kept alive (``http.client``) and re-opened once when a server closed an
@@ -24,8 +25,11 @@ from storage_backends.base import (
 )
 from zflow.tsdb.rangewire import (
     COMPACT_TYPE,
+    MAX_HEADER,
+    RANGE_LIST_TYPE,
     CorruptResponse,
     format_range_header,
+    pack_range_list,
     parse_content_range,
     parse_multipart,
     unpack_compact,
@@ -110,10 +114,20 @@ class HttpRangeStore(FragmentStore):
         return body
 
     def _get_ranges(self, key: str, ranges: list[Range]) -> list[bytes]:
-        headers = {"Range": format_range_header(ranges)}
-        if self.compact:
-            headers["Accept"] = COMPACT_TYPE
-        status, hdrs, body = self._request("GET", quote(key), headers=headers)
+        header = format_range_header(ranges)
+        if len(header) > MAX_HEADER:
+            if not self.compact:  # a plain RFC 7233 server: several requests of header size
+                step = max(1, len(ranges) * MAX_HEADER // len(header))
+                return [d for i in range(0, len(ranges), step)
+                        for d in self._get_ranges(key, ranges[i:i + step])]
+            status, hdrs, body = self._request("POST", quote(key), body=pack_range_list(ranges),
+                                               headers={"Content-Type": RANGE_LIST_TYPE,
+                                                        "Accept": COMPACT_TYPE})
+        else:
+            headers = {"Range": header}
+            if self.compact:
+                headers["Accept"] = COMPACT_TYPE
+            status, hdrs, body = self._request("GET", quote(key), headers=headers)
         self._check(key, status, body, (200, 206))
         ctype = hdrs.get("content-type", "")
         try:

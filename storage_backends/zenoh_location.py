@@ -6,8 +6,8 @@ Zenoh ``get`` whose selector parameters say what to do::
 
     f/KEY?op=ranges;ranges=0:50,100:150   -> compact binary body (zflow.tsdb.rangewire) of
                                              [start, end) ranges; with ``ranges=payload`` the
-                                             ranges travel in the query payload instead
-                                             (u64 start, u64 end pairs) for very long lists
+                                             ranges travel in the query payload instead (a
+                                             rangewire range list) for very long lists
     f/KEY?op=get | op=size | op=delete    -> bytes | decimal size | "ok"
     f/KEY?op=put  (query payload = bytes) -> "ok" (a put is acknowledged, unlike a Zenoh put)
     list?prefix=P                         -> JSON list of keys
@@ -30,8 +30,6 @@ import sys
 import threading
 from typing import Any
 
-import numpy as np
-
 from storage_backends.base import (
     BadKey,
     FragmentStore,
@@ -44,7 +42,15 @@ from storage_backends.base import (
 from storage_backends.local_dir import LocalDirStore
 from zflow import keyexprs
 from zflow.errors import UserError
-from zflow.tsdb.rangewire import CorruptResponse, pack_compact, unpack_compact
+from zflow.tsdb.rangewire import (
+    CorruptResponse,
+    MalformedRange,
+    UnsatisfiableRange,
+    pack_compact,
+    pack_range_list,
+    unpack_compact,
+    unpack_range_list,
+)
 
 MAX_RANGES_IN_SELECTOR = 256
 
@@ -116,8 +122,8 @@ class ZenohLocationStore(FragmentStore):
         if len(ranges) <= MAX_RANGES_IN_SELECTOR:
             body = self._query(self._sel(key, op="ranges", ranges=_format_ranges(ranges)))
         else:
-            packed = np.asarray(ranges, dtype="<u8").tobytes()
-            body = self._query(self._sel(key, op="ranges", ranges="payload"), payload=packed)
+            body = self._query(self._sel(key, op="ranges", ranges="payload"),
+                               payload=pack_range_list(ranges))
         try:
             parts = unpack_compact(body)
         except CorruptResponse as exc:
@@ -228,8 +234,7 @@ class LocationServer:
                 spec = params.get("ranges", "") or ""
                 if spec == "payload":
                     raw = query.payload.to_bytes() if query.payload is not None else b""
-                    arr = np.frombuffer(raw, dtype="<u8").reshape(-1, 2)
-                    ranges = [(int(a), int(b)) for a, b in arr]
+                    ranges = unpack_range_list(raw, self.store.size(key))
                 else:
                     ranges = _parse_ranges(spec)
                 datas = self.store.get_ranges(key, ranges)
@@ -249,9 +254,9 @@ class LocationServer:
                 raise BadKey(f"unknown op {op!r}: expected ranges, get, size, put or delete")
         except KeyNotFound as exc:
             query.reply_err(f"404 {exc}")
-        except RangeNotSatisfiable as exc:
+        except (RangeNotSatisfiable, UnsatisfiableRange) as exc:
             query.reply_err(f"416 {exc}")
-        except (BadKey, ValueError, struct.error) as exc:
+        except (BadKey, MalformedRange, ValueError, struct.error) as exc:
             query.reply_err(f"400 {exc}")
         except LocationUnavailable as exc:
             query.reply_err(f"503 {exc}")

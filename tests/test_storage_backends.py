@@ -180,10 +180,11 @@ def test_compact_format_roundtrip_and_checksum() -> None:
 
 
 # ---- the HTTP range server as a process ----------------------------------------------------------
-def _raw(url: str, method: str, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+def _raw(url: str, method: str, path: str, headers: dict[str, str] | None = None,
+         body: bytes | None = None) -> http.client.HTTPResponse:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=5)
-    conn.request(method, path, headers=headers or {})
+    conn.request(method, path, body=body, headers=headers or {})
     resp = conn.getresponse()
     resp.body = resp.read()  # type: ignore[attr-defined]
     conn.close()
@@ -218,6 +219,14 @@ def test_http_range_server_protocol(tmp_path: Path) -> None:
         assert r.status == 200 and r.body == DATA
         r = _raw(url, "HEAD", "/ds/f")
         assert r.status == 200 and int(r.getheader("Content-Length")) == len(DATA) and r.body == b""
+        r = _raw(url, "POST", "/ds/f", body=rangewire.pack_range_list([(5, 9), (0, 2)]))
+        assert r.status == 206 and rangewire.unpack_compact(r.body) == [(5, DATA[5:9]), (0, DATA[:2])]
+        r = _raw(url, "POST", "/ds/f", body=b"short")
+        assert r.status == 400
+        r = _raw(url, "POST", "/ds/f", body=rangewire.pack_range_list([(0, len(DATA) + 1)]))
+        assert r.status == 416
+        r = _raw(url, "GET", "/../etc/passwd")
+        assert r.status in (400, 404)
 
 
 @pytest.mark.timeout(60)
@@ -233,6 +242,13 @@ def test_http_compact_and_multipart_agree(tmp_path: Path) -> None:
         assert a == b == [DATA[s:e] for s, e in ranges]
         assert multipart.get_ranges("x/y", [(3, 9)]) == [DATA[3:9]]  # single-range 206 body
         assert compact.stats()["requests"] == 2 and multipart.stats()["requests"] == 2
+        # more ranges than fit in a header: one POSTed range list (compact), or header-sized GETs
+        many = [(i * 19, i * 19 + 5) for i in range(10_000)]
+        want = [DATA[s:e] for s, e in many]
+        compact.reset_stats()
+        assert compact.get_ranges("x/y", many) == want
+        assert compact.stats()["requests"] == 1
+        assert multipart.get_ranges("x/y", many) == want
         compact.close()
         multipart.close()
 

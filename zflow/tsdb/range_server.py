@@ -9,6 +9,8 @@ with many byte ranges, returns just those bytes. Endpoints (keys are paths)::
                              body of :mod:`zflow.tsdb.rangewire` (for one or many ranges)
                              400 malformed Range, 416 unsatisfiable (``Content-Range: bytes */N``)
     HEAD   /{key}            size in Content-Length
+    POST   /{key}            body = range list (application/x-zflow-range-list) -> 206 compact
+                             body; for more ranges than fit in a header
     PUT    /{key}            store (atomic), 201
     DELETE /{key}            204, or 404
     GET    /?prefix=P        JSON list of keys starting with P
@@ -37,6 +39,7 @@ from zflow.tsdb.rangewire import (
     build_multipart,
     pack_compact,
     parse_range_header,
+    unpack_range_list,
 )
 
 MAX_PUT = 1 << 31
@@ -123,12 +126,39 @@ class RangeHandler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
 
-    def do_PUT(self) -> None:
-        key, _ = self._key()
+    def _body(self) -> bytes | None:
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit() or int(length) > MAX_PUT:
-            return self._error(411 if length is None else 400, "PUT needs a Content-Length")
-        data = self.rfile.read(int(length))
+            self._error(411 if length is None else 400, "a Content-Length (at most 2 GiB) is required")
+            return None
+        return self.rfile.read(int(length))
+
+    def do_POST(self) -> None:
+        key, _ = self._key()
+        body = self._body()
+        if body is None:
+            return
+        try:
+            size = self.store.size(key)
+            try:
+                ranges = unpack_range_list(body, size)
+            except MalformedRange as exc:
+                return self._error(400, str(exc))
+            except UnsatisfiableRange as exc:
+                return self._error(416, str(exc), {"Content-Range": f"bytes */{size}"})
+            self._send(206, pack_compact(ranges, self.store.get_ranges(key, ranges)), COMPACT_TYPE)
+        except BadKey as exc:
+            self._error(400, str(exc))
+        except KeyNotFound as exc:
+            self._error(404, str(exc))
+        except LocationUnavailable as exc:
+            self._error(503, str(exc))
+
+    def do_PUT(self) -> None:
+        key, _ = self._key()
+        data = self._body()
+        if data is None:
+            return
         try:
             self.store.put(key, data)
         except BadKey as exc:

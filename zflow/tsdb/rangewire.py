@@ -20,6 +20,11 @@ Choices where RFC 7233 leaves room (documented here, tested in tests/test_storag
 * all specs unsatisfiable -> **416** with ``Content-Range: bytes */size``;
 * more than :data:`MAX_RANGES` specs, or overlapping ranges totalling more than
   ``2 * size + 64 KiB`` bytes, are refused with 416 (RFC §6.1 allows refusing such requests).
+
+Thousands of ranges do not fit in a header (servers cap headers near 8-64 KiB), so a client may
+instead ``POST`` a *range list* (media type ``application/x-zflow-range-list``: little-endian
+u64 ``start, end`` pairs, end exclusive) and gets the compact body back; the Zenoh location
+carries the same list in the query payload.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ from collections.abc import Sequence
 from zflow.tsdb.crc import crc32
 
 COMPACT_TYPE = "application/x-zflow-ranges"
-MAX_RANGES = 4096
+RANGE_LIST_TYPE = "application/x-zflow-range-list"
+MAX_RANGES = 4096  # in a Range header (which servers also cap at 64 KiB)
+MAX_LISTED_RANGES = 1 << 20  # in a range-list body (POST / Zenoh query payload)
+MAX_HEADER = 8000  # longer Range headers are sent as a range-list body instead
 _HEAD = struct.Struct("<4sI")
 _ENTRY = struct.Struct("<QQ")
 _MAGIC = b"ZRNG"
@@ -81,6 +89,30 @@ def parse_range_header(value: str, size: int) -> list[tuple[int, int]]:
     if not out:
         raise UnsatisfiableRange(f"no range of {value!r} is inside the {size}-byte resource")
     total = sum(b - a for a, b in out)
+    if total > 2 * size + 65536:
+        raise UnsatisfiableRange(f"ranges total {total} bytes for a {size}-byte resource (overlap)")
+    return out
+
+
+def pack_range_list(ranges: Sequence[tuple[int, int]]) -> bytes:
+    return b"".join(_ENTRY.pack(a, b) for a, b in ranges)
+
+
+def unpack_range_list(body: bytes, size: int) -> list[tuple[int, int]]:
+    """A range-list body -> [start, end) ranges, all checked against ``size`` (no clamping)."""
+    if len(body) % _ENTRY.size or not body:
+        raise MalformedRange(f"range list of {len(body)} bytes: expected non-empty u64 (start, end) pairs")
+    count = len(body) // _ENTRY.size
+    if count > MAX_LISTED_RANGES:
+        raise UnsatisfiableRange(f"range list asks {count} ranges; at most {MAX_LISTED_RANGES} served")
+    out = [_ENTRY.unpack_from(body, i * _ENTRY.size) for i in range(count)]
+    total = 0
+    for a, b in out:
+        if b < a:
+            raise MalformedRange(f"range [{a}, {b}) ends before it starts")
+        if b > size:
+            raise UnsatisfiableRange(f"range [{a}, {b}) beyond the {size}-byte resource")
+        total += b - a
     if total > 2 * size + 65536:
         raise UnsatisfiableRange(f"ranges total {total} bytes for a {size}-byte resource (overlap)")
     return out
