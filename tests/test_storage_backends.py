@@ -7,7 +7,6 @@ import contextlib
 import http.client
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,34 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = os.urandom(200_000)
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+def spawn(args: list[str], ready: str) -> contextlib.AbstractContextManager[tuple[subprocess.Popen, str]]:
+    from conftest import spawn_python
 
-
-@contextlib.contextmanager
-def spawn(args: list[str], ready: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Run ``python -m ...`` until its first stdout line (which must contain ``ready``); always reaped."""
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env(), cwd=ROOT)
-    try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        if ready not in line:
-            proc.kill()
-            raise AssertionError(f"{args} did not start: {line!r} {proc.stderr.read()}")  # type: ignore[union-attr]
-        yield proc, line.strip()
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
+    return spawn_python(args, ready)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,7 +57,7 @@ class RangeHandler(BaseHTTPRequestHandler):
 
     # ---- helpers ------------------------------------------------------------------------------
     def _send(self, code: int, body: bytes = b"", ctype: str = "text/plain; charset=utf-8",
-              headers: dict[str, str] | None = None, head_only: bool = False) -> None:
+              headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -64,7 +65,7 @@ class RangeHandler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if body and not head_only and self.command != "HEAD":  # HEAD never carries a body
+        if body and self.command != "HEAD":  # HEAD never carries a body
             self.wfile.write(body)
 
     def _error(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -76,48 +77,57 @@ class RangeHandler(BaseHTTPRequestHandler):
 
     # ---- verbs --------------------------------------------------------------------------------
     def do_HEAD(self) -> None:
-        self._get(head_only=True)
+        self._guard(self._get, True)
 
     def do_GET(self) -> None:
-        self._get(head_only=False)
+        self._guard(self._get, False)
+
+    def do_POST(self) -> None:
+        self._guard(self._post)
+
+    def do_PUT(self) -> None:
+        self._guard(self._put)
+
+    def do_DELETE(self) -> None:
+        self._guard(self._delete)
+
+    def _guard(self, handler: Callable[..., None], *args: object) -> None:
+        """Run a verb, turning store and range errors into their HTTP status codes."""
+        self._size: int | None = None
+        try:
+            handler(*args)
+        except (BadKey, MalformedRange, BadRequest) as exc:
+            self._error(400, str(exc))
+        except KeyNotFound as exc:
+            self._error(404, str(exc))
+        except UnsatisfiableRange as exc:
+            self._error(416, str(exc), {"Content-Range": f"bytes */{self._size}"})
+        except LocationUnavailable as exc:
+            self._error(503, str(exc))
 
     def _get(self, head_only: bool) -> None:
         key, query = self._key()
-        try:
-            if key == "":
-                prefix = query.get("prefix", [""])[0]
-                body = json.dumps(self.store.list(prefix)).encode()
-                return self._send(200, body, "application/json", head_only=head_only)
-            if key == "_health":
-                return self._send(200, b"ok\n", head_only=head_only)
-            size = self.store.size(key)
-            rng = self.headers.get("Range")
-            if rng is None:
-                if head_only:
-                    return self._head(size)
-                return self._send(200, self.store.get(key), "application/octet-stream")
-            try:
-                ranges = parse_range_header(rng, size)
-            except MalformedRange as exc:
-                return self._error(400, str(exc))
-            except UnsatisfiableRange as exc:
-                return self._error(416, str(exc), {"Content-Range": f"bytes */{size}"})
-            datas = self.store.get_ranges(key, ranges)
-            accept = self.headers.get("Accept", "")
-            if COMPACT_TYPE in accept:
-                return self._send(206, pack_compact(ranges, datas), COMPACT_TYPE, head_only=head_only)
-            if len(ranges) == 1:
-                (a, b), data = ranges[0], datas[0]
-                return self._send(206, data, "application/octet-stream",
-                                  {"Content-Range": f"bytes {a}-{b - 1}/{size}"}, head_only)
-            ctype, body = build_multipart(ranges, datas, size)
-            return self._send(206, body, ctype, head_only=head_only)
-        except BadKey as exc:
-            return self._error(400, str(exc))
-        except KeyNotFound as exc:
-            return self._error(404, str(exc))
-        except LocationUnavailable as exc:
-            return self._error(503, str(exc))
+        if key == "":
+            prefix = query.get("prefix", [""])[0]
+            return self._send(200, json.dumps(self.store.list(prefix)).encode(), "application/json")
+        if key == "_health":
+            return self._send(200, b"ok\n")
+        size = self._size = self.store.size(key)
+        rng = self.headers.get("Range")
+        if rng is None:
+            if head_only:
+                return self._head(size)
+            return self._send(200, self.store.get(key), "application/octet-stream")
+        ranges = parse_range_header(rng, size)
+        datas = self.store.get_ranges(key, ranges)
+        if COMPACT_TYPE in self.headers.get("Accept", ""):
+            return self._send(206, pack_compact(ranges, datas), COMPACT_TYPE)
+        if len(ranges) == 1:
+            (a, b), data = ranges[0], datas[0]
+            return self._send(206, data, "application/octet-stream",
+                              {"Content-Range": f"bytes {a}-{b - 1}/{size}"})
+        ctype, body = build_multipart(ranges, datas, size)
+        return self._send(206, body, ctype)
 
     def _head(self, size: int) -> None:
         self.send_response(200)
@@ -126,56 +136,32 @@ class RangeHandler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
 
-    def _body(self) -> bytes | None:
+    def _body(self) -> bytes:
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit() or int(length) > MAX_PUT:
-            self._error(411 if length is None else 400, "a Content-Length (at most 2 GiB) is required")
-            return None
+            raise BadRequest("a Content-Length (at most 2 GiB) is required")
         return self.rfile.read(int(length))
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         key, _ = self._key()
         body = self._body()
-        if body is None:
-            return
-        try:
-            size = self.store.size(key)
-            try:
-                ranges = unpack_range_list(body, size)
-            except MalformedRange as exc:
-                return self._error(400, str(exc))
-            except UnsatisfiableRange as exc:
-                return self._error(416, str(exc), {"Content-Range": f"bytes */{size}"})
-            self._send(206, pack_compact(ranges, self.store.get_ranges(key, ranges)), COMPACT_TYPE)
-        except BadKey as exc:
-            self._error(400, str(exc))
-        except KeyNotFound as exc:
-            self._error(404, str(exc))
-        except LocationUnavailable as exc:
-            self._error(503, str(exc))
+        self._size = self.store.size(key)
+        ranges = unpack_range_list(body, self._size)
+        self._send(206, pack_compact(ranges, self.store.get_ranges(key, ranges)), COMPACT_TYPE)
 
-    def do_PUT(self) -> None:
+    def _put(self) -> None:
         key, _ = self._key()
-        data = self._body()
-        if data is None:
-            return
-        try:
-            self.store.put(key, data)
-        except BadKey as exc:
-            return self._error(400, str(exc))
-        except LocationUnavailable as exc:
-            return self._error(503, str(exc))
+        self.store.put(key, self._body())
         self._send(201)
 
-    def do_DELETE(self) -> None:
+    def _delete(self) -> None:
         key, _ = self._key()
-        try:
-            self.store.delete(key)
-        except BadKey as exc:
-            return self._error(400, str(exc))
-        except KeyNotFound as exc:
-            return self._error(404, str(exc))
+        self.store.delete(key)
         self._send(204)
+
+
+class BadRequest(ValueError):
+    """A request the server cannot read (no Content-Length, too large)."""
 
 
 def make_server(directory: str, host: str = "127.0.0.1", port: int = 0,
