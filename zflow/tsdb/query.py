@@ -18,7 +18,7 @@ import numpy as np
 
 from zflow.tsdb import dedup, ordkeys
 from zflow.tsdb.catalog import ObjectMeta
-from zflow.tsdb.fetch import DEFAULT_GAP, Fetcher
+from zflow.tsdb.fetch import Fetcher
 from zflow.tsdb.selector import Pred, Query, check_query
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def _three_valued(compiled: Compiled, states: list[list[np.ndarray]], n: int) ->
     return np.where(res_any1, 1, np.where(res_all0, 0, 2)).astype(np.int8)
 
 
-def run(ds: Dataset, q: Query, gap: int = DEFAULT_GAP) -> Result:
+def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
     check_query(q, ds.schema)
     schema = ds.schema
     where = effective_where(q, ds)

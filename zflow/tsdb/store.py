@@ -184,7 +184,7 @@ class Dataset:
             q.limit = limit
         if naive:
             return run_naive(self, q)
-        return run(self, q) if gap is None else run(self, q, gap=gap)
+        return run(self, q, gap=gap)
 
     # ---- maintenance -----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
