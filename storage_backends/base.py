@@ -9,6 +9,7 @@ request (HTTP multi-range, one Zenoh query).
 
 from __future__ import annotations
 
+import builtins
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -99,7 +100,7 @@ class FragmentStore(ABC):
         self._count(fetched=len(data))
         return data
 
-    def get_ranges(self, key: str, ranges: Sequence[Range]) -> list[bytes]:
+    def get_ranges(self, key: str, ranges: Sequence[Range]) -> builtins.list[bytes]:
         """The bytes of each [start, end) range of ``key``, in the order asked, in ONE request."""
         check_key(key)
         ranges = check_ranges(ranges)
@@ -122,7 +123,7 @@ class FragmentStore(ABC):
         self._delete(check_key(key))
         self._count()
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> builtins.list[str]:
         keys = sorted(self._list(prefix))
         self._count()
         return keys
@@ -158,14 +159,14 @@ class FragmentStore(ABC):
     def _get(self, key: str) -> bytes: ...
 
     @abstractmethod
-    def _get_ranges(self, key: str, ranges: list[Range]) -> list[bytes]:
+    def _get_ranges(self, key: str, ranges: builtins.list[Range]) -> builtins.list[bytes]:
         """Non-empty, validated ranges; must raise RangeNotSatisfiable past the end."""
 
     @abstractmethod
     def _delete(self, key: str) -> None: ...
 
     @abstractmethod
-    def _list(self, prefix: str) -> list[str]: ...
+    def _list(self, prefix: str) -> builtins.list[str]: ...
 
     @abstractmethod
     def _exists(self, key: str) -> bool: ...

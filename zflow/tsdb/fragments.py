@@ -94,7 +94,7 @@ class FragmentHeader:
         return bytes(buf)
 
     @staticmethod
-    def parse(data: bytes | memoryview) -> FragmentHeader:
+    def parse(data: bytes | bytearray | memoryview) -> FragmentHeader:
         head = bytes(data[:HEADER_SIZE])
         if len(head) < HEADER_SIZE:
             raise FragmentError(f"fragment is {len(head)} bytes, shorter than its {HEADER_SIZE}-byte header")
@@ -122,8 +122,8 @@ def chunk_crcs(payload: Any, chunk_size: int) -> np.ndarray:
 def pack_fragment(index: int, payload: Any, row: Any, *, n: int, seed: int = 0,
                   chunk_size: int = DEFAULT_CHUNK) -> bytes:
     """Header + payload + checksum trailer, as one bytes object ready for ``FragmentStore.put``."""
-    view = memoryview(np.ascontiguousarray(payload, dtype=np.uint8) if isinstance(payload, np.ndarray)
-                      else payload).cast("B")
+    buf: Any = np.ascontiguousarray(payload, dtype=np.uint8) if isinstance(payload, np.ndarray) else payload
+    view = memoryview(buf).cast("B")
     row_t = tuple(int(x) for x in np.asarray(row, dtype=np.uint8))
     header = FragmentHeader(index, len(row_t), n, seed, len(view), chunk_size, row_t)
     crcs = chunk_crcs(view, chunk_size)

@@ -142,9 +142,9 @@ def matmul_region(coefs: np.ndarray, src: np.ndarray | Sequence[Any],
     if not kern:
         return _matmul_numpy(coefs, rows, length)
     words = _rows_as_words(rows, length)
-    out = np.zeros((r, words.shape[1] * 8), dtype=np.uint8)
-    kern.matmul64(coef_masks(coefs), words, out.view(np.uint64), BLOCK_WORDS)
-    return out[:, :length] if out.shape[1] != length else out
+    acc = np.zeros((r, words.shape[1] * 8), dtype=np.uint8)
+    kern.matmul64(coef_masks(coefs), words, acc.view(np.uint64), BLOCK_WORDS)
+    return acc[:, :length] if acc.shape[1] != length else acc
 
 
 def _as_rows(src: Any) -> Any:

@@ -189,7 +189,7 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[int, bytes]]:
     if not m:
         raise CorruptResponse(f"multipart response without boundary: {content_type!r}")
     delim = b"--" + m.group(1).encode("latin-1")
-    out = []
+    out: list[tuple[int, bytes]] = []
     pos = body.find(delim)
     if pos < 0:
         raise CorruptResponse("multipart body has no boundary")
