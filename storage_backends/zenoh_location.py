@@ -95,8 +95,11 @@ class ZenohLocationStore(FragmentStore):
             own.__exit__(None, None, None)
 
     def _query(self, selector: str, payload: bytes | None = None) -> bytes:
+        import time
+
         import zenoh
 
+        start = time.monotonic()
         try:
             replies = self.session.get(selector, payload=payload, timeout=self.timeout,
                                        target=zenoh.QueryTarget.BEST_MATCHING)
@@ -106,7 +109,9 @@ class ZenohLocationStore(FragmentStore):
                 _raise_for(self.name, reply.err.payload.to_bytes().decode("utf-8", "replace"))
         except zenoh.ZError as exc:
             raise LocationUnavailable(f"{self.name}: {exc}") from None
-        raise LocationUnavailable(f"{self.name}: no reply within {self.timeout}s (location down?)")
+        if time.monotonic() - start < self.timeout * 0.9:
+            raise LocationUnavailable(f"{self.name}: no queryable serves {self.location!r} (location down)")
+        raise LocationUnavailable(f"{self.name}: no reply within {self.timeout}s (location down or overloaded)")
 
     def _sel(self, key: str, **params: str) -> str:
         sel = keyexprs.tsdb_fragment(self.location, key)
