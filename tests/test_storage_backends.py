@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storage_backends import open_location
 from storage_backends.base import (
@@ -312,3 +314,21 @@ def test_location_keys() -> None:
         keyexprs.tsdb("_loc", "query")
     with pytest.raises(UserError):
         keyexprs.tsdb_location("@admin")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5000).flatmap(lambda size: st.tuples(
+    st.just(size),
+    st.lists(st.tuples(st.integers(0, size - 1), st.integers(1, 300)), min_size=1, max_size=20))))
+def test_range_header_roundtrip(case) -> None:
+    size, specs = case
+    ranges = [(a, min(size, a + n)) for a, n in specs]
+    if sum(b - a for a, b in ranges) > 2 * size + 65536:
+        return
+    assert rangewire.parse_range_header(rangewire.format_range_header(ranges), size) == ranges
+    assert rangewire.unpack_range_list(rangewire.pack_range_list(ranges), size) == ranges
+    datas = [bytes(range(b - a)) if b - a < 256 else b"x" * (b - a) for a, b in ranges]
+    body = rangewire.pack_compact(ranges, datas)
+    assert rangewire.unpack_compact(body) == [(a, d) for (a, _b), d in zip(ranges, datas, strict=True)]
+    ctype, mp = rangewire.build_multipart(ranges, datas, size)
+    assert rangewire.parse_multipart(ctype, mp) == [(a, d) for (a, _b), d in zip(ranges, datas, strict=True)]

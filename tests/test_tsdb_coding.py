@@ -329,3 +329,18 @@ def test_rebuild_and_recode_whole_fragments() -> None:
     avail = {i: fragments.unpack_fragment(b).payload[100:900] for i, b in blobs.items()}
     got = rlnc.decode_ranges(avail, params, rows=fragments.fragment_rows(blobs))
     assert (got[1] == data[1][100:900]).all() and (got[2] == data[2][100:900]).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 8).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, k + 5))),
+       st.integers(0, 2**32), st.integers(1, 700), st.randoms(use_true_random=False))
+def test_any_k_fragments_decode(kn, seed: int, length: int, rnd) -> None:
+    k, n = kn
+    params = rlnc.CodingParams(k, n, seed)
+    data, frags = _fragments(params, length, seed=seed % 1000)
+    keep = rnd.sample(range(n), k)
+    assert (rlnc.decode({i: frags[i] for i in keep}, params) == data).all()
+    a = rnd.randrange(length)
+    b = rnd.randrange(a, length) + 1
+    got = rlnc.decode_ranges({i: frags[i][a:b] for i in keep}, params, want=list(range(k)))
+    assert all((got[j] == data[j][a:b]).all() for j in range(k))
