@@ -57,3 +57,44 @@ def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> Non
         r = _get(zsession, keyexprs.tsdb("intel", "query") + "?filter=temprature>3")[0]
         assert r.ok is None
         assert "did you mean 'temperature'" in r.err.payload.to_bytes().decode()
+
+
+@pytest.mark.timeout(60)
+def test_serve_command_answers_a_raw_zenoh_get(router, zsession, tmp_path: Path, cli_env, zflow_cmd) -> None:
+    import subprocess
+
+    schema = synth.schema("lab", k=2, n=3, target_object_bytes=20_000)
+    locs = [f"file://{tmp_path}/l{i}" for i in range(3)]
+    (tmp_path / "lab.json").write_text(schema.to_json())
+    (tmp_path / "ds.yaml").write_text(f"schema: lab.json\nlocations: {json.dumps(locs)}\n")
+    data = synth.generate(2000, seed=2)
+    with Dataset.create(schema, locs) as ds:
+        ds.ingest(data)
+        ds.flush()
+    proc = subprocess.Popen([*zflow_cmd, "tsdb", "serve", str(tmp_path / "ds.yaml"), "--connect", router.endpoint],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env)
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert "serving dataset 'lab'" in line, line + proc.stderr.read()  # type: ignore[union-attr]
+        sel = keyexprs.tsdb("lab", "query") + "?filter=light>100;voltage<2.7&cols=time,light&format=json"
+        value = None
+        for _ in range(50):
+            replies = _get(zsession, sel)
+            if replies and replies[0].ok is not None:
+                value = json.loads(replies[0].ok.payload.to_bytes())
+                break
+            time.sleep(0.1)
+        assert value is not None
+        mask = (data["light"] > 100) & (data["voltage"] < 2.7)
+        assert value["columns"]["light"] == data["light"][mask].tolist()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        for s in (proc.stdout, proc.stderr):
+            if s:
+                s.close()
+    assert proc.returncode == 0

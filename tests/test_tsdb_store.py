@@ -236,3 +236,27 @@ def test_float_predicates_follow_numpy() -> None:
     for op, fn in (("<", np.less), ("<=", np.less_equal), (">", np.greater), ("=", np.equal)):
         for val in (0.0, 0.1, -1.5):
             assert np.array_equal(ordkeys.in_intervals(keys, ordkeys.interval(col, op, val)), fn(v, val))
+
+
+def test_seal_by_age_and_jsonl_ingest(tmp_path: Path) -> None:
+    import json
+    import time
+
+    schema = _schema(True).model_copy(update={"seal_seconds": 0.05, "target_object_bytes": 1 << 20})
+    ds = Dataset.create(schema, _locs(tmp_path, 5))
+    data = _data(40)
+    rows = [{k: v[i].item() for k, v in data.items()} for i in range(40)]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert ds.ingest(path) == 40
+    assert not ds.catalog.objects  # below the size target: buffered
+    time.sleep(0.1)
+    assert len(ds.ingestor.tick()) == 1  # sealed by age
+    res = ds.query("filter=c_i16>=0")
+    for c, v in res.columns.items():
+        assert np.array_equal(v, data[c][data["c_i16"] >= 0].astype(v.dtype), equal_nan=True), c
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{oops\n')
+    with pytest.raises(UserError) as e:
+        ds.ingest(bad)
+    assert "bad.jsonl:2" in e.value.render()

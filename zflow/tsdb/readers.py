@@ -151,12 +151,26 @@ def rows_to_columns(rows: list[dict], schema: Schema, file: str | None = None) -
                                     hint=did_you_mean(c.name, present))) from None
         if c.codes is not None:
             vals = [c.codes[v] if isinstance(v, str) else v for v in vals]
-        out[c.name] = np.asarray(vals)
+        try:
+            if c.dtype.kind in "iu" and not c.scale and all(isinstance(v, int) for v in vals):
+                out[c.name] = np.array(vals, dtype=c.dtype)  # exact for the full 64-bit range
+            else:
+                out[c.name] = np.asarray(vals, dtype=np.float64 if c.scale or c.dtype.kind == "f" else None)
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise UserError(Problem(f"column '{c.name}': {exc}", file=file)) from None
     return out
 
 
-def read_file(path: str | Path, schema: Schema) -> Iterator[dict[str, np.ndarray]]:
+def read_file(path: str | Path, schema: Schema) -> tuple[int | None, Iterator[dict[str, np.ndarray]]]:
+    """(row count if known, batches) for a CSV or JSONL file."""
     suffix = Path(path).suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return read_jsonl(path, schema)
-    return read_csv(path, schema)
+        return None, read_jsonl(path, schema)
+    header, rows, _ = read_table(path)
+
+    def batches(step: int = 1 << 18) -> Iterator[dict[str, np.ndarray]]:
+        for s in range(0, len(rows), step):
+            part = rows[s : s + step]
+            yield {c.name: column_values(c, header, part, str(path)) for c in schema.columns}
+
+    return len(rows), batches()

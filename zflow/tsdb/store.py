@@ -142,8 +142,8 @@ class Dataset:
             batches: Iterable[dict] = [data]
             total = len(next(iter(data.values()))) if data else 0
         elif isinstance(data, (str, Path)):
-            batches = read_file(data, self.schema)
-            total = 0
+            known, batches = read_file(data, self.schema)
+            total = known or 0
         else:
             batches = [rows_to_columns(list(data), self.schema)]
             total = 0
