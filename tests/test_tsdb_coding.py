@@ -80,9 +80,9 @@ def test_matrix_inverse() -> None:
 def kernel_backend(request, monkeypatch):
     """Run a test once per region-kernel backend (the ones this machine can run)."""
     if request.param == "gfni" and not gfkernels._gfni_kernels():
-        pytest.skip("this CPU has no GFNI (or numba is not installed)")
+        pytest.skip("GFNI kernel unavailable: no GFNI on this CPU, no numba, or ZFLOW_GF_KERNEL set")
     if request.param == "numba" and not gfkernels._numba_kernels():
-        pytest.skip("numba is not installed")
+        pytest.skip("numba kernel unavailable: numba not installed or ZFLOW_GF_KERNEL=numpy")
     if request.param != "gfni":
         monkeypatch.setattr(gfkernels, "_gfni", False)
     if request.param == "numpy":
