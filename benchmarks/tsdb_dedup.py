@@ -41,7 +41,7 @@ def measure(ds, data, label: str) -> list[dict]:
         for m in objs:
             cm = m.columns[col.name]
             gd_bits += m.n_rows * (m.layout.subcolumns[f"{col.name}.base"].bits + cm.dev_bits)
-            gd_bits += len(cm.bases) * (col.bits - cm.dev_bits)
+            gd_bits += cm.dict_bits
             z_obj += len(zc.compress(stored[start : start + m.n_rows].tobytes()))
             start += m.n_rows
         z_col = len(zc.compress(stored.tobytes()))

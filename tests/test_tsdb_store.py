@@ -260,3 +260,31 @@ def test_seal_by_age_and_jsonl_ingest(tmp_path: Path) -> None:
     with pytest.raises(UserError) as e:
         ds.ingest(bad)
     assert "bad.jsonl:2" in e.value.render()
+
+
+def test_trend_columns_round_trip_and_decide_time_ranges_from_metadata(tmp_path: Path) -> None:
+    from zflow.tsdb import synth
+
+    data = synth.generate(20_000, seed=5)
+    ds = Dataset.create(synth.schema("lab", k=2, n=3, target_object_bytes=60_000), _locs(tmp_path, 3))
+    ds.ingest(data)
+    ds.flush()
+    metas = ds.catalog.sorted_objects()
+    assert all(m.columns["time"].trend is not None for m in metas)
+    full = ds.query()
+    for c in data:
+        assert np.allclose(full.columns[c], data[c], rtol=0, atol=1e-9), c
+    t = full.columns["time"]
+    for lo, hi in ((t[100], t[150]), (t[0] - 5, t[9000]), (t[12345], t[-1] + 1), (t[5] + 0.0005, t[5] + 0.0005)):
+        res = ds.query(f"time={lo}..{hi}&cols=time,epoch")
+        m = (t >= lo) & (t <= hi)
+        assert np.array_equal(res.columns["time"], t[m])
+        assert np.array_equal(res.columns["epoch"], full.columns["epoch"][m])
+    ep = full.columns["epoch"]
+    res = ds.query("filter=epoch>=100;epoch<105|epoch=300&cols=epoch,moteid")
+    m = ((ep >= 100) & (ep < 105)) | (ep == 300)
+    assert np.array_equal(res.columns["moteid"], full.columns["moteid"][m])
+    # a narrow time range reads a few rows' bytes, not the time column of the objects it touches
+    res = ds.query(f"time={t[100]}..{t[150]}&cols=moteid")
+    time_bytes = sum(m.layout.subcolumns["time.dev"].stream_size for m in metas)
+    assert res.report["bytes_fetched"] < time_bytes / len(metas) / 4

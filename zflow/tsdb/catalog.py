@@ -20,6 +20,7 @@ import numpy as np
 
 from zflow import codec
 from zflow.errors import RuntimeFailure
+from zflow.tsdb.dedup import Trend, join_keys, trend_keys
 from zflow.tsdb.layout import ObjectLayout
 from zflow.tsdb.schema import Schema
 
@@ -60,14 +61,28 @@ class ColumnMeta:
     bases: np.ndarray  # sorted unique bases (uint64)
     min_key: int
     max_key: int
+    width: int = 64  # bits of the value the split applies to (the key, or the trend residual)
+    trend: Trend | None = None
+
+    def keys(self, ids: np.ndarray, dev: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Order-preserving keys of ``rows`` from their base ids and deviations."""
+        v = join_keys(ids, dev, self.bases, self.dev_bits)
+        return v if self.trend is None else trend_keys(v, rows, self.trend, self.min_key)
+
+    @property
+    def dict_bits(self) -> int:
+        return len(self.bases) * (self.width - self.dev_bits)
 
     def to_dict(self) -> dict:
         return {"dev_bits": self.dev_bits, "bases": self.bases, "min_key": self.min_key,
-                "max_key": self.max_key}
+                "max_key": self.max_key, "width": self.width,
+                "trend": self.trend.to_list() if self.trend else None}
 
     @classmethod
     def from_dict(cls, d: dict) -> ColumnMeta:
-        return cls(d["dev_bits"], np.asarray(d["bases"], dtype=np.uint64), d["min_key"], d["max_key"])
+        trend = Trend.from_list(d["trend"]) if d.get("trend") else None
+        return cls(d["dev_bits"], np.asarray(d["bases"], dtype=np.uint64), d["min_key"], d["max_key"],
+                   d.get("width", 64), trend)
 
 
 @dataclass

@@ -108,3 +108,66 @@ def classify_bases(bases: np.ndarray, dev_bits: int, ivs: list[tuple[int, int]])
         touch |= (lo <= b_) & (hi >= a_)
     out = np.where(full, 1, np.where(touch, 2, 0)).astype(np.int8)
     return out
+
+
+# ---- trend: a linear row model before dedup, for counters and timestamps ----------------------
+# Keys that grow with the row (time, sequence numbers) have wide ranges but small residuals
+# around a line. With K = the object's min key, ``key_i = K + floor(i * slope) + rmin + u_i``
+# where ``u_i >= 0`` is deduplicated as above. Still addressable (row i's key needs only u_i),
+# and a predicate is decided for most rows from metadata alone: row i's key lies in
+# ``K + floor(i * slope) + rmin + [0, umax]``, so a time range touches base ids and deviations
+# only of the rows near its ends.
+
+
+@dataclass
+class Trend:
+    slope: float
+    rmin: int
+    umax: int
+
+    def to_list(self) -> list:
+        return [self.slope, self.rmin, self.umax]
+
+    @classmethod
+    def from_list(cls, v: list) -> Trend:
+        return cls(float(v[0]), int(v[1]), int(v[2]))
+
+    def line(self, rows: np.ndarray) -> np.ndarray:
+        """``floor(i * slope) + rmin`` (int64): the row's lowest possible key offset from K."""
+        return np.floor(np.asarray(rows, dtype=np.float64) * self.slope).astype(np.int64) + self.rmin
+
+
+def fit_trend(keys: np.ndarray, min_key: int, max_key: int) -> tuple[Trend, np.ndarray] | None:
+    """(trend, residuals u) or None when keys do not suit a line (range too wide)."""
+    n = len(keys)
+    if n < 16 or max_key - min_key >= 1 << 62:
+        return None
+    rel = (np.asarray(keys, dtype=U64) - U64(min_key)).astype(np.int64)
+    slope = float(rel[-1] - rel[0]) / (n - 1)
+    p = np.floor(np.arange(n, dtype=np.float64) * slope).astype(np.int64)
+    r = rel - p
+    rmin, rmax = int(r.min()), int(r.max())
+    if rmax - rmin >= 1 << 62:
+        return None
+    return Trend(slope, rmin, rmax - rmin), (r - rmin).astype(U64)
+
+
+def trend_keys(u: np.ndarray, rows: np.ndarray, trend: Trend, min_key: int) -> np.ndarray:
+    rel = trend.line(rows) + np.asarray(u, dtype=U64).astype(np.int64)
+    return U64(min_key) + rel.astype(U64)
+
+
+def trend_states(rows: np.ndarray, trend: Trend, min_key: int, max_key: int,
+                 ivs: list[tuple[int, int]]) -> np.ndarray:
+    """Per row: 1 = the predicate holds whatever u is, 0 = it cannot hold, 2 = depends on u."""
+    lo = np.maximum(trend.line(rows), 0)
+    hi = np.minimum(trend.line(rows) + trend.umax, max_key - min_key)
+    full = np.zeros(len(lo), dtype=bool)
+    touch = np.zeros(len(lo), dtype=bool)
+    for a, b in ivs:
+        if b < min_key or a > max_key:
+            continue
+        a_, b_ = max(a, min_key) - min_key, min(b, max_key) - min_key
+        full |= (lo >= a_) & (hi <= b_)
+        touch |= (lo <= b_) & (hi >= a_)
+    return np.where(full, 1, np.where(touch, 2, 0)).astype(np.int8)

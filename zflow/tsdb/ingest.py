@@ -60,16 +60,25 @@ def seal(ds: Dataset, cols: dict[str, np.ndarray]) -> ObjectMeta:
     metas: dict[str, ColumnMeta] = {}
     for c in schema.columns:
         keys = ordkeys.to_keys(cols[c.name], c)
+        kmin, kmax = int(keys.min()), int(keys.max())
+        values, width, trend = keys, c.bits, None
         if c.dedup:
             split = dedup.choose_split(keys, c.bits)
+            fitted = dedup.fit_trend(keys, kmin, kmax)
+            if fitted is not None:  # counters/timestamps: dedup residuals around a line if smaller
+                t, u = fitted
+                uw = max(1, t.umax.bit_length())
+                tsplit = dedup.choose_split(u, uw)
+                if tsplit.total_bits < 0.9 * split.total_bits:
+                    split, values, width, trend = tsplit, u, uw, t
         else:
             split = dedup.Split(c.bits, np.zeros(1, dtype=np.uint64), n_rows * c.bits)
-        ids, dev = dedup.split_keys(keys, split)
+        ids, dev = dedup.split_keys(values, split)
         bb = split.base_bits
         specs += [(f"{c.name}.base", bb), (f"{c.name}.dev", split.dev_bits)]
         streams[f"{c.name}.base"] = bitpack.pack(ids, bb)
         streams[f"{c.name}.dev"] = bitpack.pack(dev, split.dev_bits)
-        metas[c.name] = ColumnMeta(split.dev_bits, split.bases, int(keys.min()), int(keys.max()))
+        metas[c.name] = ColumnMeta(split.dev_bits, split.bases, kmin, kmax, width, trend)
     coding = schema.coding
     layout = plan_layout(specs, n_rows, coding.k)
     data = assemble(layout, streams)

@@ -115,7 +115,7 @@ def interval(col: Column, op: str, value: float) -> list[tuple[int, int]]:
         return [(a, b) for a, b in table[op] if a <= b]
     info = np.iinfo(col.dtype)
     t = float(value) * (10 ** (col.scale or 0))
-    if abs(t - round(t)) <= 1e-9 * max(1.0, abs(t)):
+    if abs(t - round(t)) <= 4 * float(np.spacing(abs(t))):  # decimal scaling round-off only
         t = float(round(t))
     if op in ("=", "!="):
         if t != math.floor(t) or t < info.min or t > info.max:

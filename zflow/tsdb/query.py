@@ -98,33 +98,45 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
     f = Fetcher(ds, gap)
     matches: dict[str, np.ndarray] = {}
     if compiled:
-        # phase A: base ids where a predicate's class varies across bases
-        classes: dict[str, list[list[np.ndarray]]] = {}
+        # phase A: per predicate, decide rows from metadata (base classes, trend lines) and
+        # fetch base ids only where the class varies across a column's bases
+        classes: dict[str, list[list[np.ndarray | None]]] = {}
         items = []
         for m in cand:
-            cl = [[dedup.classify_bases(m.columns[c].bases, m.columns[c].dev_bits, ivs) for c, ivs in conj]
-                  for conj in compiled]
-            classes[m.oid] = cl
+            cl: list[list[np.ndarray | None]] = []
             need = set()
-            for conj, cconj in zip(compiled, cl, strict=True):
-                for (c, _), cls in zip(conj, cconj, strict=True):
-                    sub = m.layout.subcolumns[f"{c}.base"]
-                    if sub.bits and ((cls == 2).any() or cls.min() != cls.max()):
+            for conj in compiled:
+                row_cl: list[np.ndarray | None] = []
+                for c, ivs in conj:
+                    cm = m.columns[c]
+                    if cm.trend is not None:
+                        row_cl.append(None)  # decided per row from the trend line
+                        continue
+                    cls = dedup.classify_bases(cm.bases, cm.dev_bits, ivs)
+                    row_cl.append(cls)
+                    if m.layout.subcolumns[f"{c}.base"].bits and ((cls == 2).any() or cls.min() != cls.max()):
                         need.add(c)
+                cl.append(row_cl)
+            classes[m.oid] = cl
             items += [(m, f"{c}.base", np.arange(m.n_rows)) for c in sorted(need)]
         f.fetch(items)
-        # phase B: deviations of undetermined rows
+        # phase B: base ids (trend columns) and deviations of the rows still undecided
         states: dict[str, list[list[np.ndarray]]] = {}
         ids_of: dict[tuple[str, str], np.ndarray] = {}
         items = []
         for m in cand:
             n = m.n_rows
+            all_rows = np.arange(n)
             st = []
             for conj, cconj in zip(compiled, classes[m.oid], strict=True):
                 row = []
-                for (c, _), cls in zip(conj, cconj, strict=True):
+                for (c, ivs), cls in zip(conj, cconj, strict=True):
+                    cm = m.columns[c]
+                    if cls is None:
+                        row.append(dedup.trend_states(all_rows, cm.trend, cm.min_key, cm.max_key, ivs))
+                        continue
                     if (m.oid, c) not in ids_of:
-                        ids_of[(m.oid, c)] = f.values(m, f"{c}.base", np.arange(n))
+                        ids_of[(m.oid, c)] = f.values(m, f"{c}.base", all_rows)
                     row.append(cls[ids_of[(m.oid, c)].astype(np.int64)])
                 st.append(row)
             states[m.oid] = st
@@ -133,12 +145,15 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
             if und.any():
                 need_rows: dict[str, np.ndarray] = {}
                 for conj, srow in zip(compiled, st, strict=True):
-                    for (c, _), s in zip(conj, srow, strict=True):
-                        mask = und & (s == 2)
+                    for (c, _), s_ in zip(conj, srow, strict=True):
+                        mask = und & (s_ == 2)
                         need_rows[c] = need_rows.get(c, np.zeros(n, dtype=bool)) | mask
                 for c, mask in need_rows.items():
                     if mask.any():
-                        items.append((m, f"{c}.dev", np.nonzero(mask)[0]))
+                        rows = np.nonzero(mask)[0]
+                        items.append((m, f"{c}.dev", rows))
+                        if m.columns[c].trend is not None:
+                            items.append((m, f"{c}.base", rows))
             matches[m.oid] = res
         f.fetch(items)
         for m in cand:
@@ -148,16 +163,17 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
                 st = states[m.oid]
                 for conj, srow in zip(compiled, st, strict=True):
                     for j, (c, ivs) in enumerate(conj):
-                        s = srow[j]
-                        rows = und[s[und] == 2]
+                        s_ = srow[j]
+                        rows = und[s_[und] == 2]
                         if len(rows) == 0:
                             continue
                         cm = m.columns[c]
-                        keys = dedup.join_keys(ids_of[(m.oid, c)][rows], f.values(m, f"{c}.dev", rows),
-                                               cm.bases, cm.dev_bits)
-                        s = s.copy()
-                        s[rows] = ordkeys.in_intervals(keys, ivs).astype(np.int8)
-                        srow[j] = s
+                        ids = (ids_of[(m.oid, c)][rows] if cm.trend is None
+                               else f.values(m, f"{c}.base", rows))
+                        keys = cm.keys(ids, f.values(m, f"{c}.dev", rows), rows)
+                        s_ = s_.copy()
+                        s_[rows] = ordkeys.in_intervals(keys, ivs).astype(np.int8)
+                        srow[j] = s_
                 res = _three_valued(compiled, st, m.n_rows)
             matches[m.oid] = np.nonzero(res == 1)[0]
     else:
@@ -184,8 +200,7 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
         parts = []
         for m, rows in selected:
             cm = m.columns[c]
-            keys = dedup.join_keys(f.values(m, f"{c}.base", rows), f.values(m, f"{c}.dev", rows),
-                                   cm.bases, cm.dev_bits)
+            keys = cm.keys(f.values(m, f"{c}.base", rows), f.values(m, f"{c}.dev", rows), rows)
             parts.append(ordkeys.logical_from_stored(ordkeys.from_keys(keys, col), col))
             result_bytes += len(rows) * (m.layout.subcolumns[f"{c}.base"].bits + cm.dev_bits) / 8
         columns[c] = np.concatenate(parts) if parts else np.zeros(0, dtype=col.logical_dtype)
@@ -247,5 +262,5 @@ def decode_object(m: ObjectMeta, data: np.ndarray) -> dict[str, np.ndarray]:
                 n = bitpack.packed_size(nrows, sc.bits)
                 stream[s0 : s0 + n] = data[off : off + n]
             vals.append(bitpack.unpack_rows(stream, rows, sc.bits))
-        out[c] = dedup.join_keys(vals[0], vals[1], cm.bases, cm.dev_bits)
+        out[c] = cm.keys(vals[0], vals[1], rows)
     return out

@@ -202,7 +202,7 @@ class Dataset:
         per_col = {}
         for col in self.schema.columns:
             bits = sum(m.n_rows * (m.layout.subcolumns[f"{col.name}.base"].bits + m.columns[col.name].dev_bits)
-                       + len(m.columns[col.name].bases) * (col.bits - m.columns[col.name].dev_bits)
+                       + m.columns[col.name].dict_bits
                        for m in self.catalog.objects.values())
             per_col[col.name] = round(rows * col.bits / max(1, bits), 3)
         return {
