@@ -5,9 +5,11 @@ Same random data, same (k, n), same run. Throughput is original data bytes / wal
 lost, so n-k of the k outputs must be computed from coded fragments.
 
 Rows:
-* ``zflow``          - the backend this machine picks (GFNI if the CPU has it, else numba)
-* ``zflow-numba``    - the portable numba kernel (no GFNI), the "before" of the GFNI path
-* ``zflow-numpy``    - the numpy table-lookup fallback (no numba), on a smaller input
+* ``zflow``          - the backend this machine picks (GFNI, else AVX2, else portable numba)
+* ``zflow-avx2``     - split nibble tables with ``vpshufb`` (x86 without GFNI)
+* ``zflow-numba``    - the portable numba kernel (64-bit packed doubling; ARM, old x86)
+* ``zflow-numpy``    - the numpy table-lookup fallback (no numba), on a smaller input;
+  together these are the "before/after" of the kernel work
 * ``isa-l (pyeclib)`` - ``ECDriver(ec_type="isa_l_rs_vand")``, Reed-Solomon in ISA-L's assembly
 * ``zfec``           - Reed-Solomon in C (Rizzo's fec)
 
@@ -123,19 +125,13 @@ def add_zfec(timer: Timer, data: bytes, k: int, n: int) -> str | None:
 
 
 def pinned(fn: Callable[[], Any], backend: str | None) -> Callable[[], Any]:
-    """``fn`` with the region kernels forced to ``backend`` (numba or numpy) while it runs."""
+    """``fn`` with the region kernels forced to ``backend`` while it runs."""
     if backend is None:
         return fn
 
     def run() -> Any:
-        saved = (gfkernels._gfni, gfkernels._kernels)
-        gfkernels._gfni = False
-        if backend == "numpy":
-            gfkernels._kernels = False
-        try:
+        with gfkernels.forced(backend):
             return fn()
-        finally:
-            gfkernels._gfni, gfkernels._kernels = saved
 
     return run
 
@@ -162,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         small = data[: max(k * 64, size // 16 // (k * 64) * (k * 64))]
         timer = Timer()
         add_zflow(timer, "zflow", data, k, n)
-        if results["backend"] == "gfni":
-            add_zflow(timer, "zflow-numba", data, k, n, backend="numba")
-        add_zflow(timer, "zflow-numpy", small, k, n, backend="numpy")
+        others = [b for b in gfkernels.available_backends() if b != results["backend"]]
+        for b in others:
+            add_zflow(timer, f"zflow-{b}", small if b == "numpy" else data, k, n, backend=b)
         missing = {name: why for name, why in (("isa-l (pyeclib)", add_isal(timer, data, k, n)),
                                                ("zfec", add_zfec(timer, data, k, n))) if why}
         add_pack(timer, data, k, n)
@@ -180,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, why in missing.items():
             print(f"  {name:<18} {why}")
         z = rows["zflow"]
-        for base in ("isa-l (pyeclib)", "zfec", "zflow-numba", "zflow-numpy"):
+        for base in ("isa-l (pyeclib)", "zfec", *(f"zflow-{b}" for b in others)):
             b = rows.get(base)
             if b:
                 print(f"  ratio zflow / {base:<16} encode {z['enc'] / b['enc']:6.2f}x   "

@@ -76,19 +76,14 @@ def test_matrix_inverse() -> None:
 
 
 # ---- region kernels ----------------------------------------------------------------------------
-@pytest.fixture(params=["gfni", "numba", "numpy"])
-def kernel_backend(request, monkeypatch):
-    """Run a test once per region-kernel backend (the ones this machine can run)."""
-    if request.param == "gfni" and not gfkernels._gfni_kernels():
-        pytest.skip("GFNI kernel unavailable: no GFNI on this CPU, no numba, or ZFLOW_GF_KERNEL set")
-    if request.param == "numba" and not gfkernels._numba_kernels():
-        pytest.skip("numba kernel unavailable: numba not installed or ZFLOW_GF_KERNEL=numpy")
-    if request.param != "gfni":
-        monkeypatch.setattr(gfkernels, "_gfni", False)
-    if request.param == "numpy":
-        monkeypatch.setattr(gfkernels, "_kernels", False)
-    assert gfkernels.backend() == request.param
-    return request.param
+@pytest.fixture(params=gfkernels.BACKENDS)
+def kernel_backend(request):
+    """Run a test once per region-kernel backend this machine can run."""
+    if request.param not in gfkernels.available_backends():
+        pytest.skip(f"GF kernel {request.param!r} unavailable here (CPU features, numba, ZFLOW_GF_KERNEL)")
+    with gfkernels.forced(request.param):
+        assert gfkernels.backend() == request.param
+        yield request.param
 
 
 @pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 31, 32, 63, 4096 + 5, 3 * 4096 * 8 + 3, 40 * 4096 + 32])
@@ -112,6 +107,13 @@ def test_matmul_region_matches_scalar(kernel_backend, length: int) -> None:
     wide[:, 1:length + 1] = src
     assert (gf256.matmul_region(coefs, wide[:, 1:length + 1]) == want).all()
     assert (gf256.matmul_region(coefs, [r.tobytes() for r in rows]) == want).all()
+    # rows at odd addresses (1-byte offset views), and results written into given rows
+    odd = [np.concatenate([np.array([7], np.uint8), r])[1:] for r in rows]
+    assert (gf256.matmul_region(coefs, odd) == want).all()
+    sink = np.zeros((3, length + 1), dtype=np.uint8)
+    targets = [sink[i, 1:] for i in range(3)]
+    gf256.matmul_region(coefs, rows, out=targets)
+    assert (sink[:, 1:] == want).all() and (sink[:, 0] == 0).all()
 
 
 def test_region_ops(kernel_backend) -> None:

@@ -9,16 +9,18 @@ computed once per source word and shared by every output row, so the inner loops
 straight-line bitwise code over uint64 arrays that LLVM turns into AVX2/AVX-512. Work is done
 in cache-sized blocks so the powers stay in L1.
 
-On CPUs with GFNI (x86 Ice Lake and later, Zen 4) a faster path multiplies 32 bytes per
-instruction with ``vgf2p8affineqb`` (:mod:`zflow.tsdb._gfni`). numba is imported lazily
-(``cache=True``); without it the numpy fallback uses the 64 KiB product table, which is correct
-but an order of magnitude slower. ``ZFLOW_GF_KERNEL=gfni|numba|numpy`` forces a backend.
+On x86 a faster path multiplies 32 bytes per instruction or two (:mod:`zflow.tsdb._simd`):
+``vgf2p8affineqb`` where the CPU has GFNI (Ice Lake and later, Zen 4), ``vpshufb`` split tables
+where it has AVX2. numba is imported lazily (``cache=True``); without it the numpy fallback uses
+the 64 KiB product table, which is correct but an order of magnitude slower.
+``ZFLOW_GF_KERNEL=gfni|avx2|numba|numpy`` forces a backend; :func:`forced` does so in-process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,10 +32,11 @@ _LO7 = np.uint64(0x7F7F7F7F7F7F7F7F)
 _HI1 = np.uint64(0x8080808080808080)
 _RED = np.uint64(0x1D1D1D1D1D1D1D1D)
 
-GFNI_BLOCK_VECS = 64  # 2 KiB of each source per block: all k stay in L1 (measured on Rocket Lake)
+SIMD_BLOCK_VECS = 64  # 2 KiB of each source per block: all k stay in L1 (measured on Rocket Lake)
+BACKENDS = ("gfni", "avx2", "numba", "numpy")
 
 _kernels: Any = None  # the numba module namespace once compiled, False when numba is absent
-_gfni: Any = None  # the GFNI module when usable, False otherwise
+_simd: Any = None  # (kind, kernel function) of the x86 SIMD path in use, False when none
 
 
 def _forced() -> str:
@@ -57,27 +60,57 @@ def _numba_kernels() -> Any:
     return _kernels
 
 
-def _gfni_kernels() -> Any:
-    global _gfni
-    if _gfni is not None:
-        return _gfni
-    _gfni = False
-    if _forced() in ("", "gfni") and _numba_kernels():
-        try:
-            from zflow.tsdb import _gfni as mod
-        except ImportError:
-            pass
-        else:
-            if mod.available():
-                _gfni = mod
-    return _gfni
+def _simd_kernel(kinds: tuple[str, ...] = ("gfni", "avx2")) -> Any:
+    """The best x86 SIMD kernel among ``kinds`` this CPU runs, as (kind, function), or False."""
+    if not _numba_kernels():
+        return False
+    try:
+        from zflow.tsdb import _simd as mod
+    except ImportError:  # pragma: no cover - numba without llvmlite's IR builder
+        return False
+    for kind in kinds:
+        if mod.available(kind):
+            return kind, mod.KERNELS[kind]
+    return False
+
+
+def _simd_state() -> Any:
+    global _simd
+    if _simd is None:
+        forced = _forced()
+        _simd = _simd_kernel((forced,) if forced in ("gfni", "avx2") else
+                             () if forced in ("numba", "numpy") else ("gfni", "avx2"))
+    return _simd
 
 
 def backend() -> str:
-    """Which implementation the region ops use right now: ``gfni``, ``numba`` or ``numpy``."""
-    if _gfni_kernels():
-        return "gfni"
+    """Which implementation the region ops use right now: ``gfni``, ``avx2``, ``numba`` or ``numpy``."""
+    simd = _simd_state()
+    if simd:
+        return str(simd[0])
     return "numba" if _numba_kernels() else "numpy"
+
+
+def available_backends() -> list[str]:
+    """Backends this machine can run (for tests and benchmarks)."""
+    out = [k for k in ("gfni", "avx2") if _simd_kernel((k,))]
+    return out + (["numba"] if _numba_kernels() else []) + ["numpy"]
+
+
+@contextlib.contextmanager
+def forced(name: str) -> Iterator[None]:
+    """Run the region ops on backend ``name`` inside the block (tests, benchmarks)."""
+    global _simd, _kernels
+    if name not in available_backends():
+        raise ValueError(f"GF kernel backend {name!r} is not available here: {available_backends()}")
+    saved = (_simd_state(), _numba_kernels())
+    try:
+        _simd = _simd_kernel((name,)) if name in ("gfni", "avx2") else False
+        if name == "numpy":
+            _kernels = False
+        yield
+    finally:
+        _simd, _kernels = saved
 
 
 def coef_masks(coefs: np.ndarray) -> np.ndarray:
@@ -85,25 +118,6 @@ def coef_masks(coefs: np.ndarray) -> np.ndarray:
     c = np.asarray(coefs, dtype=np.uint8)
     bits = (c[..., None] >> np.arange(8, dtype=np.uint8)) & 1
     return (bits.astype(np.uint64) * np.uint64(0xFFFFFFFFFFFFFFFF)).astype(np.uint64)
-
-
-def _rows_as_words(src: np.ndarray | Sequence[np.ndarray], length: int) -> np.ndarray:
-    """A (k, W) uint64 view of the sources (zero-copy when they already form one aligned block).
-
-    The words cover ``length`` rounded up to 8 bytes; a tail is zero padded in a copy.
-    """
-    if isinstance(src, np.ndarray) and src.ndim == 2:
-        arr = src
-        if arr.dtype == np.uint8 and arr.flags.c_contiguous and length % 8 == 0 and arr.shape[1] == length:
-            return arr.view(np.uint64)
-        rows: Sequence[np.ndarray] = list(arr)
-    else:
-        rows = list(src)
-    words = -(-length // 8)
-    out = np.zeros((len(rows), words * 8), dtype=np.uint8)
-    for i, row in enumerate(rows):
-        out[i, :length] = np.frombuffer(row, dtype=np.uint8) if not isinstance(row, np.ndarray) else row
-    return out.view(np.uint64)
 
 
 def matmul_region(coefs: np.ndarray, src: np.ndarray | Sequence[Any],
@@ -116,13 +130,17 @@ def matmul_region(coefs: np.ndarray, src: np.ndarray | Sequence[Any],
     if out is not None:
         if len(out) != len(coefs):
             raise ValueError(f"{len(coefs)} output rows expected, got {len(out)}")
-        gfni = _gfni_kernels()
+        simd = _simd_state()
         if any(np.shape(o) != (_length(src),) for o in out):
             raise ValueError("output rows must be as long as the source regions")
-        if gfni and all(isinstance(o, np.ndarray) and o.ndim == 1 and o.flags.c_contiguous
-                        and o.flags.writeable and o.dtype == np.uint8 for o in out):
-            return _matmul_gfni(gfni, np.asarray(coefs, dtype=np.uint8), _as_rows(src), _length(src),
+        direct = all(isinstance(o, np.ndarray) and o.ndim == 1 and o.flags.c_contiguous
+                     and o.flags.writeable and o.dtype == np.uint8 for o in out)
+        if direct and simd:
+            return _matmul_simd(simd, np.asarray(coefs, dtype=np.uint8), _as_rows(src), _length(src),
                                 out=out)
+        if direct and _numba_kernels() and all(o.ctypes.data % 8 == 0 for o in out):
+            return _matmul_words(_numba_kernels(), np.asarray(coefs, dtype=np.uint8), _as_rows(src),
+                                 _length(src), out=out)
         res = matmul_region(coefs, src)
         for o, row in zip(out, res, strict=True):
             o[...] = row
@@ -135,16 +153,13 @@ def matmul_region(coefs: np.ndarray, src: np.ndarray | Sequence[Any],
     length = _length(rows)
     if length == 0:
         return np.zeros((r, 0), dtype=np.uint8)
-    gfni = _gfni_kernels()
-    if gfni:
-        return _matmul_gfni(gfni, coefs, rows, length)
+    simd = _simd_state()
+    if simd:
+        return _matmul_simd(simd, coefs, rows, length)
     kern = _numba_kernels()
     if not kern:
         return _matmul_numpy(coefs, rows, length)
-    words = _rows_as_words(rows, length)
-    acc = np.zeros((r, words.shape[1] * 8), dtype=np.uint8)
-    kern.matmul64(coef_masks(coefs), words, acc.view(np.uint64), BLOCK_WORDS)
-    return acc[:, :length] if acc.shape[1] != length else acc
+    return _matmul_words(kern, coefs, rows, length)
 
 
 def _as_rows(src: Any) -> Any:
@@ -162,20 +177,43 @@ def _length(rows: Any) -> int:
     return lengths.pop() if lengths else 0
 
 
-def _matmul_gfni(gfni: Any, coefs: np.ndarray, rows: Any, length: int,
-                 out: Any = None) -> Any:
+def _matmul_simd(simd: Any, coefs: np.ndarray, rows: Any, length: int, out: Any = None) -> Any:
+    from zflow.tsdb._simd import VEC, constants
+
+    kind, kernel = simd
     r, k = coefs.shape
     if len(rows) != k:
         raise ValueError(f"{k} coefficients per row but {len(rows)} source regions")
     srcs = [np.ascontiguousarray(x, dtype=np.uint8) for x in rows]  # views when already contiguous
     if out is None:
         out = np.empty((r, length), dtype=np.uint8)
-    nvec = length // gfni.VEC
+    nvec = length // VEC
     if nvec:
         addrs = np.array([x.ctypes.data for x in srcs], dtype=np.int64)
         out_addrs = np.array([o.ctypes.data for o in out], dtype=np.int64)
-        gfni.matmul_gfni(gfni.affine_matrices(coefs), addrs, out_addrs, nvec, GFNI_BLOCK_VECS)
-    done = nvec * gfni.VEC
+        kernel(constants(kind, coefs), addrs, out_addrs, nvec, SIMD_BLOCK_VECS)
+    done = nvec * VEC
+    if done < length:
+        tail = _matmul_numpy(coefs, [x[done:] for x in srcs], length - done)
+        for o, t in zip(out, tail, strict=True):
+            o[done:] = t
+    return out
+
+
+def _matmul_words(kern: Any, coefs: np.ndarray, rows: Any, length: int, out: Any = None) -> Any:
+    """The portable numba kernel over 8-byte words; rows not 8-byte aligned are copied first."""
+    r = coefs.shape[0]
+    srcs = [x if x.ctypes.data % 8 == 0 else x.copy()  # numpy allocations are 16-byte aligned
+            for x in (np.ascontiguousarray(y, dtype=np.uint8) for y in rows)]
+    if out is None:
+        out = np.empty((r, length), dtype=np.uint8) if length % 8 == 0 else \
+            np.empty((r, length + 8 - length % 8), dtype=np.uint8)[:, :length]
+    nwords = length // 8
+    if nwords:
+        addrs = np.array([x.ctypes.data for x in srcs], dtype=np.int64)
+        out_addrs = np.array([o.ctypes.data for o in out], dtype=np.int64)
+        kern.matmul64(coef_masks(coefs), addrs, out_addrs, nwords, BLOCK_WORDS)
+    done = nwords * 8
     if done < length:
         tail = _matmul_numpy(coefs, [x[done:] for x in srcs], length - done)
         for o, t in zip(out, tail, strict=True):
