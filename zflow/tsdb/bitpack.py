@@ -44,11 +44,53 @@ def pack(values: np.ndarray, bits: int) -> bytes:
     return bytes(out[: packed_size(n, bits)])
 
 
+_KERNEL: object = None
+
+
+def _numba_kernel() -> object:
+    """A compiled gather (numba, cached on disk); False when numba is unavailable."""
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            import numba
+        except ImportError:
+            _KERNEL = False
+            return _KERNEL
+
+        @numba.njit(cache=True, nogil=True)
+        def gather(buf, rows, bits, out):  # pragma: no cover - compiled
+            mask = np.uint64(0xFFFFFFFFFFFFFFFF) if bits == 64 else (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+            for j in range(rows.shape[0]):
+                pos = rows[j] * bits
+                b0 = pos >> 3
+                sh = pos & 7
+                v = np.uint64(0)
+                nbytes = (sh + bits + 7) >> 3
+                for t in range(min(nbytes, 8)):
+                    v |= np.uint64(buf[b0 + t]) << np.uint64(8 * t)
+                v >>= np.uint64(sh)
+                if nbytes > 8:
+                    v |= np.uint64(buf[b0 + 8]) << np.uint64(64 - sh)
+                out[j] = v & mask
+
+        _KERNEL = gather
+    return _KERNEL
+
+
 def unpack_rows(buf: np.ndarray, rows: np.ndarray, bits: int) -> np.ndarray:
-    """Values of ``rows`` from a packed stream ``buf`` (uint8, may be sparse/zero elsewhere)."""
+    """Values of ``rows`` from a packed stream ``buf`` (uint8, may be sparse/zero elsewhere).
+
+    ``buf`` must extend at least 9 bytes past the last value (callers pad their buffers)."""
     rows = np.asarray(rows, dtype=np.int64)
     if bits == 0:
         return np.zeros(len(rows), dtype=U64)
+    kernel = _numba_kernel() if len(rows) > 256 else False
+    if kernel:
+        need = (int(rows.max()) + 1) * bits // 8 + 9
+        b = buf if len(buf) >= need else np.concatenate([buf, np.zeros(need - len(buf), dtype=np.uint8)])
+        out = np.empty(len(rows), dtype=U64)
+        kernel(np.ascontiguousarray(b, dtype=np.uint8), rows, bits, out)
+        return out
     if bits % 8 == 0:
         width = bits // 8
         pad = np.zeros(8, dtype=np.uint8)

@@ -171,3 +171,43 @@ def trend_states(rows: np.ndarray, trend: Trend, min_key: int, max_key: int,
         full |= (lo >= a_) & (hi <= b_)
         touch |= (lo <= b_) & (hi >= a_)
     return np.where(full, 1, np.where(touch, 2, 0)).astype(np.int8)
+
+
+def trend_window(n: int, trend: Trend, min_key: int, max_key: int,
+                 ivs: list[tuple[int, int]]) -> tuple[int, int]:
+    """Rows ``[r0, r1)`` outside which the predicate cannot hold (from the line alone)."""
+    spans = []
+    for a, b in ivs:
+        if b < min_key or a > max_key:
+            continue
+        a_, b_ = max(a, min_key) - min_key, min(b, max_key) - min_key
+        if trend.slope > 0:
+            # first row whose highest key reaches a_, last row whose lowest key is <= b_
+            r0 = _first_row(n, trend, a_ - trend.umax)
+            r1 = _first_row(n, trend, b_ + 1)
+        else:
+            line = trend.line(np.arange(n))
+            ok = np.nonzero((line <= b_) & (line + trend.umax >= a_))[0]
+            r0, r1 = (int(ok[0]), int(ok[-1]) + 1) if len(ok) else (0, 0)
+        if r0 < r1:
+            spans.append((r0, r1))
+    if not spans:
+        return 0, 0
+    return min(s[0] for s in spans), max(s[1] for s in spans)
+
+
+def _first_row(n: int, trend: Trend, target: int) -> int:
+    """Smallest row i in [0, n] with line(i) >= target (line non-decreasing)."""
+    guess = int(np.clip(np.floor((target - trend.rmin) / trend.slope), 0, n)) if trend.slope else 0
+    lo = max(0, guess - 4)
+    while lo > 0 and int(trend.line(np.array([lo]))[0]) >= target:
+        lo = max(0, lo - 64)
+    rows = np.arange(lo, min(n, guess + 8))
+    vals = trend.line(rows)
+    hit = np.nonzero(vals >= target)[0]
+    if len(hit):
+        return int(rows[hit[0]])
+    i = min(n, guess + 8)
+    while i < n and int(trend.line(np.array([i]))[0]) < target:
+        i += 1
+    return i

@@ -87,6 +87,21 @@ def _three_valued(compiled: Compiled, states: list[list[np.ndarray]], n: int) ->
     return np.where(res_any1, 1, np.where(res_all0, 0, 2)).astype(np.int8)
 
 
+def _window(m: ObjectMeta, compiled: Compiled) -> np.ndarray:
+    """Rows of ``m`` that may match: the union over AND-groups of their trend windows."""
+    lo, hi = m.n_rows, 0
+    for conj in compiled:
+        r0, r1 = 0, m.n_rows
+        for c, ivs in conj:
+            cm = m.columns[c]
+            if cm.trend is not None:
+                a, b = dedup.trend_window(m.n_rows, cm.trend, cm.min_key, cm.max_key, ivs)
+                r0, r1 = max(r0, a), min(r1, b)
+        if r0 < r1:
+            lo, hi = min(lo, r0), max(hi, r1)
+    return np.arange(lo, hi) if lo < hi else np.zeros(0, dtype=np.int64)
+
+
 def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
     check_query(q, ds.schema)
     schema = ds.schema
@@ -98,11 +113,17 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
     f = Fetcher(ds, gap)
     matches: dict[str, np.ndarray] = {}
     if compiled:
-        # phase A: per predicate, decide rows from metadata (base classes, trend lines) and
-        # fetch base ids only where the class varies across a column's bases
+        # phase A: decide rows from metadata where possible (trend lines narrow each object to
+        # a row window; dedup base classes accept or reject whole bases), then fetch base ids
+        # only inside the window and only for predicates whose class varies across bases
         classes: dict[str, list[list[np.ndarray | None]]] = {}
+        windows: dict[str, np.ndarray] = {}
         items = []
         for m in cand:
+            win = _window(m, compiled)
+            windows[m.oid] = win
+            if len(win) == 0:
+                continue
             cl: list[list[np.ndarray | None]] = []
             need = set()
             for conj in compiled:
@@ -118,25 +139,28 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
                         need.add(c)
                 cl.append(row_cl)
             classes[m.oid] = cl
-            items += [(m, f"{c}.base", np.arange(m.n_rows)) for c in sorted(need)]
+            items += [(m, f"{c}.base", win) for c in sorted(need)]
         f.fetch(items)
         # phase B: base ids (trend columns) and deviations of the rows still undecided
         states: dict[str, list[list[np.ndarray]]] = {}
         ids_of: dict[tuple[str, str], np.ndarray] = {}
+        results: dict[str, np.ndarray] = {}
         items = []
         for m in cand:
-            n = m.n_rows
-            all_rows = np.arange(n)
+            win = windows[m.oid]
+            if len(win) == 0:
+                continue
+            n = len(win)
             st = []
             for conj, cconj in zip(compiled, classes[m.oid], strict=True):
                 row = []
                 for (c, ivs), cls in zip(conj, cconj, strict=True):
                     cm = m.columns[c]
                     if cls is None:
-                        row.append(dedup.trend_states(all_rows, cm.trend, cm.min_key, cm.max_key, ivs))
+                        row.append(dedup.trend_states(win, cm.trend, cm.min_key, cm.max_key, ivs))
                         continue
                     if (m.oid, c) not in ids_of:
-                        ids_of[(m.oid, c)] = f.values(m, f"{c}.base", all_rows)
+                        ids_of[(m.oid, c)] = f.values(m, f"{c}.base", win)
                     row.append(cls[ids_of[(m.oid, c)].astype(np.int64)])
                 st.append(row)
             states[m.oid] = st
@@ -150,32 +174,36 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
                         need_rows[c] = need_rows.get(c, np.zeros(n, dtype=bool)) | mask
                 for c, mask in need_rows.items():
                     if mask.any():
-                        rows = np.nonzero(mask)[0]
+                        rows = win[np.nonzero(mask)[0]]
                         items.append((m, f"{c}.dev", rows))
                         if m.columns[c].trend is not None:
                             items.append((m, f"{c}.base", rows))
-            matches[m.oid] = res
+            results[m.oid] = res
         f.fetch(items)
         for m in cand:
-            res = matches[m.oid]
-            und = np.nonzero(res == 2)[0]
+            win = windows[m.oid]
+            if len(win) == 0:
+                matches[m.oid] = win
+                continue
+            res = results[m.oid]
+            und = np.nonzero(res == 2)[0]  # positions inside the window
             if len(und):
                 st = states[m.oid]
                 for conj, srow in zip(compiled, st, strict=True):
                     for j, (c, ivs) in enumerate(conj):
                         s_ = srow[j]
-                        rows = und[s_[und] == 2]
-                        if len(rows) == 0:
+                        pos = und[s_[und] == 2]
+                        if len(pos) == 0:
                             continue
                         cm = m.columns[c]
-                        ids = (ids_of[(m.oid, c)][rows] if cm.trend is None
-                               else f.values(m, f"{c}.base", rows))
+                        rows = win[pos]
+                        ids = ids_of[(m.oid, c)][pos] if cm.trend is None else f.values(m, f"{c}.base", rows)
                         keys = cm.keys(ids, f.values(m, f"{c}.dev", rows), rows)
                         s_ = s_.copy()
-                        s_[rows] = ordkeys.in_intervals(keys, ivs).astype(np.int8)
+                        s_[pos] = ordkeys.in_intervals(keys, ivs).astype(np.int8)
                         srow[j] = s_
-                res = _three_valued(compiled, st, m.n_rows)
-            matches[m.oid] = np.nonzero(res == 1)[0]
+                res = _three_valued(compiled, st, len(win))
+            matches[m.oid] = win[np.nonzero(res == 1)[0]]
     else:
         matches = {m.oid: np.arange(m.n_rows) for m in cand}
     # limit, then phase C: projection of matching rows
