@@ -73,16 +73,20 @@ def constants(kind: str, coefs: np.ndarray) -> np.ndarray:
 
 
 # ---- the IR ------------------------------------------------------------------------------------
-def _make_dot(kind: str):  # one code generator, two multiply flavours
+GROUP = 4  # output rows per pass: each source vector is loaded once for all of them (ISA-L's 4vect)
+
+
+def _make_dot(kind: str, group: int):  # one code generator: two multiply flavours, 1..4 rows
     width = 8 if kind == "gfni" else 32
 
     @intrinsic
-    def dot(typingctx, dst_addr, src_addrs, consts, offset, nvec):
-        """dst[offset + 32v ...] = XOR_j c_j * src_j[offset + 32v ...] for v in range(nvec)."""
-        sig = types.void(types.int64, src_addrs, consts, types.int64, types.int64)
+    def dot(typingctx, dst_addrs, src_addrs, consts, offset, nvec):
+        """dst_g[offset + 32v ...] = XOR_j c[g, j] * src_j[offset + 32v ...], g < group, v < nvec."""
+        sig = types.void(dst_addrs, src_addrs, consts, types.int64, types.int64)
 
         def codegen(context, builder, signature, args):
-            dst_i, srcs_v, consts_v, off, n = args
+            dsts_v, srcs_v, consts_v, off, n = args
+            dsts = context.make_array(signature.args[0])(context, builder, dsts_v)
             srcs = context.make_array(signature.args[1])(context, builder, srcs_v)
             cst = context.make_array(signature.args[2])(context, builder, consts_v)
             k = builder.extract_value(srcs.shape, 0)
@@ -90,26 +94,29 @@ def _make_dot(kind: str):  # one code generator, two multiply flavours
             vec = ir.VectorType(i8, VEC)
             cbase = builder.bitcast(cst.data, i8.as_pointer())
 
+            def const(value: int) -> ir.Constant:
+                return ir.Constant(i64, value)
+
             def load_bytes(offset_bytes: ir.Value, count: int) -> ir.Value:
                 ptr = builder.gep(cbase, [offset_bytes])
                 return builder.load(builder.bitcast(ptr, ir.VectorType(i8, count).as_pointer()), align=1)
 
-            # per-source constants, expanded to vectors once: slots [2j] and [2j + 1]
-            slots = cgutils.alloca_once(builder, vec, size=ir.Constant(i64, 2 * MAX_K))
-            with cgutils.for_range(builder, k) as jl:
-                at = builder.mul(jl.index, ir.Constant(i64, width))
-                s0 = cgutils.gep(builder, slots, builder.mul(jl.index, ir.Constant(i64, 2)))
-                s1 = builder.gep(s0, [ir.Constant(i64, 1)])
-                if kind == "gfni":
-                    m8 = load_bytes(at, 8)
-                    rep = ir.Constant(ir.VectorType(i32, VEC), [i % 8 for i in range(VEC)])
-                    builder.store(builder.shuffle_vector(m8, m8, rep), s0)
-                else:
-                    dup = ir.Constant(ir.VectorType(i32, VEC), [i % 16 for i in range(VEC)])
-                    lo = load_bytes(at, 16)
-                    hi = load_bytes(builder.add(at, ir.Constant(i64, 16)), 16)
-                    builder.store(builder.shuffle_vector(lo, lo, dup), s0)
-                    builder.store(builder.shuffle_vector(hi, hi, dup), s1)
+            # constants of (row g, source j) expanded to vectors once: slots 2 * (g * MAX_K + j) (+1)
+            slots = cgutils.alloca_once(builder, vec, size=const(2 * MAX_K * group))
+            for g in range(group):
+                with cgutils.for_range(builder, k) as jl:
+                    at = builder.mul(builder.add(builder.mul(const(g), k), jl.index), const(width))
+                    s0 = cgutils.gep(builder, slots, builder.mul(builder.add(const(g * MAX_K), jl.index), const(2)))
+                    if kind == "gfni":
+                        m8 = load_bytes(at, 8)
+                        rep = ir.Constant(ir.VectorType(i32, VEC), [i % 8 for i in range(VEC)])
+                        builder.store(builder.shuffle_vector(m8, m8, rep), s0)
+                    else:
+                        dup = ir.Constant(ir.VectorType(i32, VEC), [i % 16 for i in range(VEC)])
+                        lo = load_bytes(at, 16)
+                        hi = load_bytes(builder.add(at, const(16)), 16)
+                        builder.store(builder.shuffle_vector(lo, lo, dup), s0)
+                        builder.store(builder.shuffle_vector(hi, hi, dup), builder.gep(s0, [const(1)]))
 
             if kind == "gfni":
                 fn = cgutils.get_or_insert_function(
@@ -120,24 +127,33 @@ def _make_dot(kind: str):  # one code generator, two multiply flavours
             nib = ir.Constant(vec, [0x0F] * VEC)
             four = ir.Constant(vec, [4] * VEC)
 
-            def multiply(x: ir.Value, slot: ir.Value) -> ir.Value:
+            def multiply(x: ir.Value, lo_idx: ir.Value | None, hi_idx: ir.Value | None,
+                         slot: ir.Value) -> ir.Value:
                 if kind == "gfni":
                     return builder.call(fn, [x, builder.load(slot), ir.Constant(i8, 0)])
-                lo = builder.call(fn, [builder.load(slot), builder.and_(x, nib)])
-                hi = builder.call(fn, [builder.load(builder.gep(slot, [ir.Constant(i64, 1)])),
-                                       builder.lshr(x, four)])
+                lo = builder.call(fn, [builder.load(slot), lo_idx])
+                hi = builder.call(fn, [builder.load(builder.gep(slot, [const(1)])), hi_idx])
                 return builder.xor(lo, hi)
 
+            accs = [cgutils.alloca_once(builder, vec) for _ in range(group)]
             with cgutils.for_range(builder, n) as vl:
-                pos = builder.add(off, builder.mul(vl.index, ir.Constant(i64, VEC)))
-                acc = cgutils.alloca_once_value(builder, ir.Constant(vec, None))
+                pos = builder.add(off, builder.mul(vl.index, const(VEC)))
+                for acc in accs:
+                    builder.store(ir.Constant(vec, None), acc)
                 with cgutils.for_range(builder, k) as jl:
                     base = builder.load(cgutils.gep(builder, srcs.data, jl.index))
                     x = builder.load(builder.inttoptr(builder.add(base, pos), vec.as_pointer()), align=1)
-                    slot = cgutils.gep(builder, slots, builder.mul(jl.index, ir.Constant(i64, 2)))
-                    builder.store(builder.xor(builder.load(acc), multiply(x, slot)), acc)
-                dptr = builder.inttoptr(builder.add(dst_i, pos), vec.as_pointer())
-                builder.store(builder.load(acc), dptr, align=1)
+                    lo_idx = hi_idx = None
+                    if kind != "gfni":
+                        lo_idx, hi_idx = builder.and_(x, nib), builder.lshr(x, four)
+                    for g, acc in enumerate(accs):
+                        slot = cgutils.gep(builder, slots,
+                                           builder.mul(builder.add(const(g * MAX_K), jl.index), const(2)))
+                        builder.store(builder.xor(builder.load(acc), multiply(x, lo_idx, hi_idx, slot)), acc)
+                for g, acc in enumerate(accs):
+                    dst = builder.load(cgutils.gep(builder, dsts.data, const(g)))
+                    builder.store(builder.load(acc), builder.inttoptr(builder.add(dst, pos), vec.as_pointer()),
+                                  align=1)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -145,26 +161,44 @@ def _make_dot(kind: str):  # one code generator, two multiply flavours
     return dot
 
 
-_dot_gfni = _make_dot("gfni")
-_dot_avx2 = _make_dot("avx2")
+_gfni1, _gfni2, _gfni3, _gfni4 = (_make_dot("gfni", g) for g in (1, 2, 3, 4))
+_avx1, _avx2, _avx3, _avx4 = (_make_dot("avx2", g) for g in (1, 2, 3, 4))
 
 
 @njit(cache=True, nogil=True)
 def matmul_gfni(consts, src_addrs, out_addrs, nvec, block_vecs):  # pragma: no cover - compiled
-    """out_i[0:32*nvec] = XOR_j coef[i, j] * src_j, in blocks of ``block_vecs`` vectors."""
+    """out_i[0:32*nvec] = XOR_j coef[i, j] * src_j, 4 rows per pass, in blocks of vectors."""
+    r = consts.shape[0]
     for v0 in range(0, nvec, block_vecs):
         nb = min(block_vecs, nvec - v0)
-        for i in range(consts.shape[0]):
-            _dot_gfni(out_addrs[i], src_addrs, consts[i], v0 * 32, nb)
+        i = 0
+        while i + 4 <= r:
+            _gfni4(out_addrs[i:], src_addrs, consts[i:], v0 * 32, nb)
+            i += 4
+        if r - i == 3:
+            _gfni3(out_addrs[i:], src_addrs, consts[i:], v0 * 32, nb)
+        elif r - i == 2:
+            _gfni2(out_addrs[i:], src_addrs, consts[i:], v0 * 32, nb)
+        elif r - i == 1:
+            _gfni1(out_addrs[i:], src_addrs, consts[i:], v0 * 32, nb)
 
 
 @njit(cache=True, nogil=True)
 def matmul_avx2(consts, src_addrs, out_addrs, nvec, block_vecs):  # pragma: no cover - compiled
     """Same as :func:`matmul_gfni` with split nibble tables and ``vpshufb``."""
+    r = consts.shape[0]
     for v0 in range(0, nvec, block_vecs):
         nb = min(block_vecs, nvec - v0)
-        for i in range(consts.shape[0]):
-            _dot_avx2(out_addrs[i], src_addrs, consts[i], v0 * 32, nb)
+        i = 0
+        while i + 4 <= r:
+            _avx4(out_addrs[i:], src_addrs, consts[i:], v0 * 32, nb)
+            i += 4
+        if r - i == 3:
+            _avx3(out_addrs[i:], src_addrs, consts[i:], v0 * 32, nb)
+        elif r - i == 2:
+            _avx2(out_addrs[i:], src_addrs, consts[i:], v0 * 32, nb)
+        elif r - i == 1:
+            _avx1(out_addrs[i:], src_addrs, consts[i:], v0 * 32, nb)
 
 
 KERNELS = {"gfni": matmul_gfni, "avx2": matmul_avx2}
