@@ -22,12 +22,16 @@ from storage_backends.base import (
 class LocalDirStore(FragmentStore):
     """Fragments as files under ``root`` (created unless ``create=False``).
 
-    A root that disappears (unmounted disk, deleted directory) makes every call raise
-    :class:`LocationUnavailable`, which is how tests take a local location "down".
+    Writes go to a temporary file renamed over the key, so readers never see half a fragment
+    (``fsync=True`` also makes them durable before the rename). A root that disappears (unmounted
+    disk, deleted directory) makes every call raise :class:`LocationUnavailable`, which is how
+    tests take a local location "down".
     """
 
-    def __init__(self, root: str | os.PathLike[str], name: str | None = None, create: bool = True):
+    def __init__(self, root: str | os.PathLike[str], name: str | None = None, create: bool = True,
+                 fsync: bool = False):
         self.root = Path(root)
+        self.fsync = fsync  # flush each fragment to disk before it replaces the old one
         super().__init__(name or f"dir:{self.root}")
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -44,6 +48,9 @@ class LocalDirStore(FragmentStore):
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             try:
