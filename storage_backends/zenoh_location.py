@@ -169,10 +169,11 @@ class LocationServer:
     The Zenoh callback only enqueues; ``workers`` threads do the disk I/O and reply.
     """
 
-    def __init__(self, session: Any, location: str, directory: str, workers: int = 2):
+    def __init__(self, session: Any, location: str, directory: str, workers: int = 2,
+                 fsync: bool = False):
         self.session = session
         self.location = location
-        self.store = LocalDirStore(directory, name=f"zenoh-location:{location}")
+        self.store = LocalDirStore(directory, name=f"zenoh-location:{location}", fsync=fsync)
         self.prefix = keyexprs.tsdb_location(location)
         self._q: queue.Queue[Any] = queue.Queue(maxsize=1024)
         self._stop = threading.Event()
@@ -278,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--listen", action="append", default=[])
     ap.add_argument("--mode", default="client", choices=["client", "peer"])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--fsync", action="store_true", help="flush every stored fragment to disk")
     args = ap.parse_args(argv)
     import os
 
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         with open_session(SessionOptions(mode=args.mode, connect=args.connect, listen=args.listen)) as s, \
-                LocationServer(s, name, args.dir, args.workers):
+                LocationServer(s, name, args.dir, args.workers, args.fsync):
             print(f"serving location {name} on {keyexprs.tsdb_location(name)}/**", flush=True)
             stop.wait()
     except (StoreError, UserError) as exc:

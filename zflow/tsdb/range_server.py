@@ -165,9 +165,9 @@ class BadRequest(ValueError):
 
 
 def make_server(directory: str, host: str = "127.0.0.1", port: int = 0,
-                verbose: bool = False) -> ThreadingHTTPServer:
+                verbose: bool = False, fsync: bool = False) -> ThreadingHTTPServer:
     """A bound (not yet serving) server for ``directory``; ``server.server_address[1]`` is the port."""
-    store = LocalDirStore(directory, name=f"range-server:{directory}")
+    store = LocalDirStore(directory, name=f"range-server:{directory}", fsync=fsync)
     handler = type("BoundRangeHandler", (RangeHandler,), {"store": store})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
@@ -189,9 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
     ap.add_argument("--verbose", action="store_true", help="log every request")
+    ap.add_argument("--fsync", action="store_true", help="flush every stored fragment to disk")
     args = ap.parse_args(argv)
     try:
-        server = make_server(args.dir, args.host, args.port, args.verbose)
+        server = make_server(args.dir, args.host, args.port, args.verbose, args.fsync)
     except OSError as exc:
         print(f"range_server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
