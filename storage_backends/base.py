@@ -139,6 +139,23 @@ class FragmentStore(ABC):
         self._count()
         return n
 
+    def verify(self, key: str) -> builtins.list[int]:
+        """Bad chunk indices of the fragment ``key``, checked where it lives when the location can.
+
+        Remote locations run the CRC check next to the data and send back only the verdict, so
+        a scrub moves no fragment bytes. Raises ``zflow.tsdb.fragments.FragmentError`` when the
+        bytes are not a readable fragment at all.
+        """
+        bad = self._verify(check_key(key))
+        self._count()
+        return bad
+
+    def _verify(self, key: str) -> builtins.list[int]:
+        """Default: fetch the fragment and check it here (local stores read it anyway)."""
+        from zflow.tsdb.fragments import verify_chunks
+
+        return verify_chunks(self._get(key))
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections/sessions; the store is unusable afterwards."""
 

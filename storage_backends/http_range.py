@@ -144,6 +144,15 @@ class HttpRangeStore(FragmentStore):
             raise StoreError(f"{self.name}: {key}: {exc}") from None
         return _match(key, ranges, parts)
 
+    def _verify(self, key: str) -> list[int]:
+        status, _h, body = self._request("GET", quote(key) + "?verify=1")
+        if status == 422:
+            from zflow.tsdb.fragments import FragmentError
+
+            raise FragmentError(f"{self.name}: {key}: {json.loads(body)['error']}")
+        self._check(key, status, body, (200,))
+        return [int(c) for c in json.loads(body)["bad_chunks"]]
+
     def _delete(self, key: str) -> None:
         status, _h, body = self._request("DELETE", quote(key))
         self._check(key, status, body, (200, 204))

@@ -9,6 +9,8 @@ Zenoh ``get`` whose selector parameters say what to do::
                                              ranges travel in the query payload instead (a
                                              rangewire range list) for very long lists
     f/KEY?op=get | op=size | op=delete    -> bytes | decimal size | "ok"
+    f/KEY?op=verify                       -> JSON {"bad_chunks": [...]} (or {"error": ...}),
+                                             checked next to the data
     f/KEY?op=put  (query payload = bytes) -> "ok" (a put is acknowledged, unlike a Zenoh put)
     list?prefix=P                         -> JSON list of keys
 
@@ -42,6 +44,7 @@ from storage_backends.base import (
 from storage_backends.local_dir import LocalDirStore
 from zflow import keyexprs
 from zflow.errors import UserError
+from zflow.tsdb.fragments import FragmentError
 from zflow.tsdb.rangewire import (
     CorruptResponse,
     MalformedRange,
@@ -143,6 +146,14 @@ class ZenohLocationStore(FragmentStore):
     def _list(self, prefix: str) -> list[str]:
         sel = keyexprs.tsdb_location(self.location, "list") + "?prefix=" + prefix
         return list(json.loads(self._query(sel)))
+
+    def _verify(self, key: str) -> list[int]:
+        reply = json.loads(self._query(self._sel(key, op="verify")))
+        if "error" in reply:
+            from zflow.tsdb.fragments import FragmentError
+
+            raise FragmentError(f"{self.name}: {key}: {reply['error']}")
+        return [int(c) for c in reply["bad_chunks"]]
 
     def _exists(self, key: str) -> bool:
         try:
@@ -247,6 +258,12 @@ class LocationServer:
                 query.reply(ke, pack_compact(ranges, datas))
             elif op == "get":
                 query.reply(ke, self.store.get(key))
+            elif op == "verify":
+                try:
+                    verdict: dict[str, Any] = {"bad_chunks": self.store.verify(key)}
+                except FragmentError as exc:
+                    verdict = {"error": str(exc)}
+                query.reply(ke, json.dumps(verdict).encode())
             elif op == "size":
                 query.reply(ke, str(self.store.size(key)).encode())
             elif op == "put":

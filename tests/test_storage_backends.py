@@ -93,6 +93,19 @@ def test_store_contract(store: FragmentStore) -> None:
         store.get_ranges("ds/obj/3/0", [(0, 1)])
     with pytest.raises(BadKey):
         store.put("../escape", b"x")
+    # scrubbing where the data lives: only the verdict comes back
+    params = rlnc.CodingParams(2, 3, 0)
+    blob = bytearray(fragments.make_fragments(np.ones((2, 50_000), np.uint8), params, chunk_size=8192)[2])
+    store.put("ds/obj/4/2", blob)
+    assert store.verify("ds/obj/4/2") == []
+    blob[fragments.PAYLOAD_OFFSET + 3 * 8192 + 5] ^= 1
+    store.put("ds/obj/4/2", blob)
+    store.reset_stats()
+    assert store.verify("ds/obj/4/2") == [3]
+    if not isinstance(store, LocalDirStore):
+        assert store.stats()["bytes_fetched"] == 0
+    with pytest.raises(fragments.FragmentError):
+        store.verify("ds/obj/2/0")  # "small" is not a fragment
     store.delete("ds/obj/2/0")
     assert not store.exists("ds/obj/2/0")
     with pytest.raises(KeyNotFound):

@@ -13,6 +13,8 @@ with many byte ranges, returns just those bytes. Endpoints (keys are paths)::
                              body; for more ranges than fit in a header
     PUT    /{key}            store (atomic), 201
     DELETE /{key}            204, or 404
+    GET    /{key}?verify     JSON {"bad_chunks": [...]}: chunk CRCs checked on the server (422 +
+                             {"error": ...} when the file is not a fragment)
     GET    /?prefix=P        JSON list of keys starting with P
     GET    /_health          200 "ok"
 
@@ -33,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from storage_backends.base import BadKey, KeyNotFound, LocationUnavailable
 from storage_backends.local_dir import LocalDirStore
+from zflow.tsdb.fragments import FragmentError
 from zflow.tsdb.rangewire import (
     COMPACT_TYPE,
     MalformedRange,
@@ -112,6 +115,12 @@ class RangeHandler(BaseHTTPRequestHandler):
             return self._send(200, json.dumps(self.store.list(prefix)).encode(), "application/json")
         if key == "_health":
             return self._send(200, b"ok\n")
+        if "verify" in query:  # scrub next to the data: only the verdict crosses the network
+            try:
+                bad = self.store.verify(key)
+            except FragmentError as exc:
+                return self._send(422, json.dumps({"error": str(exc)}).encode(), "application/json")
+            return self._send(200, json.dumps({"bad_chunks": bad}).encode(), "application/json")
         size = self._size = self.store.size(key)
         rng = self.headers.get("Range")
         if rng is None:
