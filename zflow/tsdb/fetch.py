@@ -19,6 +19,7 @@ import numpy as np
 from zflow.errors import RuntimeFailure
 from zflow.tsdb import bitpack
 from zflow.tsdb.catalog import ObjectMeta, fragment_key
+from zflow.tsdb.layout import SubColumn
 
 if TYPE_CHECKING:
     from zflow.tsdb.store import Dataset
@@ -81,6 +82,9 @@ class Fetcher:
             metas[meta.oid] = meta
             _, have = self._buf(meta, sub)
             rows = np.asarray(rows, dtype=np.int64)
+            if (meta.oid, sub) not in self.touched and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+                self._plan_run(plan, meta, sc, sub, int(rows[0]), int(rows[-1]) + 1)
+                continue
             starts = rows * b // 8
             ends = ((rows + 1) * b + 7) // 8
             if (meta.oid, sub) in self.touched:
@@ -115,9 +119,7 @@ class Fetcher:
             self.phases += 1
             requests = {}
             for key, chunks in plan.items():
-                fo = np.concatenate([c[1] for c in chunks]).tolist()
-                ln = np.concatenate([c[2] for c in chunks]).tolist()
-                requests[key] = list(zip(fo, ln, strict=True))
+                requests[key] = (np.concatenate([c[1] for c in chunks]), np.concatenate([c[2] for c in chunks]))
             got = self._execute(requests, metas)
             for key, chunks in plan.items():
                 data = np.frombuffer(b"".join(got[key]), dtype=np.uint8)
@@ -125,22 +127,43 @@ class Fetcher:
                 pos = 0
                 for sub, _, ln, sp in chunks:  # scatter each sub-column's ranges, vectorised
                     total = int(ln.sum())
-                    idx = np.repeat(sp - np.concatenate([[0], np.cumsum(ln)[:-1]]), ln) + np.arange(total)
                     buf, have = self._buf(meta, sub)
-                    buf[idx] = data[pos : pos + total]
-                    have[idx] = True
+                    if len(ln) == 1:
+                        buf[sp[0] : sp[0] + total] = data[pos : pos + total]
+                        have[sp[0] : sp[0] + total] = True
+                    else:
+                        idx = np.repeat(sp - np.concatenate([[0], np.cumsum(ln)[:-1]]), ln) + np.arange(total)
+                        buf[idx] = data[pos : pos + total]
+                        have[idx] = True
                     self.touched.add((meta.oid, sub))
                     pos += total
 
+    def _plan_run(self, plan: dict, meta: ObjectMeta, sc: SubColumn, sub: str, r0: int, r1: int) -> None:
+        """Fast path for a contiguous row run: one byte range per segment, no per-row work."""
+        b = sc.bits
+        self.value_bytes += (r1 - r0) * b / 8
+        s0, s1 = bitpack.byte_span(r0, r1, b)
+        self.needed += s1 - s0
+        frag_size = meta.layout.frag_size
+        for row0, nrows, off in sc.segments:
+            a, e = max(r0, row0), min(r1, row0 + nrows)
+            if a >= e:
+                continue
+            g0, g1 = bitpack.byte_span(a, e, b)
+            base = row0 * b // 8
+            plan[(meta.oid, off // frag_size)].append(
+                (sub, np.array([off % frag_size + g0 - base]), np.array([g1 - g0]), np.array([g0])))
+
     def fetch_whole(self, metas: list[ObjectMeta]) -> dict[tuple[str, int], bytes]:
         """The naive plan: every data fragment's whole payload."""
-        plan = {(m.oid, f): [(0, m.layout.frag_size)] for m in metas for f in range(m.layout.k)}
+        plan = {(m.oid, f): (np.zeros(1, dtype=np.int64), np.array([m.layout.frag_size]))
+                for m in metas for f in range(m.layout.k)}
         self.phases += 1
         got = self._execute(plan, {m.oid: m for m in metas})
         return {k: v[0] for k, v in got.items()}
 
     # ---- requests ----------------------------------------------------------------------------
-    def _execute(self, plan: dict[tuple[str, int], list[tuple[int, int]]],
+    def _execute(self, plan: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
                  metas: dict[str, ObjectMeta]) -> dict[tuple[str, int], list[bytes]]:
         from storage_backends.base import LocationUnavailable
 
@@ -178,25 +201,26 @@ class Fetcher:
             out[(oid, frag)] = self._degraded(metas[oid], frag, plan[(oid, frag)])
         return out
 
-    def _get(self, loc: int, key: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+    def _get(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
         from zflow.tsdb.fragments import PAYLOAD_OFFSET
 
         store = self.ds.stores[loc]
-        data = store.get_ranges(key, [(PAYLOAD_OFFSET + o, PAYLOAD_OFFSET + o + n) for o, n in ranges])
+        starts = ranges[0] + PAYLOAD_OFFSET
+        data = store.get_ranges(key, list(zip(starts.tolist(), (starts + ranges[1]).tolist(), strict=True)))
         acc = self.per_loc[store.name]
         acc["requests"] += 1
-        acc["ranges"] += len(ranges)
-        acc["bytes"] += sum(n for _, n in ranges)
+        acc["ranges"] += len(ranges[1])
+        acc["bytes"] += int(ranges[1].sum())
         return data
 
-    def _degraded(self, meta: ObjectMeta, frag: int, ranges: list[tuple[int, int]]) -> list[bytes]:
+    def _degraded(self, meta: ObjectMeta, frag: int, ranges: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
         """The same ranges from k live fragments, decoded for just those ranges."""
         from storage_backends.base import LocationUnavailable
         from zflow.tsdb.rlnc import CodingParams, decode_ranges
 
         c = self.ds.schema.coding
         params = CodingParams(c.k, c.n, c.seed)
-        self.degraded_ranges += len(ranges)
+        self.degraded_ranges += len(ranges[1])
         avail: dict[int, np.ndarray] = {}
         order = [j for j in range(c.n) if j != frag]
         for j in order:
@@ -218,11 +242,8 @@ class Fetcher:
                 f"object {meta.oid}: fragment {frag} unreachable and only {len(avail)} of the "
                 f"k={c.k} fragments needed to decode it answered")
         region = decode_ranges(avail, params, want=[frag])[frag]
-        out, pos = [], 0
-        for _, n in ranges:
-            out.append(region[pos : pos + n].tobytes())
-            pos += n
-        return out
+        ends = np.cumsum(ranges[1])
+        return [region[e - n : e].tobytes() for e, n in zip(ends.tolist(), ranges[1].tolist(), strict=True)]
 
     def report(self) -> dict:
         return {
