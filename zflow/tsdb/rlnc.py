@@ -175,6 +175,8 @@ def decode_ranges(available: Mapping[int, Region], params: CodingParams | None =
     indices = sorted(available)
     if want is None:
         want = [j for j in range(k) if j not in available]
+    elif any(not 0 <= j < k for j in want):
+        raise ValueError(f"want lists data fragment indices 0..{k - 1}, got {list(want)}")
     regions = {i: _as_u8(available[i]) for i in indices}
     lengths = {int(r.shape[0]) for r in regions.values()}
     if len(lengths) > 1:
