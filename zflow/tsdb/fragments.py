@@ -228,17 +228,35 @@ def repair_chunks(fragment_bytes: bytes | bytearray | memoryview,
     return bytes(out)
 
 
-def make_fragments(data: np.ndarray, params: Any, chunk_size: int = DEFAULT_CHUNK) -> list[bytes]:
-    """Encode (k, L) data and pack all n fragments (index i at position i)."""
-    from zflow.tsdb.rlnc import encode
+def make_fragments(data: np.ndarray, params: Any, chunk_size: int = DEFAULT_CHUNK) -> list[bytearray]:
+    """Encode (k, L) data and pack all n fragments (index i at position i).
 
-    coded = encode(data, params)
-    out = []
-    for i in range(params.n):
-        payload = data[i] if i < params.k else coded[i - params.k]
-        out.append(pack_fragment(i, payload, params.row(i), n=params.n, seed=params.seed,
-                                 chunk_size=chunk_size))
-    return out
+    Each fragment is built in place in one buffer: data rows are copied into their payload
+    slots and the coded rows are written straight into theirs by the kernel (no temporary
+    coded array, no join).
+    """
+    from zflow.tsdb.gf256 import matmul_region
+
+    data = np.asarray(data, dtype=np.uint8)
+    k, n = params.k, params.n
+    if data.ndim != 2 or data.shape[0] != k:
+        raise ValueError(f"expected data of shape (k={k}, L), got {data.shape}")
+    length = int(data.shape[1])
+    chunks = -(-length // chunk_size) if length else 0
+    size = PAYLOAD_OFFSET + length + 4 * chunks + _FOOT.size
+    blobs = [bytearray(size) for _ in range(n)]
+    payloads = [np.frombuffer(b, dtype=np.uint8)[PAYLOAD_OFFSET:PAYLOAD_OFFSET + length] for b in blobs]
+    for i in range(k):
+        payloads[i][:] = data[i]
+    if n > k and length:
+        matmul_region(params.coefficients(), data, out=payloads[k:])
+    for i, blob in enumerate(blobs):
+        row = tuple(int(x) for x in params.row(i))
+        blob[:HEADER_SIZE] = FragmentHeader(i, k, n, params.seed, length, chunk_size, row).pack()
+        table = chunk_crcs(payloads[i], chunk_size).tobytes()
+        blob[PAYLOAD_OFFSET + length:] = table + _FOOT.pack(chunks, crc32(table), TRAILER_MAGIC)
+    del payloads  # release the buffer exports
+    return blobs
 
 
 def rebuild_fragment(index: int, others: Mapping[int, bytes | bytearray | memoryview],
