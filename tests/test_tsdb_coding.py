@@ -346,3 +346,14 @@ def test_any_k_fragments_decode(kn, seed: int, length: int, rnd) -> None:
     b = rnd.randrange(a, length) + 1
     got = rlnc.decode_ranges({i: frags[i][a:b] for i in keep}, params, want=list(range(k)))
     assert all((got[j] == data[j][a:b]).all() for j in range(k))
+
+
+def test_many_sources(kernel_backend) -> None:
+    rng = np.random.default_rng(4)
+    coefs = rng.integers(0, 256, (2, 300), dtype=np.uint8)
+    src = rng.integers(0, 256, (300, 100), dtype=np.uint8)
+    want = np.zeros((2, 100), dtype=np.uint8)
+    for i in range(2):
+        for j in range(300):
+            want[i] ^= gf256.MUL[coefs[i, j]][src[j]]
+    assert (gf256.matmul_region(coefs, src) == want).all()

@@ -34,6 +34,7 @@ _RED = np.uint64(0x1D1D1D1D1D1D1D1D)
 
 SIMD_BLOCK_VECS = 64  # 2 KiB of each source per block: all k stay in L1 (measured on Rocket Lake)
 BACKENDS = ("gfni", "avx2", "numba", "numpy")
+MAX_SIMD_SOURCES = 256  # the SIMD kernels keep per-source constants in a fixed stack area
 
 _kernels: Any = None  # the numba module namespace once compiled, False when numba is absent
 _simd: Any = None  # (kind, kernel function) of the x86 SIMD path in use, False when none
@@ -135,7 +136,7 @@ def matmul_region(coefs: np.ndarray, src: np.ndarray | Sequence[Any],
             raise ValueError("output rows must be as long as the source regions")
         direct = all(isinstance(o, np.ndarray) and o.ndim == 1 and o.flags.c_contiguous
                      and o.flags.writeable and o.dtype == np.uint8 for o in out)
-        if direct and simd:
+        if direct and simd and np.shape(coefs)[1] <= MAX_SIMD_SOURCES:
             return _matmul_simd(simd, np.asarray(coefs, dtype=np.uint8), _as_rows(src), _length(src),
                                 out=out)
         if direct and _numba_kernels() and all(o.ctypes.data % 8 == 0 for o in out):
@@ -154,7 +155,7 @@ def matmul_region(coefs: np.ndarray, src: np.ndarray | Sequence[Any],
     if length == 0:
         return np.zeros((r, 0), dtype=np.uint8)
     simd = _simd_state()
-    if simd:
+    if simd and k <= MAX_SIMD_SOURCES:
         return _matmul_simd(simd, coefs, rows, length)
     kern = _numba_kernels()
     if not kern:
