@@ -35,14 +35,15 @@ def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> Non
         zsession.put(keyexprs.tsdb("intel", "flush"), b"")
         full = {k: np.concatenate([v, v[:5]]) for k, v in data.items()}
         sel = keyexprs.tsdb("intel", "query") + "?filter=temperature>21;moteid=7|light>600&cols=time,temperature,moteid"
-        replies = []
-        for _ in range(50):  # the put is applied asynchronously by the front's worker
-            replies = _get(zsession, sel)
-            if replies and replies[0].ok is not None:
-                value = codec.decode(replies[0].ok.payload.to_bytes(), str(replies[0].ok.encoding))
-                if len(value["columns"]["time"]):
-                    break
+        count = keyexprs.tsdb("intel", "query") + "?cols=moteid"
+        for _ in range(100):  # puts are applied asynchronously by the front's worker
+            rs = _get(zsession, count)
+            if rs and rs[0].ok is not None and len(
+                    codec.decode(rs[0].ok.payload.to_bytes(), str(rs[0].ok.encoding))["columns"]["moteid"]) == 3005:
+                break
             time.sleep(0.1)
+        replies = _get(zsession, sel)
+        value = codec.decode(replies[0].ok.payload.to_bytes(), str(replies[0].ok.encoding))
         mask = ((full["temperature"] > 21) & (full["moteid"] == 7)) | (full["light"] > 600)
         assert len(value["columns"]["time"]) == mask.sum() > 0
         assert np.array_equal(value["columns"]["temperature"], full["temperature"][mask])
@@ -60,9 +61,7 @@ def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(60)
-def test_serve_command_answers_a_raw_zenoh_get(router, zsession, tmp_path: Path, cli_env, zflow_cmd) -> None:
-    import subprocess
-
+def test_serve_command_answers_a_raw_zenoh_get(router, zsession, tmp_path: Path, spawn) -> None:
     schema = synth.schema("lab", k=2, n=3, target_object_bytes=20_000)
     locs = [f"file://{tmp_path}/l{i}" for i in range(3)]
     (tmp_path / "lab.json").write_text(schema.to_json())
@@ -71,11 +70,8 @@ def test_serve_command_answers_a_raw_zenoh_get(router, zsession, tmp_path: Path,
     with Dataset.create(schema, locs) as ds:
         ds.ingest(data)
         ds.flush()
-    proc = subprocess.Popen([*zflow_cmd, "tsdb", "serve", str(tmp_path / "ds.yaml"), "--connect", router.endpoint],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env)
-    try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        assert "serving dataset 'lab'" in line, line + proc.stderr.read()  # type: ignore[union-attr]
+    with spawn(["-m", "zflow", "tsdb", "serve", str(tmp_path / "ds.yaml"), "--connect", router.endpoint],
+               "serving dataset 'lab'") as (proc, _line):
         sel = keyexprs.tsdb("lab", "query") + "?filter=light>100;voltage<2.7&cols=time,light&format=json"
         value = None
         for _ in range(50):
@@ -87,14 +83,5 @@ def test_serve_command_answers_a_raw_zenoh_get(router, zsession, tmp_path: Path,
         assert value is not None
         mask = (data["light"] > 100) & (data["voltage"] < 2.7)
         assert value["columns"]["light"] == data["light"][mask].tolist()
-    finally:
         proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        for s in (proc.stdout, proc.stderr):
-            if s:
-                s.close()
-    assert proc.returncode == 0
+        assert proc.wait(10) == 0  # SIGTERM: the front flushes and closes its session

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import spawn_python
 
 from zflow.tsdb.infer import infer
 from zflow.tsdb.readers import read_csv
@@ -38,30 +39,29 @@ def _env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def range_servers(dirs: list[Path]) -> Iterator[tuple[list[subprocess.Popen], list[str]]]:
-    procs: list[subprocess.Popen] = []
+def range_servers(dirs: list[Path]) -> Iterator[tuple[list[contextlib.ExitStack], list[str]]]:
+    """One HTTP range server process per directory; each entry of the first list stops one."""
+    stacks: list[contextlib.ExitStack] = []
     urls = []
     try:
         for d in dirs:
-            d.mkdir(parents=True, exist_ok=True)
-            p = subprocess.Popen([sys.executable, "-m", "zflow.tsdb.range_server", "--dir", str(d), "--port", "0"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
-            procs.append(p)
-            line = p.stdout.readline()  # type: ignore[union-attr]
-            assert "listening on" in line, line
-            urls.append(line.split()[-1])
-        yield procs, urls
+            urls.append(_start(stacks, d, 0))
+        yield stacks, urls
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-            if p.stdout:
-                p.stdout.close()
+        for st in stacks:
+            st.close()
+
+
+def _start(stacks: list[contextlib.ExitStack], d: Path, port: int, at: int | None = None) -> str:
+    d.mkdir(parents=True, exist_ok=True)
+    st = contextlib.ExitStack()
+    _, line = st.enter_context(spawn_python(
+        ["-m", "zflow.tsdb.range_server", "--dir", str(d), "--port", str(port)], "listening on"))
+    if at is None:
+        stacks.append(st)
+    else:
+        stacks[at] = st
+    return line.split()[-1]
 
 
 def test_infer_station_schema(station: Path) -> None:
@@ -130,18 +130,12 @@ def test_station_over_http_range_servers(station: Path, tmp_path: Path) -> None:
         for down in [(0, 1), (2, 4), (1, 3)]:
             # stop two servers (real processes), query, restart them on the same port
             for i in down:
-                procs[i].terminate()
-                procs[i].wait(5)
+                procs[i].close()  # terminates the server process
             live = Dataset.open("gso", urls)
             _check(live, data)
             assert live.query("filter=dry_bulb>30").report["locations_down"]
             for i in down:
-                port = urls[i].rsplit(":", 1)[-1]
-                procs[i].stdout.close()
-                procs[i] = subprocess.Popen(
-                    [sys.executable, "-m", "zflow.tsdb.range_server", "--dir", str(dirs[i]), "--port", port],
-                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
-                assert "listening on" in procs[i].stdout.readline()
+                _start(procs, dirs[i], int(urls[i].rsplit(":", 1)[-1]), at=i)
 
 
 def test_station_cli(station: Path, tmp_path: Path) -> None:
