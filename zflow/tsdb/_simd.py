@@ -165,6 +165,8 @@ _gfni1, _gfni2, _gfni3, _gfni4 = (_make_dot("gfni", g) for g in (1, 2, 3, 4))
 _avx1, _avx2, _avx3, _avx4 = (_make_dot("avx2", g) for g in (1, 2, 3, 4))
 
 
+# Two separate drivers on purpose: one function calling both flavours would make LLVM compile
+# a GFNI instruction on CPUs without GFNI, which fails at code generation.
 @njit(cache=True, nogil=True)
 def matmul_gfni(consts, src_addrs, out_addrs, nvec, block_vecs):  # pragma: no cover - compiled
     """out_i[0:32*nvec] = XOR_j coef[i, j] * src_j, 4 rows per pass, in blocks of vectors."""
