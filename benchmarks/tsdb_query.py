@@ -40,11 +40,11 @@ def intel_queries(ref: dict[str, np.ndarray], names: list[str]) -> list[tuple]:
         hi = t[max(0, int(s * len(t)) - 1)]
         thr = float(np.quantile(temp, s, method="lower"))
         for label, cols in projections.items():
-            out.append(("time", f"time={t[0]:.3f}..{hi:.3f}&cols={cols}", label, (t >= t[0]) & (t <= hi)))
-            out.append(("value", f"filter=temperature<={thr}&cols={cols}", label, temp <= thr))
+            out.append(("time", f"time={t[0]:.3f}..{hi:.3f}&cols={cols}", s, label, (t >= t[0]) & (t <= hi)))
+            out.append(("value", f"filter=temperature<={thr}&cols={cols}", s, label, temp <= thr))
         if s * 54 <= 1:
             hi2 = t[max(0, int(s * 54 * len(t)) - 1)]
-            out.append(("mote", f"filter=moteid=7&time={t[0]:.3f}..{hi2:.3f}&cols=time,temperature", "2",
+            out.append(("mote", f"filter=moteid=7&time={t[0]:.3f}..{hi2:.3f}&cols=time,temperature", s, "2",
                         (ref["moteid"] == 7) & (t <= hi2)))
     return out
 
@@ -56,7 +56,7 @@ def station_queries(ref: dict[str, np.ndarray], names: list[str]) -> list[tuple]
     for s in SELECTIVITIES:
         thr = float(np.quantile(x, 1 - s, method="higher"))
         for label, cols in projections.items():
-            out.append(("value", f"filter=dry_bulb>={thr}&cols={cols}", label, x >= thr))
+            out.append(("value", f"filter=dry_bulb>={thr}&cols={cols}", s, label, x >= thr))
     return out
 
 
@@ -64,7 +64,7 @@ def measure(ds, data, label: str, make) -> list[dict]:
     ref = logical(ds, data)
     naive_obj = {m.oid: m.layout.k * m.layout.frag_size for m in ds.catalog.objects.values()}
     rows = []
-    for family, sel, proj, mask in make(ref, ds.schema.names):
+    for family, sel, target, proj, mask in make(ref, ds.schema.names):
         t0 = time.perf_counter()
         local = ds.query(sel, gap=0)
         dt = time.perf_counter() - t0
@@ -73,11 +73,16 @@ def measure(ds, data, label: str, make) -> list[dict]:
             for c, v in res.columns.items():
                 assert np.array_equal(v, ref[c][mask]), (sel, c)
         compiled = compile_where(effective_where(parse_selector(sel, ds.schema), ds), ds)
-        naive = sum(naive_obj[m.oid] for m in ds.catalog.objects.values() if _may_match(m, compiled))
+        kept = [m for m in ds.catalog.objects.values() if _may_match(m, compiled)]
+        naive = sum(naive_obj[m.oid] for m in kept)
+        fcols = {c for conj in compiled for c, _ in conj}
+        bound = sum(m.layout.subcolumns[f"{c}.{k}"].stream_size for m in kept for c in fcols for k in ("base", "dev"))
+        assert local.report["filter_bytes"] <= bound, (sel, local.report["filter_bytes"], bound)
         lr, rr = local.report, remote.report
         rows.append({"data": label, "family": family, "sel": float(mask.mean()), "proj": proj,
-                     "rows": lr["rows"], "result": lr["result_bytes"], "needed": lr["bytes_needed"],
+                     "target": target, "rows": lr["rows"], "result": lr["result_bytes"], "needed": lr["bytes_needed"],
                      "fetched": lr["bytes_fetched"], "ranges": lr["ranges"], "requests": lr["requests"],
+                     "filter": lr["filter_bytes"], "proj_bytes": lr["projection_bytes"],
                      "r_fetched": rr["bytes_fetched"], "r_wire": rr["bytes_fetched"] + REMOTE_GAP * rr["ranges"],
                      "r_needed": rr["bytes_needed"], "naive": naive, "ms": dt * 1e3})
     return rows
@@ -112,13 +117,17 @@ def main() -> None:
     for dl in sorted({r["data"] for r in results}):
         for fam in sorted({r["family"] for r in results if r["data"] == dl}):
             rs = [r for r in results if r["data"] == dl and r["family"] == fam]
-            big = [r for r in rs if r["sel"] >= 0.01 and r["fetched"]]
+            big = [r for r in rs if r["target"] >= 0.01 and r["fetched"]]
             eff = [r["needed"] / r["fetched"] for r in big]
             reff = [r["r_needed"] / r["r_fetched"] for r in big]
             a, b, r2 = fit([r["result"] for r in rs], [r["fetched"] for r in rs])
             ra, rb, rr2 = fit([r["result"] for r in rs], [r["r_wire"] for r in rs])
             print(f"  {dl:7s} {fam:6s} local : min eff (sel>=1%) {min(eff, default=float('nan')):.3f}; "
                   f"fetched = {a:.3f} x result + {b:,.0f} B, R^2 {r2:.4f}")
+            pa, pb, pr2 = fit([r["result"] for r in rs], [r["proj_bytes"] for r in rs])
+            print(f"  {dl:7s} {fam:6s} local : projection phase = {pa:.3f} x result + {pb:,.0f} B, R^2 {pr2:.4f}; "
+                  f"filter phase (per-query overhead) max {max(r['filter'] for r in rs):,} B "
+                  f"(checked <= the filter columns of the unpruned objects, every query)")
             print(f"  {dl:7s} {fam:6s} remote: min eff (sel>=1%) {min(reff, default=float('nan')):.3f}; "
                   f"wire    = {ra:.3f} x result + {rb:,.0f} B, R^2 {rr2:.4f}; "
                   f"naive/wire median {np.median([r['naive'] / max(1, r['r_wire']) for r in rs]):.1f}x")

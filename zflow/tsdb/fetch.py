@@ -245,6 +245,9 @@ class Fetcher:
         ends = np.cumsum(ranges[1])
         return [region[e - n : e].tobytes() for e, n in zip(ends.tolist(), ranges[1].tolist(), strict=True)]
 
+    def fetched(self) -> int:
+        return sum(v["bytes"] for v in self.per_loc.values())
+
     def report(self) -> dict:
         return {
             "bytes_needed": self.needed,

@@ -206,6 +206,7 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
             matches[m.oid] = win[np.nonzero(res == 1)[0]]
     else:
         matches = {m.oid: np.arange(m.n_rows) for m in cand}
+    filter_bytes = f.fetched()
     # limit, then phase C: projection of matching rows
     remaining = q.limit
     selected: list[tuple[ObjectMeta, np.ndarray]] = []
@@ -233,7 +234,8 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
             result_bytes += len(rows) * (m.layout.subcolumns[f"{c}.base"].bits + cm.dev_bits) / 8
         columns[c] = np.concatenate(parts) if parts else np.zeros(0, dtype=col.logical_dtype)
     report = {"rows": sum(len(r) for _, r in selected), "objects": len(objects),
-              "objects_scanned": len(cand), "result_bytes": round(result_bytes), **f.report()}
+              "objects_scanned": len(cand), "result_bytes": round(result_bytes),
+              "filter_bytes": filter_bytes, "projection_bytes": f.fetched() - filter_bytes, **f.report()}
     return Result(columns, report)
 
 
