@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -85,3 +86,51 @@ def test_serve_command_answers_a_raw_zenoh_get(router, zsession, tmp_path: Path,
         assert value["columns"]["light"] == data["light"][mask].tolist()
         proc.terminate()
         assert proc.wait(10) == 0  # SIGTERM: the front flushes and closes its session
+
+
+@pytest.mark.timeout(60)
+def test_mixed_locations_dir_http_zenoh(router, zsession, tmp_path: Path) -> None:
+    """One dataset over a directory, an HTTP range server and a Zenoh location (URIs from a
+    config); any one of them down, queries stay exact; the catalog loads from the others."""
+    from storage_backends.zenoh_location import LocationServer
+    from zflow.tsdb.range_server import serve_in_thread
+    from zflow.tsdb.store import load_config
+
+    server, url = serve_in_thread(str(tmp_path / "http"))
+    try:
+        with LocationServer(zsession, "zloc", str(tmp_path / "zdir")):
+            cfg = tmp_path / "ds.yaml"
+            schema = synth.schema("mixed", k=2, n=3, target_object_bytes=30_000)
+            (tmp_path / "mixed.json").write_text(schema.to_json())
+            cfg.write_text(f"schema: mixed.json\nlocations: [file://{tmp_path}/dir, {url}, zenoh:zloc]\n"
+                           f"zenoh: {{connect: [{router.endpoint}]}}\n")
+            assert load_config(cfg)[1][2] == "zenoh:zloc"
+            data = synth.generate(4000, seed=9)
+            with Dataset.from_config(cfg, create=True) as ds:
+                ds.ingest(data)
+                ds.flush()
+                assert {n: b > 0 for n, b in ds.stats()["per_location_bytes"].items()} == {
+                    f"file://{tmp_path}/dir": True, url: True, "zenoh:zloc": True}
+            sel = "filter=humidity<35|moteid=9;light>=50&cols=time,humidity,moteid"
+            mask = (data["humidity"] < 35) | ((data["moteid"] == 9) & (data["light"] >= 50))
+            with Dataset.from_config(cfg) as ds:
+                res = ds.query(sel)
+                assert np.array_equal(res.columns["time"], data["time"][mask])
+                assert res.report["per_location"]["zenoh:zloc"]["requests"] > 0 or \
+                    res.report["per_location"][url]["requests"] > 0
+            (tmp_path / "dir").rename(tmp_path / "gone")  # the directory location is lost
+            with Dataset.from_config(cfg) as ds:
+                res = ds.query(sel)
+                assert np.array_equal(res.columns["humidity"], data["humidity"][mask])
+            shutil.rmtree(tmp_path / "dir")
+            (tmp_path / "gone").rename(tmp_path / "dir")
+            server.shutdown()  # now the HTTP location is down
+            server.server_close()
+            with Dataset.from_config(cfg) as ds:
+                res = ds.query(sel)
+                assert np.array_equal(res.columns["moteid"], data["moteid"][mask])
+                http_holds_data = any(1 in m.placement[:2] for m in ds.catalog.objects.values())
+                assert (url in res.report["locations_down"]) == http_holds_data
+    finally:
+        server.shutdown()
+        server.server_close()
