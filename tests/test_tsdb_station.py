@@ -161,4 +161,7 @@ def test_station_cli(station: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("schema: gso.json\nlocation: [a]\n")
     r = run("stats", "bad.yaml")
     assert r.returncode == 2 and "bad.yaml:2" in r.stderr and "did you mean 'locations'" in r.stderr
+    (tmp_path / "bad2.yaml").write_text("schema: gso.json\nlocations:\n  - file:///tmp/x\n  - s3://bucket\n")
+    r = run("stats", "bad2.yaml")
+    assert r.returncode == 2 and "bad2.yaml:4" in r.stderr and "locations[1]" in r.stderr, r.stderr
     assert run("verify", "ds.yaml").returncode == 0

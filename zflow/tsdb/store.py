@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from zflow.documents import load_document, validate
 from zflow.errors import Problem, UserError
@@ -27,20 +27,37 @@ from zflow.tsdb.query import Result, run, run_naive
 from zflow.tsdb.schema import Schema
 from zflow.tsdb.selector import Query, parse_filter, parse_selector, parse_time_range
 
+LOCATION_SCHEMES = ("file://", "dir:", "http://", "zenoh:")
+
+
+def _check_uri(uri: str) -> str:
+    if not uri.startswith(LOCATION_SCHEMES):
+        raise ValueError(f"location {uri!r}: expected file:///dir, http://host:port or zenoh:name")
+    return uri
+
 
 class DatasetConfig(BaseModel):
     """``zflow tsdb`` dataset config: the schema (inline or a file) and the locations."""
 
     model_config = ConfigDict(extra="forbid")
     dataset_schema: Schema | str = Field(alias="schema")
-    locations: list[str] = Field(min_length=1)
+    locations: list[Annotated[str, AfterValidator(_check_uri)]] = Field(min_length=1)
     zenoh: dict[str, Any] | None = Field(default=None, description="session options for zenoh: locations")
+
+    @field_validator("locations")
+    @classmethod
+    def _distinct(cls, locs: list[str]) -> list[str]:
+        if len(set(locs)) != len(locs):
+            raise ValueError("locations must be distinct")
+        return locs
 
 
 def open_location(uri: str, zenoh: dict[str, Any] | None = None, session: Any = None) -> Any:
     """A fragment store for a location URI, named by its URI (the catalog's location names)."""
     from storage_backends import open_location as factory
 
+    if not uri.startswith(LOCATION_SCHEMES):
+        raise UserError(Problem(f"location {uri!r}: expected file:///dir, http://host:port or zenoh:name"))
     try:
         return factory(uri, name=uri, session=session if uri.startswith("zenoh:") else None,
                        connect=(zenoh or {}).get("connect"))
