@@ -53,6 +53,8 @@ class HttpRangeStore(FragmentStore):
         self.timeout = timeout
         self.compact = compact
         self._local = threading.local()  # one keep-alive connection per thread
+        self._conns: set[http.client.HTTPConnection] = set()  # every thread's, for close()
+        self._conns_lock = threading.Lock()
 
     # ---- transport ----------------------------------------------------------------------------
     def _conn(self) -> http.client.HTTPConnection:
@@ -60,6 +62,8 @@ class HttpRangeStore(FragmentStore):
         if conn is None:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             self._local.conn = conn
+            with self._conns_lock:
+                self._conns.add(conn)
         return conn
 
     def _drop(self) -> None:
@@ -67,6 +71,8 @@ class HttpRangeStore(FragmentStore):
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with self._conns_lock:
+                self._conns.discard(conn)
 
     def _request(self, method: str, path: str, body: bytes | memoryview | None = None,
                  headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -175,7 +181,11 @@ class HttpRangeStore(FragmentStore):
         return int(hdrs.get("content-length", "0"))
 
     def close(self) -> None:
-        self._drop()
+        with self._conns_lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
 
 def _match(key: str, ranges: list[Range], parts: list[tuple[int, bytes]]) -> list[bytes]:
