@@ -239,6 +239,12 @@ def test_http_compact_and_multipart_agree(tmp_path: Path) -> None:
         assert compact.get_ranges("x/y", many) == want
         assert compact.stats()["requests"] == 1
         assert multipart.get_ranges("x/y", many) == want
+        # one store shared by threads (the query layer fetches locations in parallel)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda r: compact.get_ranges("x/y", [r]), ranges))
+        assert results == [[DATA[s:e]] for s, e in ranges]
         compact.close()
         multipart.close()
 
