@@ -1,8 +1,7 @@
 """Fetching sub-column rows by byte range, one multi-range request per fragment per phase.
 
 A phase collects ``(object, sub-column, rows)`` requests, turns rows into stream byte spans,
-drops bytes already fetched, coalesces spans whose gap is at most ``gap`` bytes (a gap that
-small costs less than another range in the request), maps them through the layout's segments
+drops bytes already fetched, coalesces spans (see below), maps them through the layout's segments
 to fragment offsets, groups them by location and issues one ``get_ranges`` per fragment key,
 locations in parallel. When a location is down (or a fragment is missing) the same byte ranges
 are fetched from any k live fragments of the object and decoded for just those ranges.
@@ -24,10 +23,13 @@ from zflow.tsdb.layout import SubColumn
 if TYPE_CHECKING:
     from zflow.tsdb.store import Dataset
 
-# Coalesce two ranges when the gap between them costs less than another range would: about
-# 30 bytes on the wire for remote locations (16 in the compact response, ~14 in the request),
-# nothing for a local directory (a range is one pread; the bytes in between are not needed).
+# Coalescing policy per location. Remote (HTTP, Zenoh): merge two ranges when the gap costs
+# fewer wire bytes than another range would, about 30 (16 in the compact response, ~14 in the
+# request). Local directory: a range costs no wire bytes but ~1 us of CPU, so merge the smallest
+# gaps first within a byte budget of LOCAL_BUDGET x the bytes needed (efficiency stays >= 0.95
+# while 10^5-range plans shrink severalfold).
 REMOTE_GAP = 30
+LOCAL_BUDGET = 0.05
 
 
 class Fetcher:
@@ -45,14 +47,26 @@ class Fetcher:
         self.degraded_ranges = 0
         self.phases = 0
 
-    def gap_for(self, loc: int) -> int:
+    def gap_for(self, loc: int) -> int | None:
+        """A fixed coalescing gap in bytes, or None for the local byte-budget policy."""
         if self.gap is not None:
             return self.gap
         store = self.ds.stores[loc]
         gap = getattr(store, "range_overhead", None)
         if gap is None:
-            gap = 0 if type(store).__name__ == "LocalDirStore" else REMOTE_GAP
+            return None if type(store).__name__ == "LocalDirStore" else REMOTE_GAP
         return int(gap)
+
+    @staticmethod
+    def _budget_gap(s: np.ndarray, r: np.ndarray) -> int:
+        """Largest gap such that merging every gap up to it adds <= LOCAL_BUDGET of the bytes."""
+        gaps = s[1:] - r[:-1]
+        gaps = np.sort(gaps[gaps > 0])
+        if len(gaps) == 0:
+            return 0
+        needed = int((r[-1] - s[0]) - gaps.sum())
+        k = int(np.searchsorted(np.cumsum(gaps), LOCAL_BUDGET * needed, side="right"))
+        return int(gaps[k - 1]) if k else 0
 
     # ---- buffers -----------------------------------------------------------------------------
     def _buf(self, meta: ObjectMeta, sub: str) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +124,10 @@ class Fetcher:
                     continue
                 s, r = starts[lo:hi], np.maximum.accumulate(ends[lo:hi])
                 frag = off // frag_size
-                brk = np.nonzero(s[1:] - r[:-1] > self.gap_for(meta.placement[frag]))[0] + 1
+                gap = self.gap_for(meta.placement[frag])
+                if gap is None:
+                    gap = self._budget_gap(s, r)
+                brk = np.nonzero(s[1:] - r[:-1] > gap)[0] + 1
                 gs = s[np.concatenate([[0], brk])]
                 ge = r[np.concatenate([brk - 1, [len(s) - 1]])]
                 foff = off % frag_size + (gs - row0 * b // 8)
