@@ -15,6 +15,7 @@ from typing import Any
 
 from storage_backends.base import (
     BadKey,
+    CorruptFragment,
     FragmentStore,
     KeyNotFound,
     LocationUnavailable,
@@ -24,6 +25,7 @@ from storage_backends.base import (
 
 __all__ = [
     "BadKey",
+    "CorruptFragment",
     "FragmentStore",
     "KeyNotFound",
     "LocationUnavailable",

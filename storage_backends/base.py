@@ -37,6 +37,18 @@ class RangeNotSatisfiable(StoreError):
     """A requested byte range lies outside the stored object."""
 
 
+class CorruptFragment(StoreError):
+    """A verified read touched chunks that fail their checksum (or an unreadable fragment).
+
+    ``bad_chunks`` lists the chunk indices (empty when the header or trailer itself is bad);
+    readers treat the fragment as missing for those bytes and decode around it.
+    """
+
+    def __init__(self, message: str, bad_chunks: Sequence[int] = ()):
+        super().__init__(message)
+        self.bad_chunks = [int(c) for c in bad_chunks]
+
+
 class BadKey(StoreError, ValueError):
     """The key cannot name a fragment (empty chunk, '..', characters outside [A-Za-z0-9_.-/])."""
 
@@ -100,15 +112,20 @@ class FragmentStore(ABC):
         self._count(fetched=len(data))
         return data
 
-    def get_ranges(self, key: str, ranges: Sequence[Range]) -> builtins.list[bytes]:
-        """The bytes of each [start, end) range of ``key``, in the order asked, in ONE request."""
+    def get_ranges(self, key: str, ranges: Sequence[Range], verify: bool = False) -> builtins.list[bytes]:
+        """The bytes of each [start, end) range of ``key``, in the order asked, in ONE request.
+
+        With ``verify`` (``key`` must be a fragment), the location first checks the CRC of every
+        chunk the ranges touch and raises :class:`CorruptFragment` instead of serving bad bytes.
+        """
         check_key(key)
         ranges = check_ranges(ranges)
         wanted = [(i, r) for i, r in enumerate(ranges) if r[1] > r[0]]
         out = [b""] * len(ranges)
         if not wanted:
             return out
-        got = self._get_ranges(key, [r for _, r in wanted])
+        spans = [r for _, r in wanted]
+        got = self._get_ranges_verified(key, spans) if verify else self._get_ranges(key, spans)
         if len(got) != len(wanted):
             raise StoreError(f"{self.name}: {key}: asked {len(wanted)} ranges, got {len(got)}")
         for (i, (start, end)), data in zip(wanted, got, strict=True):
@@ -149,6 +166,19 @@ class FragmentStore(ABC):
         bad = self._verify(check_key(key))
         self._count()
         return bad
+
+    def _get_ranges_verified(self, key: str, ranges: builtins.list[Range]) -> builtins.list[bytes]:
+        """Default: check the touched chunks through this store's own reads, then read the ranges
+        (local stores; remote ones override it so the check runs next to the data)."""
+        from zflow.tsdb.fragments import FragmentError, bad_chunks_for_ranges
+
+        try:
+            bad = bad_chunks_for_ranges(lambda spans: self._get_ranges(key, spans), ranges)
+        except (FragmentError, RangeNotSatisfiable) as exc:  # too short for its own header/trailer
+            raise CorruptFragment(f"{self.name}: {key}: not a readable fragment: {exc}") from None
+        if bad:
+            raise CorruptFragment(f"{self.name}: {key}: chunks {bad} fail their checksum", bad)
+        return self._get_ranges(key, ranges)
 
     def _verify(self, key: str) -> builtins.list[int]:
         """Default: fetch the fragment and check it here (local stores read it anyway)."""

@@ -16,6 +16,7 @@ import threading
 from urllib.parse import quote, urlsplit
 
 from storage_backends.base import (
+    CorruptFragment,
     FragmentStore,
     KeyNotFound,
     LocationUnavailable,
@@ -27,6 +28,8 @@ from zflow.tsdb.rangewire import (
     COMPACT_TYPE,
     MAX_HEADER,
     RANGE_LIST_TYPE,
+    VERIFY_BAD,
+    VERIFY_HEADER,
     CorruptResponse,
     format_range_header,
     pack_range_list,
@@ -119,8 +122,14 @@ class HttpRangeStore(FragmentStore):
         self._check(key, status, body, (200,))
         return body
 
-    def _get_ranges(self, key: str, ranges: list[Range]) -> list[bytes]:
+    def _get_ranges_verified(self, key: str, ranges: list[Range]) -> list[bytes]:
+        if not self.compact:  # a plain RFC 7233 server cannot verify: check from here
+            return super()._get_ranges_verified(key, ranges)
+        return self._get_ranges(key, ranges, verify=True)
+
+    def _get_ranges(self, key: str, ranges: list[Range], verify: bool = False) -> list[bytes]:
         header = format_range_header(ranges)
+        extra = {VERIFY_HEADER: "chunks"} if verify else {}
         if len(header) > MAX_HEADER:
             if not self.compact:  # a plain RFC 7233 server: several requests of header size
                 step = max(1, len(ranges) * MAX_HEADER // len(header))
@@ -128,12 +137,15 @@ class HttpRangeStore(FragmentStore):
                         for d in self._get_ranges(key, ranges[i:i + step])]
             status, hdrs, body = self._request("POST", quote(key), body=pack_range_list(ranges),
                                                headers={"Content-Type": RANGE_LIST_TYPE,
-                                                        "Accept": COMPACT_TYPE})
+                                                        "Accept": COMPACT_TYPE, **extra})
         else:
-            headers = {"Range": header}
+            headers = {"Range": header, **extra}
             if self.compact:
                 headers["Accept"] = COMPACT_TYPE
             status, hdrs, body = self._request("GET", quote(key), headers=headers)
+        if status == 409:
+            bad = [int(c) for c in hdrs.get(VERIFY_BAD.lower(), "").split(",") if c.strip()]
+            raise CorruptFragment(f"{self.name}: {body.decode('utf-8', 'replace').strip()}", bad)
         self._check(key, status, body, (200, 206))
         ctype = hdrs.get("content-type", "")
         try:

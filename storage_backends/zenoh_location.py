@@ -7,7 +7,8 @@ Zenoh ``get`` whose selector parameters say what to do::
     f/KEY?op=ranges;ranges=0:50,100:150   -> compact binary body (zflow.tsdb.rangewire) of
                                              [start, end) ranges; with ``ranges=payload`` the
                                              ranges travel in the query payload instead (a
-                                             rangewire range list) for very long lists
+                                             rangewire range list) for very long lists;
+                                             ``;verify=1`` checks the chunk CRCs first
     f/KEY?op=get | op=size | op=delete    -> bytes | decimal size | "ok"
     f/KEY?op=verify                       -> JSON {"bad_chunks": [...]} (or {"error": ...}),
                                              checked next to the data
@@ -15,7 +16,7 @@ Zenoh ``get`` whose selector parameters say what to do::
     list?prefix=P                         -> JSON list of keys
 
 Errors come back as ``reply_err`` payloads ``"<http-like code> <message>"`` (404, 416, 400,
-503); no reply at all within the timeout means the location is down
+503; 409 + JSON ``{"error", "bad_chunks"}`` for a verified read of corrupt chunks); no reply at all within the timeout means the location is down
 (:class:`LocationUnavailable`).
 
 Serve a directory: ``python -m storage_backends.zenoh_location --dir D --name L --connect tcp/H:P``.
@@ -34,6 +35,7 @@ from typing import Any
 
 from storage_backends.base import (
     BadKey,
+    CorruptFragment,
     FragmentStore,
     KeyNotFound,
     LocationUnavailable,
@@ -126,11 +128,15 @@ class ZenohLocationStore(FragmentStore):
     def _get(self, key: str) -> bytes:
         return self._query(self._sel(key, op="get"))
 
-    def _get_ranges(self, key: str, ranges: list[Range]) -> list[bytes]:
+    def _get_ranges_verified(self, key: str, ranges: list[Range]) -> list[bytes]:
+        return self._get_ranges(key, ranges, verify=True)
+
+    def _get_ranges(self, key: str, ranges: list[Range], verify: bool = False) -> list[bytes]:
+        extra = {"verify": "1"} if verify else {}
         if len(ranges) <= MAX_RANGES_IN_SELECTOR:
-            body = self._query(self._sel(key, op="ranges", ranges=_format_ranges(ranges)))
+            body = self._query(self._sel(key, op="ranges", ranges=_format_ranges(ranges), **extra))
         else:
-            body = self._query(self._sel(key, op="ranges", ranges="payload"),
+            body = self._query(self._sel(key, op="ranges", ranges="payload", **extra),
                                payload=pack_range_list(ranges))
         try:
             parts = unpack_compact(body)
@@ -168,6 +174,9 @@ class ZenohLocationStore(FragmentStore):
 
 def _raise_for(name: str, text: str) -> None:
     code, _, msg = text.partition(" ")
+    if code == "409":
+        info = json.loads(msg)
+        raise CorruptFragment(f"{name}: {info['error']}", info.get("bad_chunks", []))
     exc = {"404": KeyNotFound, "416": RangeNotSatisfiable, "400": BadKey,
            "503": LocationUnavailable}.get(code, StoreError)
     raise exc(f"{name}: {msg}")
@@ -254,7 +263,7 @@ class LocationServer:
                     ranges = unpack_range_list(raw, self.store.size(key))
                 else:
                     ranges = _parse_ranges(spec)
-                datas = self.store.get_ranges(key, ranges)
+                datas = self.store.get_ranges(key, ranges, verify=params.get("verify") == "1")
                 query.reply(ke, pack_compact(ranges, datas))
             elif op == "get":
                 query.reply(ke, self.store.get(key))
@@ -277,6 +286,8 @@ class LocationServer:
                 raise BadKey(f"unknown op {op!r}: expected ranges, get, size, put or delete")
         except KeyNotFound as exc:
             query.reply_err(f"404 {exc}")
+        except CorruptFragment as exc:
+            query.reply_err("409 " + json.dumps({"error": str(exc), "bad_chunks": exc.bad_chunks}))
         except (RangeNotSatisfiable, UnsatisfiableRange) as exc:
             query.reply_err(f"416 {exc}")
         except (BadKey, MalformedRange, ValueError, struct.error) as exc:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from storage_backends import open_location
 from storage_backends.base import (
     BadKey,
+    CorruptFragment,
     FragmentStore,
     KeyNotFound,
     LocationUnavailable,
@@ -106,6 +107,18 @@ def test_store_contract(store: FragmentStore) -> None:
         assert store.stats()["bytes_fetched"] == 0
     with pytest.raises(fragments.FragmentError):
         store.verify("ds/obj/2/0")  # "small" is not a fragment
+    # verified range reads: served when the touched chunks are intact, refused otherwise
+    at = fragments.PAYLOAD_OFFSET
+    assert store.get_ranges("ds/obj/4/2", [(at, at + 10), (at + 8192, at + 8200)], verify=True) == [
+        bytes(blob[at:at + 10]), bytes(blob[at + 8192:at + 8200])]
+    with pytest.raises(CorruptFragment) as info:
+        store.get_ranges("ds/obj/4/2", [(at, at + 10), (at + 3 * 8192 + 100, at + 3 * 8192 + 101)],
+                         verify=True)
+    assert info.value.bad_chunks == [3]
+    assert store.get_ranges("ds/obj/4/2", [(at + 3 * 8192 + 5, at + 3 * 8192 + 6)]) == [
+        bytes(blob[at + 3 * 8192 + 5:at + 3 * 8192 + 6])]  # unverified reads still serve bytes
+    with pytest.raises(CorruptFragment):
+        store.get_ranges("ds/obj/2/0", [(0, 2)], verify=True)
     store.delete("ds/obj/2/0")
     assert not store.exists("ds/obj/2/0")
     with pytest.raises(KeyNotFound):

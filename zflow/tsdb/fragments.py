@@ -18,7 +18,7 @@ so recoded fragments are self-describing and repair needs no side metadata.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,6 +184,26 @@ def verify_range(header: FragmentHeader, crcs: np.ndarray, start: int, data: Any
         if cs >= start and ce <= end and crc32(view[cs - start:ce - start]) != int(crcs[c]):
             bad.append(c)
     return bad
+
+
+def bad_chunks_for_ranges(read: Callable[[list[tuple[int, int]]], list[bytes]],
+                          ranges: list[tuple[int, int]]) -> list[int]:
+    """Chunks touched by FILE byte ranges whose CRC fails, reading through ``read(ranges)``.
+
+    Three reads: the header, the trailer, then every payload chunk any range touches (whole
+    chunks, since a CRC covers a whole chunk). A corrupted header or trailer raises
+    :class:`FragmentError`. This is what makes a range read *verified*: the location runs it next
+    to the data and refuses to serve bytes from a chunk that fails its checksum.
+    """
+    header = FragmentHeader.parse(read([(0, HEADER_SIZE)])[0])
+    crcs = parse_trailer(header, read([(header.trailer_offset, header.file_size)])[0])
+    lo, hi = PAYLOAD_OFFSET, header.trailer_offset
+    touched = sorted({c for a, b in ranges if b > lo and a < hi
+                      for c in header.chunks_covering(max(a, lo) - lo, min(b, hi) - lo)})
+    if not touched:
+        return []
+    spans = [(lo + a, lo + b) for a, b in (header.chunk_range(c) for c in touched)]
+    return [c for c, d in zip(touched, read(spans), strict=True) if crc32(d) != int(crcs[c])]
 
 
 def repair_chunks(fragment_bytes: bytes | bytearray | memoryview,

@@ -8,6 +8,8 @@ with many byte ranges, returns just those bytes. Endpoints (keys are paths)::
                              with ``Accept: application/x-zflow-ranges`` -> the compact binary
                              body of :mod:`zflow.tsdb.rangewire` (for one or many ranges)
                              400 malformed Range, 416 unsatisfiable (``Content-Range: bytes */N``)
+                             with ``X-Zflow-Verify: chunks`` the CRC of every chunk the ranges
+                             touch is checked first: 409 + ``X-Zflow-Bad-Chunks: 1,4`` if any fails
     HEAD   /{key}            size in Content-Length
     POST   /{key}            body = range list (application/x-zflow-range-list) -> 206 compact
                              body; for more ranges than fit in a header
@@ -33,11 +35,20 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from storage_backends.base import BadKey, KeyNotFound, LocationUnavailable
+from storage_backends.base import (
+    BadKey,
+    CorruptFragment,
+    KeyNotFound,
+    LocationUnavailable,
+    RangeNotSatisfiable,
+    StoreError,
+)
 from storage_backends.local_dir import LocalDirStore
 from zflow.tsdb.fragments import FragmentError
 from zflow.tsdb.rangewire import (
     COMPACT_TYPE,
+    VERIFY_BAD,
+    VERIFY_HEADER,
     MalformedRange,
     UnsatisfiableRange,
     build_multipart,
@@ -103,10 +114,16 @@ class RangeHandler(BaseHTTPRequestHandler):
             self._error(400, str(exc))
         except KeyNotFound as exc:
             self._error(404, str(exc))
+        except CorruptFragment as exc:
+            self._error(409, str(exc), {VERIFY_BAD: ",".join(map(str, exc.bad_chunks))})
         except UnsatisfiableRange as exc:
             self._error(416, str(exc), {"Content-Range": f"bytes */{self._size}"})
         except LocationUnavailable as exc:
             self._error(503, str(exc))
+        except RangeNotSatisfiable as exc:
+            self._error(416, str(exc), {"Content-Range": f"bytes */{self._size}"})
+        except StoreError as exc:  # anything else the store refuses: say so, keep the connection
+            self._error(500, str(exc))
 
     def _get(self, head_only: bool) -> None:
         key, query = self._key()
@@ -128,7 +145,7 @@ class RangeHandler(BaseHTTPRequestHandler):
                 return self._head(size)
             return self._send(200, self.store.get(key), "application/octet-stream")
         ranges = parse_range_header(rng, size)
-        datas = self.store.get_ranges(key, ranges)
+        datas = self.store.get_ranges(key, ranges, verify=bool(self.headers.get(VERIFY_HEADER)))
         if COMPACT_TYPE in self.headers.get("Accept", ""):
             return self._send(206, pack_compact(ranges, datas), COMPACT_TYPE)
         if len(ranges) == 1:
@@ -156,7 +173,8 @@ class RangeHandler(BaseHTTPRequestHandler):
         body = self._body()
         self._size = self.store.size(key)
         ranges = unpack_range_list(body, self._size)
-        self._send(206, pack_compact(ranges, self.store.get_ranges(key, ranges)), COMPACT_TYPE)
+        datas = self.store.get_ranges(key, ranges, verify=bool(self.headers.get(VERIFY_HEADER)))
+        self._send(206, pack_compact(ranges, datas), COMPACT_TYPE)
 
     def _put(self) -> None:
         key, _ = self._key()
