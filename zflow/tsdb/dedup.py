@@ -40,6 +40,16 @@ def id_bits(n_bases: int) -> int:
     return int(n_bases - 1).bit_length() if n_bases > 1 else 0
 
 
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """Unique values of a sorted array (np.unique's hashing path is slow on uint64 here)."""
+    if len(a) == 0:
+        return a
+    keep = np.empty(len(a), dtype=bool)
+    keep[0] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a[keep]
+
+
 @dataclass
 class Split:
     dev_bits: int
@@ -54,7 +64,7 @@ class Split:
 def choose_split(keys: np.ndarray, width: int) -> Split:
     """The deviation width minimising total size (sub-columns + dictionary)."""
     n = len(keys)
-    s = np.unique(np.asarray(keys, dtype=U64))
+    s = _sorted_unique(np.sort(np.asarray(keys, dtype=U64)))
     if len(s) <= 1:
         # one distinct value: one base, no deviation bits, no base-id bits
         return Split(0, s.copy() if len(s) else np.zeros(1, dtype=U64), width)
@@ -67,7 +77,7 @@ def choose_split(keys: np.ndarray, width: int) -> Split:
     ibits = np.array([id_bits(int(b)) for b in n_bases])
     total = n * (ibits + d) + n_bases * (width - d)
     best = int(np.argmin(total))
-    bases = np.unique(s >> U64(best)) if best < 64 else np.zeros(1, dtype=U64)
+    bases = _sorted_unique(s >> U64(best)) if best < 64 else np.zeros(1, dtype=U64)
     return Split(best, bases, int(total[best]))
 
 
