@@ -357,3 +357,15 @@ def test_many_sources(kernel_backend) -> None:
         for j in range(300):
             want[i] ^= gf256.MUL[coefs[i, j]][src[j]]
     assert (gf256.matmul_region(coefs, src) == want).all()
+
+
+def test_region_shape_errors(kernel_backend) -> None:
+    coefs = np.ones((2, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="3 coefficients per row but 2"):
+        gf256.matmul_region(coefs, np.zeros((2, 64), np.uint8))
+    with pytest.raises(ValueError, match="3 coefficients per row but 2"):
+        gf256.matmul_region(coefs, np.zeros((2, 64), np.uint8), out=[np.zeros(64, np.uint8)] * 2)
+    with pytest.raises(ValueError, match="as long as"):
+        gf256.matmul_region(coefs, np.zeros((3, 64), np.uint8), out=[np.zeros(63, np.uint8)] * 2)
+    with pytest.raises(ValueError, match="different lengths"):
+        gf256.matmul_region(coefs, [np.zeros(64, np.uint8), np.zeros(64, np.uint8), np.zeros(8, np.uint8)])

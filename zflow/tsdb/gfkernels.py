@@ -28,9 +28,6 @@ import numpy as np
 from zflow.tsdb.gf256 import MUL
 
 BLOCK_WORDS = 512  # 4 KiB of each source row per block: 8 powers x 4 KiB + outputs stay in L1/L2
-_LO7 = np.uint64(0x7F7F7F7F7F7F7F7F)
-_HI1 = np.uint64(0x8080808080808080)
-_RED = np.uint64(0x1D1D1D1D1D1D1D1D)
 
 SIMD_BLOCK_VECS = 64  # 2 KiB of each source per block: all k stay in L1 (measured on Rocket Lake)
 BACKENDS = ("gfni", "avx2", "numba", "numpy")
@@ -132,6 +129,8 @@ def matmul_region(coefs: np.ndarray, src: np.ndarray | Sequence[Any],
         if len(out) != len(coefs):
             raise ValueError(f"{len(coefs)} output rows expected, got {len(out)}")
         simd = _simd_state()
+        if len(_as_rows(src)) != np.shape(coefs)[1]:
+            raise ValueError(f"{np.shape(coefs)[1]} coefficients per row but {len(src)} source regions")
         if any(np.shape(o) != (_length(src),) for o in out):
             raise ValueError("output rows must be as long as the source regions")
         direct = all(isinstance(o, np.ndarray) and o.ndim == 1 and o.flags.c_contiguous
