@@ -1,12 +1,15 @@
-"""Query execution: prune, filter on bases, settle on deviations, then project.
+"""Query execution: prune, decide from metadata, settle on deviations, then project.
 
 1. Prune objects whose per-column min/max keys cannot satisfy any AND-group of the filter.
-2. Phase A: classify each predicate's dedup bases (all match / none / depends) from the
-   catalog's dictionary; fetch base ids of filter columns only where the class varies.
-3. Phase B: rows still undetermined (three-valued AND/OR) fetch deviations of just the
-   predicates that are undetermined for them.
+2. Phase A: trend columns (timestamps, counters) narrow each object to a row window from
+   their line alone; each other predicate classifies its column's dedup bases (all match /
+   none / depends) from the catalog's dictionary; base ids are fetched, inside the window,
+   only for predicates whose class varies across bases.
+3. Phase B: rows still undecided (three-valued AND/OR) fetch the deviations (and, for trend
+   columns, base ids) of just the predicates undecided for them.
 4. Phase C: fetch only the projected sub-columns of the matching rows (after ``limit``).
-Each phase is one multi-range request per fragment touched (:mod:`zflow.tsdb.fetch`).
+Each phase is one multi-range request per fragment touched (:mod:`zflow.tsdb.fetch`); the
+report separates filter-phase and projection-phase bytes.
 """
 
 from __future__ import annotations
