@@ -128,20 +128,21 @@ def matmul_region(coefs: np.ndarray, src: np.ndarray | Sequence[Any],
     if out is not None:
         if len(out) != len(coefs):
             raise ValueError(f"{len(coefs)} output rows expected, got {len(out)}")
-        simd = _simd_state()
-        if len(_as_rows(src)) != np.shape(coefs)[1]:
-            raise ValueError(f"{np.shape(coefs)[1]} coefficients per row but {len(src)} source regions")
-        if any(np.shape(o) != (_length(src),) for o in out):
+        coefs = np.asarray(coefs, dtype=np.uint8)
+        rows = _as_rows(src)
+        if len(rows) != coefs.shape[1]:
+            raise ValueError(f"{coefs.shape[1]} coefficients per row but {len(rows)} source regions")
+        length = _length(rows)
+        if any(np.shape(o) != (length,) for o in out):
             raise ValueError("output rows must be as long as the source regions")
         direct = all(isinstance(o, np.ndarray) and o.ndim == 1 and o.flags.c_contiguous
                      and o.flags.writeable and o.dtype == np.uint8 for o in out)
-        if direct and simd and np.shape(coefs)[1] <= MAX_SIMD_SOURCES:
-            return _matmul_simd(simd, np.asarray(coefs, dtype=np.uint8), _as_rows(src), _length(src),
-                                out=out)
+        simd = _simd_state()
+        if direct and simd and coefs.shape[1] <= MAX_SIMD_SOURCES:
+            return _matmul_simd(simd, coefs, rows, length, out=out)
         if direct and _numba_kernels() and all(o.ctypes.data % 8 == 0 for o in out):
-            return _matmul_words(_numba_kernels(), np.asarray(coefs, dtype=np.uint8), _as_rows(src),
-                                 _length(src), out=out)
-        res = matmul_region(coefs, src)
+            return _matmul_words(_numba_kernels(), coefs, rows, length, out=out)
+        res = matmul_region(coefs, rows)
         for o, row in zip(out, res, strict=True):
             o[...] = row
         return out
@@ -169,9 +170,10 @@ def _as_rows(src: Any) -> Any:
 
 
 def _length(rows: Any) -> int:
+    """Common length of the rows from :func:`_as_rows`."""
     if isinstance(rows, np.ndarray):
         return int(rows.shape[1])
-    lengths = {int(x.shape[0]) for x in _as_rows(rows)}
+    lengths = {int(x.shape[0]) for x in rows}
     if len(lengths) > 1:
         raise ValueError("source regions have different lengths")
     return lengths.pop() if lengths else 0
