@@ -3,6 +3,7 @@ file, ingested into local-directory locations under a temporary directory."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -24,6 +25,17 @@ def station_path() -> Path | None:
         if base and (Path(base) / STATION).is_file():
             return Path(base) / STATION
     return None
+
+
+def bench_args(doc: str | None = None) -> argparse.Namespace:
+    """``--quick`` (300k rows, 1 MiB objects) or full scale (2.3M rows, 4 MiB objects)."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--quick", action="store_true", help="300k rows instead of 2.3M, fewer repetitions")
+    ap.add_argument("--rows", type=int, help="override the row count")
+    args = ap.parse_args()
+    args.n_rows = args.rows or (300_000 if args.quick else 2_300_000)
+    args.object_bytes = (1 << 20) if args.quick else (4 << 20)
+    return args
 
 
 def intel(rows: int, k: int = 4, n: int = 6, object_bytes: int = 4 << 20,

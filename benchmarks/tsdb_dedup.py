@@ -11,11 +11,10 @@ Every GD column is checked to round-trip exactly.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
-from _tsdb_data import intel, station
+from _tsdb_data import bench_args, intel, station
 
 SENSOR = ("temperature", "humidity", "light", "voltage")
 
@@ -52,11 +51,8 @@ def measure(ds, data, label: str) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="300k rows instead of 2.3M")
-    args = ap.parse_args()
-    n = 300_000 if args.quick else 2_300_000
-    ds, data = intel(n, object_bytes=(1 << 20) if args.quick else (4 << 20))
+    args = bench_args(__doc__)
+    ds, data = intel(args.n_rows, object_bytes=args.object_bytes)
     results = measure(ds, data, "intel")
     s = station()
     if s is not None:

@@ -11,14 +11,13 @@ the query, for both systems. Latency = median of repetitions. "selective" = sele
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _tsdb_data import intel, logical, station
+from _tsdb_data import bench_args, intel, logical, station
 
 
 def rchar() -> int:
@@ -100,13 +99,10 @@ def run(ds, data, label, make, reps, tmp) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="300k rows instead of 2.3M, fewer repetitions")
-    args = ap.parse_args()
-    n = 300_000 if args.quick else 2_300_000
+    args = bench_args(__doc__)
     reps = 3 if args.quick else 7
     tmp = tempfile.mkdtemp(prefix="tsdb-duck-")
-    ds, data = intel(n, object_bytes=(1 << 20) if args.quick else (4 << 20), tmp=tmp)
+    ds, data = intel(args.n_rows, object_bytes=args.object_bytes, tmp=tmp)
     results = run(ds, data, "intel", intel_queries, reps, tmp)
     s = station(tmp=tempfile.mkdtemp(prefix="tsdb-duck-"))
     if s is not None:

@@ -20,11 +20,10 @@ Every result is checked against a numpy evaluation of the same query.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
-from _tsdb_data import fit, intel, logical, station
+from _tsdb_data import bench_args, fit, intel, logical, station
 
 from zflow.tsdb.fetch import REMOTE_GAP
 from zflow.tsdb.query import _may_match, compile_where, effective_where
@@ -90,13 +89,9 @@ def measure(ds, data, label: str, make) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="300k rows instead of 2.3M")
-    ap.add_argument("--rows", type=int)
-    args = ap.parse_args()
-    n_rows = args.rows or (300_000 if args.quick else 2_300_000)
+    args = bench_args(__doc__)
     t0 = time.perf_counter()
-    ds, data = intel(n_rows, object_bytes=(1 << 20) if args.quick else (4 << 20))
+    ds, data = intel(args.n_rows, object_bytes=args.object_bytes)
     st = ds.stats()
     print(f"intel: {st['rows']:,} rows, {st['objects']} objects, k={st['coding']['k']} n={st['coding']['n']}, "
           f"ingest {time.perf_counter() - t0:.1f}s, compression {st['compression_ratio']}x")
