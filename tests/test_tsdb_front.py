@@ -129,8 +129,10 @@ def test_mixed_locations_dir_http_zenoh(router, zsession, tmp_path: Path) -> Non
             with Dataset.from_config(cfg) as ds:
                 res = ds.query(sel)
                 assert np.array_equal(res.columns["moteid"], data["moteid"][mask])
+                full = ds.query()  # reads every data fragment
+                assert np.array_equal(full.columns["voltage"], data["voltage"])
                 http_holds_data = any(1 in m.placement[:2] for m in ds.catalog.objects.values())
-                assert (url in res.report["locations_down"]) == http_holds_data
+                assert (url in full.report["locations_down"]) == http_holds_data
     finally:
         server.shutdown()
         server.server_close()

@@ -105,6 +105,9 @@ def _check(ds: Dataset, data: dict[str, np.ndarray]) -> None:
         assert mask.any() and res.report["rows"] == int(mask.sum()), sel
         for c, v in res.columns.items():
             assert np.array_equal(v, data[c][mask].astype(v.dtype)), (sel, c)
+    res = ds.query("time=1988-01-01T00:00..1988-01-02&cols=time,dry_bulb")  # ISO dates, UTC
+    m = (data["time"] >= 567993600) & (data["time"] <= 568080000)
+    assert m.sum() == 24 and np.array_equal(res.columns["dry_bulb"], data["dry_bulb"][m])
     t0 = data["time"][1000]
     res = ds.query(f"time={t0}..{t0 + 86400}&cols=time,ghi", limit=10)
     m = (data["time"] >= t0) & (data["time"] <= t0 + 86400)
@@ -165,3 +168,5 @@ def test_station_cli(station: Path, tmp_path: Path) -> None:
     r = run("stats", "bad2.yaml")
     assert r.returncode == 2 and "bad2.yaml:4" in r.stderr and "locations[1]" in r.stderr, r.stderr
     assert run("verify", "ds.yaml").returncode == 0
+    r = run("json-schema")
+    assert r.returncode == 0 and "time_column" in json.loads(r.stdout)["schema"]["properties"]

@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             c.add_argument("--location", action="append", help="only rebuild on these locations")
         c.set_defaults(handler=fn)
 
+    c = ts.add_parser("json-schema", help="JSON Schema of the dataset schema and config files")
+    c.add_argument("-o", "--output-dir", help="write tsdb-schema.json and tsdb-dataset.json here")
+    c.set_defaults(handler=_json_schema)
+
     c = ts.add_parser("serve", help="run the Zenoh storage front")
     c.add_argument("config")
     c.add_argument("--connect", action="append", default=[])
@@ -162,7 +166,26 @@ def _repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zflow.documents import dump_schema
+    from zflow.tsdb.schema import Schema
+    from zflow.tsdb.store import DatasetConfig
+
+    if args.output_dir:
+        dump_schema(Schema, Path(args.output_dir) / "tsdb-schema.json")
+        dump_schema(DatasetConfig, Path(args.output_dir) / "tsdb-dataset.json")
+    else:
+        print(json.dumps({"schema": Schema.model_json_schema(),
+                          "dataset": DatasetConfig.model_json_schema()}, indent=2))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     import signal
     import threading
 

@@ -13,6 +13,7 @@ arrival order (a get after a put from the same session sees the put's rows once 
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 from typing import Any
@@ -23,6 +24,8 @@ from zflow import codec, keyexprs
 from zflow.errors import RuntimeFailure, UserError
 from zflow.tsdb.readers import rows_to_columns
 from zflow.tsdb.store import Dataset
+
+log = logging.getLogger(__name__)
 
 
 def _sample_value(sample: Any) -> Any:
@@ -93,8 +96,10 @@ class Front:
                         self._on_query(item)
                     finally:
                         item.drop()  # finalise now: the getter's reply stream ends here
-            except Exception as exc:  # keep serving; the error is visible to the caller/log
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # keep serving; the error goes to the log
+                text = exc.render() if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+                self.errors.append(text)
+                log.warning("tsdb front %s: %s", self.ds.name, text)
             del item
             self.ds.ingestor.tick()
 
