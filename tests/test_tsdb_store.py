@@ -163,6 +163,19 @@ def test_any_n_minus_k_locations_down(tmp_path: Path) -> None:
                 (tmp_path / f"gone{i}").rename(tmp_path / f"loc{i}")
 
 
+def test_open_with_reordered_locations(tmp_path: Path) -> None:
+    data = _data(600)
+    locs = _locs(tmp_path, 5)
+    ds = Dataset.create(_schema(True, target=8000), locs)
+    ds.ingest(data)
+    ds.flush()
+    res = Dataset.open("rt", locs[::-1]).query("filter=temp>20")
+    assert np.array_equal(res.columns["c_u32"], data["c_u32"][data["temp"] > 20])
+    with pytest.raises(UserError) as e:
+        Dataset.open("rt", locs[:4])
+    assert "created on 5 locations" in e.value.render()
+
+
 def test_repair_and_verify(tmp_path: Path) -> None:
     data = _data(900)
     locs = _locs(tmp_path, 5)

@@ -76,6 +76,23 @@ def load_config(path: str | Path) -> tuple[Schema, list[str], dict | None]:
     return schema, cfg.locations, cfg.zenoh
 
 
+def _match_locations(recorded: list[str], stores: list[Any]) -> list[Any]:
+    """Order stores as the catalog recorded them (fragment maps hold location indices): by name
+    when the config lists the same locations in another order, by position when it renamed
+    them (e.g. a server moved to another port) but kept their number."""
+    names = [s.name for s in stores]
+    if names == recorded:
+        return stores
+    if sorted(names) == sorted(recorded):
+        by_name = dict(zip(names, stores, strict=True))
+        return [by_name[n] for n in recorded]
+    if len(names) == len(recorded):
+        return stores
+    raise UserError(Problem(
+        f"the dataset was created on {len(recorded)} locations {recorded}, the config lists "
+        f"{len(names)}: {names}", hint="list the same locations (same order if renamed)"))
+
+
 class Dataset:
     def __init__(self, catalog: cat.Catalog, stores: list[Any]):
         self.catalog = catalog
@@ -118,7 +135,8 @@ class Dataset:
     @classmethod
     def open(cls, name: str, locations: list[Any], zenoh: dict | None = None) -> Dataset:
         stores = [open_location(x, zenoh) if isinstance(x, str) else x for x in locations]
-        return cls(cat.load(stores, name), stores)
+        catalog = cat.load(stores, name)
+        return cls(catalog, _match_locations(catalog.locations, stores))
 
     @classmethod
     def from_config(cls, path: str | Path, create: bool = False) -> Dataset:
