@@ -301,3 +301,31 @@ def test_trend_columns_round_trip_and_decide_time_ranges_from_metadata(tmp_path:
     res = ds.query(f"time={t[100]}..{t[150]}&cols=moteid")
     time_bytes = sum(m.layout.subcolumns["time.dev"].stream_size for m in metas)
     assert res.report["bytes_fetched"] < time_bytes / len(metas) / 4
+
+
+def test_verified_reads_detect_and_decode_around_corruption(tmp_path: Path) -> None:
+    from zflow.tsdb.catalog import fragment_key
+    from zflow.tsdb.fragments import PAYLOAD_OFFSET
+
+    data = _data(3000)
+    locs = _locs(tmp_path, 5)
+    schema = _schema(True, target=1 << 20).model_copy(update={"chunk_size": 256})
+    ds = Dataset.create(schema, locs)
+    ds.ingest(data)
+    ds.flush()
+    m = ds.catalog.sorted_objects()[0]
+    col = next(c for c in ("c_u32", "c_i64", "c_u64") if m.layout.subcolumns[f"{c}.dev"].segments)
+    _, _, off = m.layout.subcolumns[f"{col}.dev"].segments[0]
+    frag, at = off // m.layout.frag_size, off % m.layout.frag_size
+    path = tmp_path / f"loc{m.placement[frag]}" / fragment_key("rt", m.oid, frag)
+    raw = bytearray(path.read_bytes())
+    raw[PAYLOAD_OFFSET + at] ^= 0x5A  # flip low bits of row 0's deviation
+    path.write_bytes(bytes(raw))
+    plain = ds.query(f"cols={col}&limit=1")
+    assert plain.columns[col][0] != data[col][0]  # an unverified range read cannot tell
+    checked = ds.query(f"cols={col}&limit=1", verify=True)
+    assert checked.columns[col][0] == data[col][0]
+    assert checked.report["corrupt_chunks"] == 1 and checked.report["degraded_ranges"] > 0
+    full = ds.query(verify=True)
+    for c, v in data.items():
+        assert np.array_equal(full.columns[c], v.astype(full.columns[c].dtype), equal_nan=True), c

@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--limit", type=int)
     c.add_argument("--format", choices=["table", "csv", "json"], default="table")
     c.add_argument("--report", action="store_true", help="print the fetch report to stderr")
+    c.add_argument("--verify", action="store_true", help="check chunk checksums of every byte read")
     c.set_defaults(handler=_query)
 
     for name, fn, help_ in (("stats", _stats, "storage overhead, compression, per-location bytes"),
@@ -115,7 +116,8 @@ def _ingest(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     with _open(args.config) as ds:
         res = ds.query(args.selector, filter=args.filter,
-                       cols=args.cols.split(",") if args.cols else None, time=args.time, limit=args.limit)
+                       cols=args.cols.split(",") if args.cols else None, time=args.time, limit=args.limit,
+                       verify=args.verify)
     cols = res.columns
     if args.format == "json":
         print(json.dumps(res.to_json()))

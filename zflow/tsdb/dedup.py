@@ -96,7 +96,13 @@ def split_keys(keys: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
 def join_keys(ids: np.ndarray, dev: np.ndarray, bases: np.ndarray, dev_bits: int) -> np.ndarray:
     if dev_bits >= 64:
         return np.asarray(dev, dtype=U64)
-    return (bases[np.asarray(ids, dtype=np.int64)] << U64(dev_bits)) | np.asarray(dev, dtype=U64)
+    idx = np.asarray(ids, dtype=np.int64)
+    if len(idx) and int(idx.max()) >= len(bases):
+        from zflow.errors import RuntimeFailure
+
+        raise RuntimeFailure("corrupted data: a base id lies outside the object's dictionary "
+                             "(run `zflow tsdb verify`/`repair`, or query with --verify)")
+    return (bases[idx] << U64(dev_bits)) | np.asarray(dev, dtype=U64)
 
 
 def base_ranges(bases: np.ndarray, dev_bits: int) -> tuple[np.ndarray, np.ndarray]:

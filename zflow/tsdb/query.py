@@ -105,7 +105,7 @@ def _window(m: ObjectMeta, compiled: Compiled) -> np.ndarray:
     return np.arange(lo, hi) if lo < hi else np.zeros(0, dtype=np.int64)
 
 
-def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
+def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False) -> Result:
     check_query(q, ds.schema)
     schema = ds.schema
     where = effective_where(q, ds)
@@ -113,7 +113,7 @@ def run(ds: Dataset, q: Query, gap: int | None = None) -> Result:
     out_cols = q.cols or schema.names
     objects = ds.catalog.sorted_objects()
     cand = [m for m in objects if _may_match(m, compiled)]
-    f = Fetcher(ds, gap)
+    f = Fetcher(ds, gap, verify)
     matches: dict[str, np.ndarray] = {}
     if compiled:
         # phase A: decide rows from metadata where possible (trend lines narrow each object to

@@ -202,7 +202,10 @@ class Dataset:
     # ---- queries ---------------------------------------------------------------------------------
     def query(self, selector: str | Query | None = None, *, filter: str | None = None,
               cols: list[str] | None = None, time: str | tuple | None = None,
-              limit: int | None = None, naive: bool = False, gap: int | None = None) -> Result:
+              limit: int | None = None, naive: bool = False, gap: int | None = None,
+              verify: bool = False) -> Result:
+        """Run a query. ``verify`` reads whole checksum chunks and checks them (a corrupted chunk
+        is then decoded from other fragments), at the cost of reading more bytes."""
         if isinstance(selector, Query):
             q = selector
         elif selector:
@@ -219,7 +222,7 @@ class Dataset:
             q.limit = limit
         if naive:
             return run_naive(self, q)
-        return run(self, q, gap=gap)
+        return run(self, q, gap=gap, verify=verify)
 
     # ---- maintenance -----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
