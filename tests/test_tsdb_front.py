@@ -55,6 +55,8 @@ def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> Non
         assert str(r.ok.encoding).startswith(codec.JSON)
         out = json.loads(r.ok.payload.to_bytes())
         assert out["columns"]["moteid"] == [3, 3, 3, 3]
+        st = json.loads(_get(zsession, keyexprs.tsdb("intel", "stats"))[0].ok.payload.to_bytes())
+        assert st["rows"] == 3005 and st["compression_ratio"] > 1
         # a bad selector gets an error reply that says what is wrong
         r = _get(zsession, keyexprs.tsdb("intel", "query") + "?filter=temprature>3")[0]
         assert r.ok is None

@@ -2,7 +2,8 @@
 
 Subscribes on ``zflow/tsdb/{dataset}/**``: a put on ``.../ingest`` carries rows (msgpack or
 JSON: a dict of columns or a list of row dicts), a put on ``.../flush`` seals buffered rows.
-Answers gets on ``.../query?filter=...&cols=...&time=a..b&limit=N&format=msgpack|json`` with
+Answers gets on ``.../stats`` (JSON) and
+``.../query?filter=...&cols=...&time=a..b&limit=N&format=msgpack|json`` with
 ``{"columns": {name: array}, "report": {...}}`` (msgpack numpy columns via :mod:`zflow.codec`,
 or JSON lists); a bad selector gets an error reply that says what is wrong.
 
@@ -49,6 +50,7 @@ class Front:
         self.errors: list[str] = []
         self._sub = None
         self._qbl = None
+        self._stats = None
         self._thread = threading.Thread(target=self._loop, name=f"tsdb-front-{ds.name}", daemon=True)
 
     def start(self) -> Front:
@@ -57,12 +59,14 @@ class Front:
             keyexprs.tsdb(name, "**"), lambda s: self.jobs.put(("put", s)))
         self._qbl = self.session.declare_queryable(
             keyexprs.tsdb(name, "query"), lambda q: self.jobs.put(("query", q)))
+        self._stats = self.session.declare_queryable(
+            keyexprs.tsdb(name, "stats"), lambda q: self.jobs.put(("stats", q)))
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self.stop_event.set()
-        for ent in (self._sub, self._qbl):
+        for ent in (self._sub, self._qbl, self._stats):
             if ent is not None:
                 try:
                     ent.undeclare()
@@ -93,7 +97,10 @@ class Front:
                     self._on_put(item)
                 else:
                     try:
-                        self._on_query(item)
+                        if kind == "stats":
+                            item.reply(item.key_expr, json.dumps(self.ds.stats()).encode(), encoding=codec.JSON)
+                        else:
+                            self._on_query(item)
                     finally:
                         item.drop()  # finalise now: the getter's reply stream ends here
             except Exception as exc:  # keep serving; the error goes to the log
