@@ -52,6 +52,10 @@ def open_location(spec: str, name: str | None = None, session: Any = None,
                                   connect=connect)
     from storage_backends.local_dir import LocalDirStore
 
+    scheme = spec.split("://", 1)[0] if "://" in spec else None
+    if scheme is not None and scheme != "file":
+        raise ValueError(f"location {spec!r}: unknown scheme {scheme!r} "
+                         "(expected file:///path, dir:/path, http://host:port or zenoh:NAME)")
     if spec.startswith("file://"):
         path = spec[len("file://"):]
     elif spec.startswith("dir:"):

@@ -141,6 +141,8 @@ def test_open_location_specs(tmp_path: Path) -> None:
     assert isinstance(open_location("http://127.0.0.1:1"), HttpRangeStore)
     with pytest.raises(ValueError, match="session or connect"):
         open_location("zenoh:x")
+    with pytest.raises(ValueError, match="unknown scheme 's3'"):
+        open_location("s3://bucket/x")
 
 
 # ---- RFC 7233 parsing ----------------------------------------------------------------------------
