@@ -8,7 +8,7 @@ Layout (see DESIGN.md):
 - daemon control        ``zflow/ctl/daemon/{daemon_id}/...``
 - scheduler             ``zflow/ctl/sched/...``
 - liveliness            ``zflow/alive/daemon/{daemon_id}``, ``zflow/alive/node/{flow}/{instance}/{node}``
-- time-series store     ``zflow/tsdb/{dataset}/...``
+- time-series store     ``zflow/tsdb/{dataset}/...``; fragment locations ``zflow/tsdb/_loc/{location}/...``
 - workflow runs         ``zflow/runs/{workflow}/{run_id}``
 - builds                ``zflow/build/...``
 """
@@ -80,7 +80,22 @@ def sched(*rest: str) -> str:
 
 # ---- storage, runs, builds ----------------------------------------------------------------------
 def tsdb(dataset: str, *rest: str) -> str:
+    if dataset == "_loc":
+        raise UserError("dataset name '_loc' is reserved for fragment locations (zflow/tsdb/_loc/...)")
     return _join(ROOT, "tsdb", chunk(dataset, "dataset"), *rest)
+
+
+def tsdb_location(location: str, *rest: str) -> str:
+    """A Zenoh fragment location: ``zflow/tsdb/_loc/{location}/...`` (``@`` is reserved by Zenoh).
+
+    ``_loc`` is therefore not usable as a dataset name.
+    """
+    return _join(ROOT, "tsdb", "_loc", chunk(location, "location"), *rest)
+
+
+def tsdb_fragment(location: str, key: str) -> str:
+    """The key of fragment ``key`` (``a/b/c``) at Zenoh location ``location``."""
+    return tsdb_location(location, "f", *(chunk(part, "fragment key chunk") for part in key.split("/")))
 
 
 def runs(workflow: str, run_id: str = "*") -> str:

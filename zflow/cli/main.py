@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "zflow.cli.run",
     "zflow.cli.demo",
     "zflow.cli.workflow",
+    "zflow.cli.tsdb",
 )
 
 
