@@ -329,3 +329,22 @@ def test_verified_reads_detect_and_decode_around_corruption(tmp_path: Path) -> N
     full = ds.query(verify=True)
     for c, v in data.items():
         assert np.array_equal(full.columns[c], v.astype(full.columns[c].dtype), equal_nan=True), c
+
+
+def test_fetcher_uses_a_vectorised_store_read_when_offered(tmp_path: Path) -> None:
+    from storage_backends.local_dir import LocalDirStore
+
+    calls = []
+
+    class Concat(LocalDirStore):
+        def get_ranges_concat(self, key: str, starts: np.ndarray, ends: np.ndarray) -> bytes:
+            calls.append(len(starts))
+            return b"".join(self.get_ranges(key, list(zip(starts.tolist(), ends.tolist(), strict=True))))
+
+    stores = [Concat(str(tmp_path / f"c{i}"), name=f"c{i}") for i in range(5)]
+    data = _data(800)
+    ds = Dataset.create(_schema(True, target=8000), stores)
+    ds.ingest(data)
+    ds.flush()
+    _check_queries(ds, data)
+    assert calls
