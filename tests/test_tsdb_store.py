@@ -140,6 +140,10 @@ def test_queries_match_numpy_and_fetch_less(tmp_path: Path) -> None:
     assert res.report["objects_scanned"] < res.report["objects"]  # min/max pruning
     lim = ds.query("filter=temp>25&cols=time", limit=7)
     assert np.array_equal(lim.columns["time"], data["time"][data["temp"] > 25][:7])
+    assert lim.report["objects_scanned"] < res.report["objects"]  # stopped once 7 rows matched
+    for n in (0, 1, 300, 10_000):
+        lim = ds.query("filter=temp>25|c_i8<0&cols=temp", limit=n)
+        assert np.array_equal(lim.columns["temp"], data["temp"][(data["temp"] > 25) | (data["c_i8"] < 0)][:n])
 
 
 def test_any_n_minus_k_locations_down(tmp_path: Path) -> None:
