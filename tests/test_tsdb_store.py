@@ -140,6 +140,10 @@ def test_queries_match_numpy_and_fetch_less(tmp_path: Path) -> None:
     assert res.report["objects_scanned"] < res.report["objects"]  # min/max pruning
     lim = ds.query("filter=temp>25&cols=time", limit=7)
     assert np.array_equal(lim.columns["time"], data["time"][data["temp"] > 25][:7])
+    assert lim.report["objects_scanned"] < res.report["objects"]  # stopped once 7 rows matched
+    for n in (0, 1, 300, 10_000):
+        lim = ds.query("filter=temp>25|c_i8<0&cols=temp", limit=n)
+        assert np.array_equal(lim.columns["temp"], data["temp"][(data["temp"] > 25) | (data["c_i8"] < 0)][:n])
 
 
 def test_any_n_minus_k_locations_down(tmp_path: Path) -> None:
@@ -329,3 +333,22 @@ def test_verified_reads_detect_and_decode_around_corruption(tmp_path: Path) -> N
     full = ds.query(verify=True)
     for c, v in data.items():
         assert np.array_equal(full.columns[c], v.astype(full.columns[c].dtype), equal_nan=True), c
+
+
+def test_fetcher_uses_a_vectorised_store_read_when_offered(tmp_path: Path) -> None:
+    from storage_backends.local_dir import LocalDirStore
+
+    calls = []
+
+    class Concat(LocalDirStore):
+        def get_ranges_concat(self, key: str, starts: np.ndarray, ends: np.ndarray) -> bytes:
+            calls.append(len(starts))
+            return b"".join(self.get_ranges(key, list(zip(starts.tolist(), ends.tolist(), strict=True))))
+
+    stores = [Concat(str(tmp_path / f"c{i}"), name=f"c{i}") for i in range(5)]
+    data = _data(800)
+    ds = Dataset.create(_schema(True, target=8000), stores)
+    ds.ingest(data)
+    ds.flush()
+    _check_queries(ds, data)
+    assert calls

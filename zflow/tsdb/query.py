@@ -105,6 +105,102 @@ def _window(m: ObjectMeta, compiled: Compiled) -> np.ndarray:
     return np.arange(lo, hi) if lo < hi else np.zeros(0, dtype=np.int64)
 
 
+def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str, np.ndarray]:
+    """Matching rows per object (phases A and B)."""
+    matches: dict[str, np.ndarray] = {}
+    # phase A: decide rows from metadata where possible (trend lines narrow each object to
+    # a row window; dedup base classes accept or reject whole bases), then fetch base ids
+    # only inside the window and only for predicates whose class varies across bases
+    classes: dict[str, list[list[np.ndarray | None]]] = {}
+    windows: dict[str, np.ndarray] = {}
+    items = []
+    for m in cand:
+        win = _window(m, compiled)
+        windows[m.oid] = win
+        if len(win) == 0:
+            continue
+        cl: list[list[np.ndarray | None]] = []
+        need = set()
+        for conj in compiled:
+            row_cl: list[np.ndarray | None] = []
+            for c, ivs in conj:
+                cm = m.columns[c]
+                if cm.trend is not None:
+                    row_cl.append(None)  # decided per row from the trend line
+                    continue
+                cls = dedup.classify_bases(cm.bases, cm.dev_bits, ivs)
+                row_cl.append(cls)
+                if m.layout.subcolumns[f"{c}.base"].bits and ((cls == 2).any() or cls.min() != cls.max()):
+                    need.add(c)
+            cl.append(row_cl)
+        classes[m.oid] = cl
+        items += [(m, f"{c}.base", win) for c in sorted(need)]
+    f.fetch(items)
+    # phase B: base ids (trend columns) and deviations of the rows still undecided
+    states: dict[str, list[list[np.ndarray]]] = {}
+    ids_of: dict[tuple[str, str], np.ndarray] = {}
+    results: dict[str, np.ndarray] = {}
+    items = []
+    for m in cand:
+        win = windows[m.oid]
+        if len(win) == 0:
+            continue
+        n = len(win)
+        st = []
+        for conj, cconj in zip(compiled, classes[m.oid], strict=True):
+            row = []
+            for (c, ivs), cls in zip(conj, cconj, strict=True):
+                cm = m.columns[c]
+                if cls is None:
+                    row.append(dedup.trend_states(win, cm.trend, cm.min_key, cm.max_key, ivs))
+                    continue
+                if (m.oid, c) not in ids_of:
+                    ids_of[(m.oid, c)] = f.values(m, f"{c}.base", win)
+                row.append(cls[ids_of[(m.oid, c)].astype(np.int64)])
+            st.append(row)
+        states[m.oid] = st
+        res = _three_valued(compiled, st, n)
+        und = res == 2
+        if und.any():
+            need_rows: dict[str, np.ndarray] = {}
+            for conj, srow in zip(compiled, st, strict=True):
+                for (c, _), s_ in zip(conj, srow, strict=True):
+                    mask = und & (s_ == 2)
+                    need_rows[c] = need_rows.get(c, np.zeros(n, dtype=bool)) | mask
+            for c, mask in need_rows.items():
+                if mask.any():
+                    rows = win[np.nonzero(mask)[0]]
+                    items.append((m, f"{c}.dev", rows))
+                    if m.columns[c].trend is not None:
+                        items.append((m, f"{c}.base", rows))
+        results[m.oid] = res
+    f.fetch(items)
+    for m in cand:
+        win = windows[m.oid]
+        if len(win) == 0:
+            matches[m.oid] = win
+            continue
+        res = results[m.oid]
+        und = np.nonzero(res == 2)[0]  # positions inside the window
+        if len(und):
+            st = states[m.oid]
+            for conj, srow in zip(compiled, st, strict=True):
+                for j, (c, ivs) in enumerate(conj):
+                    s_ = srow[j]
+                    pos = und[s_[und] == 2]
+                    if len(pos) == 0:
+                        continue
+                    cm = m.columns[c]
+                    rows = win[pos]
+                    ids = ids_of[(m.oid, c)][pos] if cm.trend is None else f.values(m, f"{c}.base", rows)
+                    keys = cm.keys(ids, f.values(m, f"{c}.dev", rows), rows)
+                    s_ = s_.copy()
+                    s_[pos] = ordkeys.in_intervals(keys, ivs).astype(np.int8)
+                    srow[j] = s_
+            res = _three_valued(compiled, st, len(win))
+        matches[m.oid] = win[np.nonzero(res == 1)[0]]
+    return matches
+
 def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False) -> Result:
     check_query(q, ds.schema)
     schema = ds.schema
@@ -115,100 +211,18 @@ def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False) -> 
     cand = [m for m in objects if _may_match(m, compiled)]
     f = Fetcher(ds, gap, verify)
     matches: dict[str, np.ndarray] = {}
-    if compiled:
-        # phase A: decide rows from metadata where possible (trend lines narrow each object to
-        # a row window; dedup base classes accept or reject whole bases), then fetch base ids
-        # only inside the window and only for predicates whose class varies across bases
-        classes: dict[str, list[list[np.ndarray | None]]] = {}
-        windows: dict[str, np.ndarray] = {}
-        items = []
-        for m in cand:
-            win = _window(m, compiled)
-            windows[m.oid] = win
-            if len(win) == 0:
-                continue
-            cl: list[list[np.ndarray | None]] = []
-            need = set()
-            for conj in compiled:
-                row_cl: list[np.ndarray | None] = []
-                for c, ivs in conj:
-                    cm = m.columns[c]
-                    if cm.trend is not None:
-                        row_cl.append(None)  # decided per row from the trend line
-                        continue
-                    cls = dedup.classify_bases(cm.bases, cm.dev_bits, ivs)
-                    row_cl.append(cls)
-                    if m.layout.subcolumns[f"{c}.base"].bits and ((cls == 2).any() or cls.min() != cls.max()):
-                        need.add(c)
-                cl.append(row_cl)
-            classes[m.oid] = cl
-            items += [(m, f"{c}.base", win) for c in sorted(need)]
-        f.fetch(items)
-        # phase B: base ids (trend columns) and deviations of the rows still undecided
-        states: dict[str, list[list[np.ndarray]]] = {}
-        ids_of: dict[tuple[str, str], np.ndarray] = {}
-        results: dict[str, np.ndarray] = {}
-        items = []
-        for m in cand:
-            win = windows[m.oid]
-            if len(win) == 0:
-                continue
-            n = len(win)
-            st = []
-            for conj, cconj in zip(compiled, classes[m.oid], strict=True):
-                row = []
-                for (c, ivs), cls in zip(conj, cconj, strict=True):
-                    cm = m.columns[c]
-                    if cls is None:
-                        row.append(dedup.trend_states(win, cm.trend, cm.min_key, cm.max_key, ivs))
-                        continue
-                    if (m.oid, c) not in ids_of:
-                        ids_of[(m.oid, c)] = f.values(m, f"{c}.base", win)
-                    row.append(cls[ids_of[(m.oid, c)].astype(np.int64)])
-                st.append(row)
-            states[m.oid] = st
-            res = _three_valued(compiled, st, n)
-            und = res == 2
-            if und.any():
-                need_rows: dict[str, np.ndarray] = {}
-                for conj, srow in zip(compiled, st, strict=True):
-                    for (c, _), s_ in zip(conj, srow, strict=True):
-                        mask = und & (s_ == 2)
-                        need_rows[c] = need_rows.get(c, np.zeros(n, dtype=bool)) | mask
-                for c, mask in need_rows.items():
-                    if mask.any():
-                        rows = win[np.nonzero(mask)[0]]
-                        items.append((m, f"{c}.dev", rows))
-                        if m.columns[c].trend is not None:
-                            items.append((m, f"{c}.base", rows))
-            results[m.oid] = res
-        f.fetch(items)
-        for m in cand:
-            win = windows[m.oid]
-            if len(win) == 0:
-                matches[m.oid] = win
-                continue
-            res = results[m.oid]
-            und = np.nonzero(res == 2)[0]  # positions inside the window
-            if len(und):
-                st = states[m.oid]
-                for conj, srow in zip(compiled, st, strict=True):
-                    for j, (c, ivs) in enumerate(conj):
-                        s_ = srow[j]
-                        pos = und[s_[und] == 2]
-                        if len(pos) == 0:
-                            continue
-                        cm = m.columns[c]
-                        rows = win[pos]
-                        ids = ids_of[(m.oid, c)][pos] if cm.trend is None else f.values(m, f"{c}.base", rows)
-                        keys = cm.keys(ids, f.values(m, f"{c}.dev", rows), rows)
-                        s_ = s_.copy()
-                        s_[pos] = ordkeys.in_intervals(keys, ivs).astype(np.int8)
-                        srow[j] = s_
-                res = _three_valued(compiled, st, len(win))
-            matches[m.oid] = win[np.nonzero(res == 1)[0]]
-    else:
+    if not compiled:
         matches = {m.oid: np.arange(m.n_rows) for m in cand}
+    elif q.limit is None:
+        matches = _filter(f, cand, compiled)
+    else:  # stop filtering objects once the limit is reached (batches of growing size)
+        found, i, step = 0, 0, 1
+        while i < len(cand) and found < q.limit:
+            got = _filter(f, cand[i : i + step], compiled)
+            matches.update(got)
+            found += sum(len(r) for r in got.values())
+            i, step = i + step, step * 2
+        cand = cand[:i]
     filter_bytes = f.fetched()
     # limit, then phase C: projection of matching rows
     remaining = q.limit
