@@ -31,6 +31,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 from typing import Any
 
 from storage_backends.base import (
@@ -60,6 +61,13 @@ from zflow.tsdb.rangewire import (
 MAX_RANGES_IN_SELECTOR = 256
 
 
+_now = time.monotonic
+
+
+class _NoQueryable(Exception):
+    """A query came back at once with no reply: nothing serves the key (yet)."""
+
+
 def _format_ranges(ranges: list[Range]) -> str:
     return ",".join(f"{a}:{b}" for a, b in ranges)
 
@@ -86,6 +94,9 @@ class ZenohLocationStore(FragmentStore):
         super().__init__(name or f"zenoh:{location}")
         self.location = keyexprs.chunk(location, "location")
         self.timeout = timeout
+        # Declarations reach a fresh session asynchronously: right after opening, "no queryable"
+        # may only mean "not heard of yet", so such answers are retried for a short while.
+        self._grace_until = _now() + min(2.0, timeout)
         self._own: Any = None
         if session is None:
             from zflow.transport.session import SessionOptions, open_session
@@ -100,11 +111,19 @@ class ZenohLocationStore(FragmentStore):
             own.__exit__(None, None, None)
 
     def _query(self, selector: str, payload: bytes | None = None) -> bytes:
-        import time
+        while True:
+            try:
+                return self._query_once(selector, payload)
+            except _NoQueryable:
+                if _now() >= self._grace_until:
+                    raise LocationUnavailable(
+                        f"{self.name}: no queryable serves {self.location!r} (location down)") from None
+                time.sleep(0.05)
 
+    def _query_once(self, selector: str, payload: bytes | None) -> bytes:
         import zenoh
 
-        start = time.monotonic()
+        start = _now()
         try:
             replies = self.session.get(selector, payload=payload, timeout=self.timeout,
                                        target=zenoh.QueryTarget.BEST_MATCHING)
@@ -114,8 +133,8 @@ class ZenohLocationStore(FragmentStore):
                 _raise_for(self.name, reply.err.payload.to_bytes().decode("utf-8", "replace"))
         except zenoh.ZError as exc:
             raise LocationUnavailable(f"{self.name}: {exc}") from None
-        if time.monotonic() - start < self.timeout * 0.9:
-            raise LocationUnavailable(f"{self.name}: no queryable serves {self.location!r} (location down)")
+        if _now() - start < self.timeout * 0.9:
+            raise _NoQueryable
         raise LocationUnavailable(f"{self.name}: no reply within {self.timeout}s (location down or overloaded)")
 
     def _sel(self, key: str, **params: str) -> str:
