@@ -55,7 +55,7 @@ def test_validate_reports_every_problem_with_lines_and_hints():
     with pytest.raises(UserError) as info:
         validate(_Outer, doc)
     rendered = [p.render() for p in info.value.problems]
-    assert any("m.yaml:4: items[1].treshold: unknown field (did you mean 'threshold'?)" == r for r in rendered)
+    assert any(r == "m.yaml:4: items[1].treshold: unknown field (did you mean 'threshold'?)" for r in rendered)
     assert any(r.startswith("m.yaml:4: items[1].threshold: required field is missing") for r in rendered)
     assert any(r.startswith("m.yaml:5: items[2].threshold:") for r in rendered)
 
@@ -93,7 +93,6 @@ def test_embedded_router_carries_a_put(router, zsession):
 
     sub = zsession.declare_subscriber("zflow/data/t/**", on_sample)
     with open_session(router.client_options()) as other:
-        import time
 
         for _ in range(50):  # declarations propagate asynchronously
             other.put("zflow/data/t/i/n/o", b"hello")

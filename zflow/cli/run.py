@@ -1,9 +1,80 @@
-"""``zflow run | demo``: running flows on the embedded router."""
+"""``zflow run``: run a flow on this machine (embedded router by default)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from zflow.errors import UserError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # filled in by the runtime work
-    del sub
+def parse_vars(items: list[str] | None) -> dict[str, str]:
+    """``--var K=V`` pairs; a malformed pair is a usage error."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--var {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def load_graph(path: str, variables: dict[str, str], instance: str | None):
+    """A descriptor (YAML/JSON) is compiled; a compiled graph (``zflow graph --format json``) is loaded."""
+    from zflow.dataflow.graph import Graph
+
+    file = Path(path)
+    if file.suffix == ".json" and file.is_file():
+        try:
+            data = json.loads(file.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        if isinstance(data, dict) and "nodes" in data and "flow" in data:
+            graph = Graph.from_dict(data)
+            return graph.with_instance(instance) if instance else graph
+    from zflow.dataflow import compile_file
+
+    return compile_file(path, vars=variables, instance=instance)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from zflow.runtime.run import run_flow
+
+    graph = load_graph(args.flow, parse_vars(args.var), args.instance)
+    log = None if args.quiet else __import__("zflow.runtime.supervisor", fromlist=["x"]).print_prefixed
+    result = run_flow(
+        graph,
+        connect=args.connect or None,
+        listen=args.listen or None,
+        router_config=args.router_config,
+        duration=args.duration,
+        log=log,
+        on_ready=lambda _s: print(
+            f"zflow: flow {graph.flow!r} instance {graph.instance} ready "
+            f"({len(graph.nodes)} nodes); tap it with: zflow/data/{graph.flow}/{graph.instance}/**",
+            file=sys.stderr, flush=True),
+    )
+    how = "stopped" if result.stopped else "finished"
+    print(f"zflow: flow {graph.flow!r} {how} in {result.elapsed_s:.2f}s "
+          f"(ready in {result.ready_s:.2f}s)", file=sys.stderr)
+    for name, st in result.status.items():
+        extra = f", {st['restarts']} restart(s)" if st["restarts"] else ""
+        print(f"  {name}: {st['state']} (exit {st['exit_code']}{extra})", file=sys.stderr)
+    return result.exit_code
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a flow on this machine (embedded Zenoh router by default)")
+    p.add_argument("flow", help="dataflow descriptor (YAML/JSON) or compiled graph (.json)")
+    p.add_argument("--var", action="append", metavar="K=V", help="override a descriptor var")
+    p.add_argument("--instance", help="instance id (default: random)")
+    p.add_argument("--connect", action="append", metavar="ENDPOINT",
+                   help="join an existing Zenoh router instead of embedding one (e.g. tcp/10.0.0.1:7447)")
+    p.add_argument("--listen", action="append", metavar="ENDPOINT",
+                   help="where the embedded router listens (default: a free port on 127.0.0.1)")
+    p.add_argument("--router-config", help="Zenoh JSON5 config for the embedded router (router_config/)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--quiet", "-q", action="store_true", help="do not print node output")
+    p.set_defaults(handler=_run)

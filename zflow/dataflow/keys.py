@@ -9,9 +9,7 @@ from zflow.dataflow.graph import Graph, InputSpec, Link, NodeSpec, OutputSpec
 
 
 def output_key(flow: str, instance: str, node: NodeSpec, port: str) -> str:
-    """Zenoh-subscriber sources publish where the user said; every other output on the data plane."""
-    if node.run.kind == "zenoh-subscriber" and port in node.run.keys:
-        return node.run.keys[port]
+    """Every output, bridges included, is published on the data plane so any link can be tapped."""
     return keyexprs.data(flow, instance, node.id, port)
 
 

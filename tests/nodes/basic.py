@@ -1,0 +1,68 @@
+"""Small nodes used by runtime tests."""
+
+import json
+import os
+import time
+
+import zflow
+
+
+@zflow.source
+def count(ctx):
+    for i in range(int(ctx.config.get("n", 10))):
+        yield {"i": i, "node": ctx.node}
+
+
+@zflow.operator
+def double(value, ctx):
+    return {**value, "i": value["i"] * 2}
+
+
+class Collect(zflow.Sink):
+    """Appends every value to the JSONL file named in config.path."""
+
+    def setup(self, ctx):
+        self.file = open(ctx.config["path"], "a")  # noqa: SIM115
+
+    def on_input(self, port, value, ctx):
+        delay = float(ctx.config.get("delay", 0))
+        if delay:
+            time.sleep(delay)
+        self.file.write(json.dumps(value) + "\n")
+        self.file.flush()
+
+    def teardown(self, ctx):
+        self.file.close()
+
+
+@zflow.operator
+def crash_once(value, ctx):
+    """Fails on the first run (marker file absent), passes on the restart."""
+    marker = ctx.config["marker"]
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("boom (on purpose)")
+    return value
+
+
+@zflow.source
+def forever(ctx):
+    i = 0
+    while ctx.sleep(float(ctx.config.get("period", 0.01))):
+        yield {"i": i}
+        i += 1
+
+
+@zflow.source
+def slow_count(ctx):
+    for i in range(int(ctx.config.get("n", 10))):
+        if not ctx.sleep(float(ctx.config.get("period", 0.02))):
+            return
+        yield {"i": i}
+
+
+@zflow.source
+def burst(ctx):
+    """Emits n values flat out (for QoS tests)."""
+    for i in range(int(ctx.config.get("n", 100))):
+        yield {"i": i}

@@ -1,0 +1,444 @@
+"""A node host: one process running one process group of a flow's nodes.
+
+Data path, chosen for speed:
+
+- a link to a node in another process is a Zenoh publisher → subscriber with a bounded
+  Rust-side channel (``block`` = FIFO channel, back-pressure reaches the producer through
+  Zenoh's congestion control; ``drop_oldest``/``latest`` = ring channel); a reader thread per
+  input blocks in ``recv()`` with the GIL released;
+- a link to a node in the same process is a direct call: no serialisation, no queue;
+- an output is encoded and put on Zenoh only when someone outside the process listens
+  (a remote consumer, or a tap found through the publisher's matching status).
+
+End of stream is a Zenoh DELETE on the output's key: it travels behind the data on the same
+key, so no sample is overtaken, and a ring channel, which drops the oldest, never drops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import zenoh
+
+from zflow import codec, keyexprs
+from zflow.dataflow.graph import Graph, InputSpec, NodeSpec, OutputSpec, QoS
+from zflow.errors import UserError
+from zflow.runtime.api import Context, Message, Node
+from zflow.runtime.loader import load_node_class, node_config
+from zflow.transport.session import SessionOptions, make_config
+
+log = logging.getLogger("zflow.host")
+
+_PRIORITY = {
+    1: zenoh.Priority.REAL_TIME,
+    2: zenoh.Priority.INTERACTIVE_HIGH,
+    3: zenoh.Priority.INTERACTIVE_LOW,
+    4: zenoh.Priority.DATA_HIGH,
+    5: zenoh.Priority.DATA,
+    6: zenoh.Priority.DATA_LOW,
+    7: zenoh.Priority.BACKGROUND,
+}
+_ENCODINGS = {codec.OCTET: zenoh.Encoding(codec.OCTET), codec.MSGPACK: zenoh.Encoding(codec.MSGPACK)}
+_OCTET = _ENCODINGS[codec.OCTET]
+_MSGPACK = _ENCODINGS[codec.MSGPACK]
+_DELETE = zenoh.SampleKind.DELETE
+
+
+@dataclass
+class HostSpec:
+    """Everything a host process needs, sent to it as JSON on stdin."""
+
+    graph: Graph
+    nodes: list[str]
+    session: SessionOptions
+    wait_start: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "graph": self.graph.to_dict(),
+            "nodes": self.nodes,
+            "session": self.session.to_json(),
+            "wait_start": self.wait_start,
+        })
+
+    @staticmethod
+    def from_json(text: str) -> HostSpec:
+        data = json.loads(text)
+        return HostSpec(
+            graph=Graph.from_dict(data["graph"]),
+            nodes=list(data["nodes"]),
+            session=SessionOptions.from_json(data["session"]),
+            wait_start=bool(data.get("wait_start", False)),
+        )
+
+
+def _qos_kwargs(qos: QoS) -> dict[str, Any]:
+    return {
+        "priority": _PRIORITY.get(qos.priority, zenoh.Priority.DATA),
+        "congestion_control": zenoh.CongestionControl.BLOCK
+        if qos.congestion_control == "block" else zenoh.CongestionControl.DROP,
+        "reliability": zenoh.Reliability.RELIABLE
+        if qos.reliability == "reliable" else zenoh.Reliability.BEST_EFFORT,
+        "express": qos.express,
+    }
+
+
+def _channel(qos: QoS) -> Any:
+    if qos.policy == "block":
+        return zenoh.handlers.FifoChannel(max(1, qos.queue_size))
+    if qos.policy == "latest":
+        # Room for the newest value and the end-of-stream mark, so the last value is never lost.
+        return zenoh.handlers.RingChannel(2)
+    return zenoh.handlers.RingChannel(max(1, qos.queue_size))
+
+
+@dataclass
+class _Output:
+    spec: OutputSpec
+    local: list[tuple[_NodeRuntime, str]] = field(default_factory=list)
+    remote: bool = False  # a consumer in another process: always publish
+    tapped: bool = False  # someone else (a tap) listens: publish too
+    publisher: Any = None
+    listener: Any = None
+
+
+class _NodeRuntime:
+    """One node inside the host: its instance, context, outputs and end-of-stream accounting."""
+
+    def __init__(self, host: Host, spec: NodeSpec, cls: type[Node]):
+        self.host = host
+        self.spec = spec
+        self.cls = cls
+        self.outputs: dict[str, _Output] = {p: _Output(o) for p, o in spec.outputs.items()}
+        self.lock = threading.RLock()
+        self.open_inputs = {p for p, i in spec.inputs.items() if i.upstream is not None}
+        self.finished = threading.Event()
+        self.ctx = Context(
+            flow=host.graph.flow,
+            instance=host.graph.instance,
+            node=spec.id,
+            config=node_config(spec),
+            outputs=tuple(spec.outputs),
+            put=self.put,
+            now=host.now,
+            stop_event=host.stop_event,
+            session=host.session,
+        )
+        self.node: Node = cls()
+        self.on_input: Callable[..., Any] | None = getattr(self.node, "on_input", None)
+        self._async_input = inspect.iscoroutinefunction(self.on_input)
+        self._single_output = next(iter(spec.outputs)) if len(spec.outputs) == 1 else None
+
+    # -- data out ---------------------------------------------------------------------------------
+    def put(self, output: str, value: Any, metadata: dict[str, Any] | None = None) -> None:
+        out = self.outputs.get(output)
+        if out is None:
+            raise KeyError(f"node {self.spec.id!r} has no output {output!r} (outputs: {sorted(self.outputs)})")
+        for consumer, port in out.local:
+            consumer.deliver(port, value, None, metadata)
+        if out.remote or out.tapped:
+            payload, content_type = codec.encode(value)
+            attachment = msgpack.packb(metadata, default=str) if metadata else None
+            out.publisher.put(payload, encoding=_ENCODINGS[content_type], attachment=attachment)
+
+    def emit(self, value: Any) -> None:
+        """A value returned by ``on_input`` or yielded by a source goes to the single output."""
+        if value is None:
+            return
+        if self._single_output is None:
+            raise TypeError(
+                f"node {self.spec.id!r} returned a value but has {len(self.outputs)} outputs; "
+                "use ctx.put(output, value)"
+            )
+        self.put(self._single_output, value)
+
+    # -- data in ----------------------------------------------------------------------------------
+    def deliver(self, port: str, value: Any, timestamp: int | None, metadata: dict[str, Any] | None) -> None:
+        with self.lock:
+            if self.finished.is_set():
+                return
+            self.ctx.message = Message(port, value, timestamp, metadata or {})
+            result = self.on_input(port, value, self.ctx)  # type: ignore[misc]
+            if self._async_input:
+                result = self.host.run_async(result)
+            if result is not None:
+                self.emit(result)
+
+    def end_input(self, port: str) -> None:
+        with self.lock:
+            self.open_inputs.discard(port)
+            if self.open_inputs or self.finished.is_set():
+                return
+            on_end = getattr(self.node, "on_end", None)
+            if on_end is not None:
+                result = on_end(self.ctx)
+                if inspect.iscoroutine(result):
+                    self.host.run_async(result)
+        self.finish()
+
+    def finish(self) -> None:
+        """Mark the node done and signal end of stream on every output."""
+        if self.finished.is_set():
+            return
+        self.finished.set()
+        for out in self.outputs.values():
+            for consumer, port in out.local:
+                consumer.end_input(port)
+            if out.publisher is not None:
+                out.publisher.delete()
+        self.host.node_finished()
+
+    @property
+    def infinite(self) -> bool:
+        """A non-source node with only timer inputs never ends by itself."""
+        return self.spec.kind != "source" and not any(i.upstream for i in self.spec.inputs.values())
+
+
+class Host:
+    """Runs a group of nodes until they finish, the flow is stopped, or a node fails."""
+
+    def __init__(self, spec: HostSpec):
+        self.graph = spec.graph
+        self.spec = spec
+        self.stop_event = threading.Event()
+        self.done = threading.Event()
+        self.failure: BaseException | None = None
+        self.session: Any = None
+        self.runtimes: dict[str, _NodeRuntime] = {}
+        self._threads: list[threading.Thread] = []
+        self._subscribers: list[Any] = []
+        self._tokens: list[Any] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+
+    # -- helpers for nodes ------------------------------------------------------------------------
+    def now(self) -> int:
+        return int(self.session.new_timestamp().get_time().timestamp() * 1e9)
+
+    def run_async(self, coro: Any) -> Any:
+        """Run a coroutine on the host's event loop thread and wait for its result."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=self._loop.run_forever, name="zflow-async", daemon=True)
+                thread.start()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def node_finished(self) -> None:
+        if all(rt.finished.is_set() for rt in self.runtimes.values()):
+            self.done.set()
+
+    def fail(self, node: str, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+            print(f"node {node!r} failed:\n{''.join(traceback.format_exception(exc)).rstrip()}",
+                  file=sys.stderr, flush=True)
+        self.stop_event.set()
+        self.done.set()
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def run(self) -> int:
+        self.session = zenoh.open(make_config(self.spec.session))
+        try:
+            self._build()
+            start = threading.Event()
+            if self.spec.wait_start:
+                self._subscribers.append(self.session.declare_subscriber(
+                    keyexprs.instance_ctl(self.graph.flow, self.graph.instance, "start"),
+                    lambda _s: start.set()))
+            else:
+                start.set()
+            self._subscribers.append(self.session.declare_subscriber(
+                keyexprs.instance_ctl(self.graph.flow, self.graph.instance, "stop"),
+                lambda _s: self.stop()))
+            for node_id in self.runtimes:
+                self._tokens.append(self.session.liveliness().declare_token(
+                    keyexprs.node_alive(self.graph.flow, self.graph.instance, node_id)))
+            while not start.wait(0.05):
+                if self.stop_event.is_set():
+                    return 0
+            self._start_threads()
+            if not self.runtimes:
+                self.done.set()
+            while not self.done.wait(0.2):
+                pass
+            return 1 if self.failure is not None else 0
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.done.set()
+
+    def _build(self) -> None:
+        graph = self.graph
+        mine = set(self.spec.nodes)
+        for node_id in self.spec.nodes:
+            spec = graph.nodes[node_id]
+            self.runtimes[node_id] = _NodeRuntime(self, spec, load_node_class(spec.run))
+        # Wire outputs: local consumers are direct calls, others go through Zenoh.
+        for link in graph.links:
+            if link.src_node not in mine:
+                continue
+            out = self.runtimes[link.src_node].outputs[link.src_output]
+            if link.dst_node in mine:
+                out.local.append((self.runtimes[link.dst_node], link.dst_input))
+            else:
+                out.remote = True
+        for rt in self.runtimes.values():
+            for out in rt.outputs.values():
+                out.publisher = self.session.declare_publisher(
+                    out.spec.key, encoding=_MSGPACK, **_qos_kwargs(out.spec.qos))
+
+                def on_matching(status: Any, out: _Output = out) -> None:
+                    out.tapped = bool(status.matching)
+
+                out.listener = out.publisher.declare_matching_listener(on_matching)
+                out.tapped = bool(out.publisher.matching_status.matching)
+            rt.ctx.session = self.session
+            result = rt.node.setup(rt.ctx)
+            if inspect.iscoroutine(result):
+                self.run_async(result)
+        # Inputs fed from other processes: a subscriber with a bounded channel each.
+        for rt in self.runtimes.values():
+            for port, inp in rt.spec.inputs.items():
+                if inp.upstream is not None and inp.upstream.node not in mine:
+                    sub = self.session.declare_subscriber(inp.upstream.key, _channel(inp.qos))
+                    self._subscribers.append(sub)
+                    self._thread(f"in:{rt.spec.id}.{port}", self._read_input, rt, port, sub)
+                elif inp.timer_ms is not None:
+                    self._thread(f"timer:{rt.spec.id}.{port}", self._run_timer, rt, port, inp)
+
+    def _thread(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        self._threads.append(threading.Thread(target=target, args=args, name=name, daemon=True))
+
+    def _start_threads(self) -> None:
+        for rt in self.runtimes.values():
+            if rt.spec.kind == "source":
+                self._thread(f"source:{rt.spec.id}", self._run_source, rt)
+        for thread in self._threads:
+            thread.start()
+
+    def _read_input(self, rt: _NodeRuntime, port: str, sub: Any) -> None:
+        decode = codec.decode
+        try:
+            while True:
+                try:
+                    sample = sub.recv()
+                except zenoh.ZError:
+                    return  # channel closed: the host is shutting down
+                if sample.kind == _DELETE:
+                    rt.end_input(port)
+                    return
+                encoding = sample.encoding
+                raw = sample.payload.to_bytes()
+                value = raw if encoding == _OCTET else decode(raw, str(encoding))
+                attachment = sample.attachment
+                meta = msgpack.unpackb(attachment.to_bytes()) if attachment is not None else None
+                rt.deliver(port, value, None, meta)
+        except BaseException as exc:
+            self.fail(rt.spec.id, exc)
+
+    def _run_timer(self, rt: _NodeRuntime, port: str, inp: InputSpec) -> None:
+        interval = float(inp.timer_ms or 0) / 1000.0
+        try:
+            while not self.stop_event.wait(interval):
+                rt.deliver(port, self.now(), None, None)
+        except BaseException as exc:
+            self.fail(rt.spec.id, exc)
+
+    def _run_source(self, rt: _NodeRuntime) -> None:
+        try:
+            result = rt.node.run(rt.ctx)  # type: ignore[attr-defined]
+            if inspect.isgenerator(result):
+                stop = self.stop_event
+                emit = rt.emit
+                for value in result:
+                    emit(value)
+                    if stop.is_set():
+                        result.close()
+                        break
+            elif inspect.isasyncgen(result):
+                self.run_async(self._drain_async(rt, result))
+            elif inspect.iscoroutine(result):
+                self.run_async(result)
+            if not self.stop_event.is_set():
+                rt.finish()
+        except BaseException as exc:
+            self.fail(rt.spec.id, exc)
+
+    async def _drain_async(self, rt: _NodeRuntime, agen: Any) -> None:
+        async for value in agen:
+            rt.emit(value)
+            if self.stop_event.is_set():
+                break
+        await agen.aclose()
+
+    def _shutdown(self) -> None:
+        self.stop_event.set()
+        for rt in self.runtimes.values():
+            with contextlib.suppress(Exception):
+                result = rt.node.teardown(rt.ctx)
+                if inspect.iscoroutine(result):
+                    self.run_async(result)
+        for token in self._tokens:
+            with contextlib.suppress(Exception):
+                token.undeclare()
+        with contextlib.suppress(Exception):
+            self.session.close()  # also wakes every reader blocked in recv()
+        for thread in self._threads:
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(timeout=1.0)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGTERM us when the supervisor dies: no orphans, even after kill -9."""
+    parent = int(os.environ.get("ZFLOW_PARENT_PID", "0") or 0)
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if parent and os.getppid() != parent:
+        sys.exit(0)
+
+
+def main() -> int:
+    _die_with_parent()
+    logging.basicConfig(level=os.environ.get("ZFLOW_LOG_LEVEL", "INFO"),
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        spec = HostSpec.from_json(sys.stdin.read())
+        host = Host(spec)
+    except UserError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: host.stop())
+    signal.signal(signal.SIGINT, lambda *_: host.stop())
+    try:
+        return host.run()
+    except UserError as exc:
+        print(exc.render(), file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # Zenoh's threads are gone with the closed session; never hang at exit

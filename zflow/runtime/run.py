@@ -1,0 +1,102 @@
+"""``zflow run``: one flow on this machine, on an embedded router (or joining one)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from zflow.dataflow.graph import Graph
+from zflow.errors import RuntimeFailure
+from zflow.runtime.launcher import FlowRunner
+from zflow.runtime.supervisor import LogSink, print_prefixed
+from zflow.transport.session import EmbeddedRouter, SessionOptions, open_session
+
+
+@dataclass
+class RunResult:
+    graph: Graph
+    status: dict[str, dict[str, object]]
+    events: list[str] = field(default_factory=list)
+    ready_s: float = 0.0
+    elapsed_s: float = 0.0
+    stopped: bool = False  # by signal or --duration rather than by finishing
+
+    @property
+    def failed(self) -> list[str]:
+        return [n for n, s in self.status.items() if s["state"] == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C / SIGTERM stop the flow cleanly (only possible from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_flow(
+    graph: Graph,
+    *,
+    connect: list[str] | None = None,
+    listen: list[str] | None = None,
+    router_config: str | None = None,
+    duration: float | None = None,
+    ready_timeout: float = 30.0,
+    log: LogSink | None = print_prefixed,
+    stop: threading.Event | None = None,
+    on_ready: Any = None,
+) -> RunResult:
+    """Run a flow until its finite sources finish, ``duration`` passes, or a signal arrives."""
+    stop = stop or threading.Event()
+    t0 = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if connect:
+            host_opts = SessionOptions(mode="client", connect=list(connect))
+        else:
+            router = stack.enter_context(EmbeddedRouter(listen=listen, config_file=router_config))
+            host_opts = router.client_options()
+        ctl = stack.enter_context(open_session(host_opts))
+        runner = FlowRunner(graph, host_opts, wait_start=True, log=log)
+        stack.callback(runner.supervisor.stop_all)
+        stack.enter_context(_stop_on_signals(stop))
+        runner.start()
+        if not runner.wait_ready(ctl, timeout=ready_timeout):
+            runner.supervisor.stop_all()
+            failed = runner.failed()
+            detail = f"node host(s) failed to start: {', '.join(failed)}" if failed else \
+                f"nodes not ready after {ready_timeout:.0f}s"
+            raise RuntimeFailure(detail)
+        runner.release(ctl)
+        ready_s = time.monotonic() - t0
+        if on_ready is not None:
+            on_ready(ctl)
+        deadline = None if duration is None else time.monotonic() + duration
+        stopped = False
+        while True:
+            if runner.wait(timeout=0.1):
+                break
+            if runner.failed():
+                break
+            if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                stopped = True
+                break
+        runner.supervisor.stop_all()
+        events = [f"{e.child}: {e.what}" for e in runner.supervisor.events]
+        return RunResult(graph, runner.status(), events, ready_s, time.monotonic() - t0, stopped)
