@@ -54,7 +54,7 @@ def unplaced_problems(graph: Graph, decisions: list[Decision]) -> list[Problem]:
         spec = graph.nodes[d.node]
         why = "; ".join(f"{k}: {v}" for k, v in d.rejected.items()) or "no daemon is running"
         out.append(Problem(f"node {d.node!r} cannot be placed: {why}", file=spec.source_file,
-                           line=spec.source_line, path=("deploy",) if spec.deploy else ()))
+                           line=spec.source_line))
     return out
 
 

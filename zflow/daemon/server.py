@@ -129,8 +129,8 @@ class Daemon:
         self._pool.submit(self._answer, query)
 
     def _answer(self, query: Any) -> None:
-        key = str(query.key_expr)
-        verb = key.split(f"/daemon/{self.cfg.id}/", 1)[-1]
+        verb = str(query.key_expr).split("/", 4)[-1]  # zflow/ctl/daemon/<id or *>/<verb...>
+        key = keyexprs.daemon_ctl(self.cfg.id, *verb.split("/"))
         try:
             request = codec.decode(query.payload.to_bytes(), str(query.encoding)) if query.payload else {}
             handler = self._handlers().get(verb)
