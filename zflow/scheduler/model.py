@@ -128,7 +128,9 @@ def demand_from_deploy(node: str, deploy: dict[str, Any], where: str = "") -> De
         problems.append(f"{where}node {node!r}: deploy: {exc}")
         cpu, memory, gpu, weights = 0.1, 64 * MiB, 0, (1.0, 1.0, 1.0)
     if problems:
-        raise UserError(problems)
+        from zflow.errors import Problem
+
+        raise UserError([Problem(p) for p in problems])
     return Demand(
         node=node,
         cpu=cpu,
