@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 import msgpack
-import numpy as np
 
 NDARRAY_EXT = 1
 MSGPACK = "application/msgpack"
@@ -21,6 +20,11 @@ TEXT = "text/plain"
 
 
 def _default(obj: Any) -> Any:
+    # numpy is imported only when a numpy value shows up (daemons on small devices stay lean).
+    if type(obj).__module__ != "numpy":
+        return _default_other(obj)
+    import numpy as np
+
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
         if arr.dtype.hasobject:
@@ -29,6 +33,10 @@ def _default(obj: Any) -> Any:
         return msgpack.ExtType(NDARRAY_EXT, len(header).to_bytes(4, "little") + header + arr.tobytes())
     if isinstance(obj, np.generic):
         return obj.item()
+    return _default_other(obj)
+
+
+def _default_other(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):  # pydantic models travel as their dict form
         return obj.model_dump(mode="python")
     if isinstance(obj, (set, frozenset)):
@@ -38,6 +46,8 @@ def _default(obj: Any) -> Any:
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == NDARRAY_EXT:
+        import numpy as np
+
         view = memoryview(data)
         hlen = int.from_bytes(view[:4], "little")
         dtype, shape = msgpack.unpackb(view[4 : 4 + hlen], use_list=False)

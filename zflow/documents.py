@@ -103,7 +103,7 @@ def load_document(path: str | FsPath) -> Document:
     return parse_text(text, file=str(path))
 
 
-def _expected(err: dict[str, Any]) -> str:
+def _expected(err: Any) -> str:
     kind = err.get("type", "")
     msg = str(err.get("msg", "invalid value"))
     if kind == "missing":

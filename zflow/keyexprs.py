@@ -95,3 +95,27 @@ def runs(workflow: str, run_id: str = "*") -> str:
 
 def build(*rest: str) -> str:
     return _join(ROOT, "build", *rest)
+
+
+# ---- user-written key expressions -----------------------------------------------------------------
+_USER_CHUNK = re.compile(r"^(\*|\*\*|(?:[^*$#?/]|\$\*)+)$")
+
+
+def user_key_error(text: str) -> str | None:
+    """Why ``text`` is not a valid Zenoh key expression (None when it is).
+
+    A syntax check done without Zenoh (descriptor checks run on machines without a router):
+    non-empty chunks, no '#' or '?', '*'/'**' alone in a chunk or '$*' inside one.
+    """
+    key = str(text)
+    if not key:
+        return "empty key expression"
+    if key.startswith("/") or key.endswith("/"):
+        return f"key expression {key!r} cannot start or end with '/'"
+    for part in key.split("/"):
+        if not part:
+            return f"key expression {key!r} has an empty chunk ('//')"
+        if not _USER_CHUNK.match(part):
+            return (f"key expression {key!r}: bad chunk {part!r} "
+                    "(no '#' or '?'; '*' and '**' stand alone in a chunk, '$*' inside one)")
+    return None

@@ -108,7 +108,7 @@ class Source(Node):
     returning ends the stream, and the flow ends when every finite source has ended."""
 
     kind = "source"
-    outputs = ("out",)
+    outputs: ClassVar[tuple[str, ...]] = ("out",)
 
     def run(self, ctx: Context) -> Any:
         raise NotImplementedError
@@ -118,8 +118,8 @@ class Operator(Node):
     """Transforms data. A value returned by ``on_input`` goes to the single output."""
 
     kind = "operator"
-    inputs = ("in",)
-    outputs = ("out",)
+    inputs: ClassVar[tuple[str, ...]] = ("in",)
+    outputs: ClassVar[tuple[str, ...]] = ("out",)
 
     def on_input(self, port: str, value: Any, ctx: Context) -> Any:
         raise NotImplementedError
@@ -132,7 +132,7 @@ class Sink(Operator):
     """Consumes data; has no outputs."""
 
     kind = "sink"
-    outputs = ()
+    outputs: ClassVar[tuple[str, ...]] = ()
 
 
 def _ports(value: str | list[str] | tuple[str, ...] | None, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -53,7 +53,6 @@ _PRIORITY = {
 }
 _ENCODINGS = {codec.OCTET: zenoh.Encoding(codec.OCTET), codec.MSGPACK: zenoh.Encoding(codec.MSGPACK)}
 _OCTET = _ENCODINGS[codec.OCTET]
-_MSGPACK = _ENCODINGS[codec.MSGPACK]
 _DELETE = zenoh.SampleKind.DELETE
 
 
@@ -150,9 +149,15 @@ class _NodeRuntime:
         for consumer, port in out.local:
             consumer.deliver(port, value, None, metadata)
         if out.remote or out.tapped:
+            if metadata is None and type(value) is bytes:
+                out.publisher.put(value)  # the publisher's default encoding is octet-stream
+                return
             payload, content_type = codec.encode(value)
-            attachment = msgpack.packb(metadata, default=str) if metadata else None
-            out.publisher.put(payload, encoding=_ENCODINGS[content_type], attachment=attachment)
+            if metadata:
+                out.publisher.put(payload, encoding=_ENCODINGS[content_type],
+                                  attachment=msgpack.packb(metadata, default=str))
+            else:
+                out.publisher.put(payload, encoding=_ENCODINGS[content_type])
 
     def emit(self, value: Any) -> None:
         """A value returned by ``on_input`` or yielded by a source goes to the single output."""
@@ -301,7 +306,7 @@ class Host:
         for rt in self.runtimes.values():
             for out in rt.outputs.values():
                 out.publisher = self.session.declare_publisher(
-                    out.spec.key, encoding=_MSGPACK, **_qos_kwargs(out.spec.qos))
+                    out.spec.key, encoding=_OCTET, **_qos_kwargs(out.spec.qos))
 
                 def on_matching(status: Any, out: _Output = out) -> None:
                     out.tapped = bool(status.matching)

@@ -1,0 +1,188 @@
+"""Semantic checks on a flattened flow: connections, directions, port types.
+
+Resolves every link (both syntaxes, through composite ports) to an :class:`~zflow.dataflow.ir.Edge`
+between leaf nodes and reports, all at once: unknown nodes/ports (with did-you-mean), links
+out of sinks or into sources, composite ports pointing nowhere, inputs connected twice or not
+at all, and port types that do not fit across a link.
+
+Cycles are allowed on purpose: feedback loops (a controller reading its plant's output) are
+ordinary in streaming, and every link is an asynchronous Zenoh subscription, so a cycle does
+not deadlock the compiler or the runtime by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zflow.dataflow import types as port_types
+from zflow.dataflow.ir import Composite, Edge, Exposed, FlowIR, Node, Scope, Where
+from zflow.errors import Problem, did_you_mean
+
+End = tuple[str, str]  # (leaf node id, port)
+
+
+@dataclass
+class _Resolver:
+    problems: list[Problem]
+
+    def __post_init__(self) -> None:
+        self._exposed: dict[tuple[int, str, str], End | None] = {}
+
+    # -- one end of a link -------------------------------------------------------------------------
+    def end(self, scope: Scope, node: str, port: str, direction: str, where_node: Where,
+            where_port: Where) -> End | None:
+        """Resolve ``node``/``port`` (local to ``scope``) to a leaf end; ``direction`` is output|input."""
+        member = scope.members.get(node)
+        if member is None and node in scope.broken:
+            return None
+        if member is None:
+            self.problems.append(where_node.problem(
+                f"unknown node '{node}'",
+                did_you_mean(node, scope.members) or _known("nodes", scope.members)))
+            return None
+        if member.kind == "sink" and direction == "output":
+            self.problems.append(where_node.problem(
+                f"'{node}' is a sink: a link cannot start from it", "links go from outputs to inputs"))
+            return None
+        if member.kind == "source" and direction == "input":
+            self.problems.append(where_node.problem(
+                f"'{node}' is a source: a link cannot end at it", "links go from outputs to inputs"))
+            return None
+        ports, other = _ports(member, direction)
+        if port not in ports:
+            hint = did_you_mean(port, ports)
+            if hint is None and port in other:
+                opposite = "input" if direction == "output" else "output"
+                hint = f"'{port}' is an {opposite} of '{node}'; links go from outputs to inputs"
+            self.problems.append(where_port.problem(
+                f"node '{node}' has no {direction} '{port}'", hint or _known(f"{direction}s", ports)))
+            return None
+        if isinstance(member, Node):
+            return member.id, port
+        table = member.outputs if direction == "output" else member.inputs
+        return self.exposed(member, table[port], direction)
+
+    def exposed(self, comp: Composite, port: Exposed, direction: str) -> End | None:
+        """A composite port's inner end, checked once (problems point into the composite file)."""
+        key = (id(comp), direction, port.id)
+        if key not in self._exposed:
+            self._exposed[key] = None  # guards against re-entry while resolving
+            self._exposed[key] = self.end(comp.scope, port.node, port.port, direction,
+                                          port.where.at("node"), port.where.at(direction))
+        return self._exposed[key]
+
+
+def _ports(member: Node | Composite, direction: str) -> tuple[list[str], list[str]]:
+    if direction == "output":
+        return list(member.outputs), list(member.inputs)
+    return list(member.inputs), list(member.outputs)
+
+
+def _known(what: str, names: object) -> str:
+    items = sorted(str(n) for n in names)  # type: ignore[attr-defined]
+    if not items:
+        return f"no {what} declared"
+    shown = ", ".join(items[:12]) + (", ..." if len(items) > 12 else "")
+    return f"known {what}: {shown}"
+
+
+def _scopes(scope: Scope) -> list[Scope]:
+    out = [scope]
+    for member in scope.members.values():
+        if isinstance(member, Composite):
+            out.extend(_scopes(member.scope))
+    return out
+
+
+def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem], set[tuple[str, str]]]:
+    """Every connection as a leaf-to-leaf edge, the problems found on the way, and the inputs
+    targeted by a link whose source did not resolve (already reported, not "unconnected")."""
+    problems: list[Problem] = []
+    attempted: set[tuple[str, str]] = set()
+    res = _Resolver(problems)
+    edges: list[Edge] = []
+    for scope in _scopes(ir.root):
+        for link in scope.links:
+            src = res.end(scope, link.src_node, link.src_output, "output",
+                          link.where.at("from", "node"), link.where.at("from", "output"))
+            dst = res.end(scope, link.dst_node, link.dst_input, "input",
+                          link.where.at("to", "node"), link.where.at("to", "input"))
+            if src and dst:
+                edges.append(Edge(src[0], src[1], dst[0], dst[1], link.where, dict(link.qos)))
+            elif dst:
+                attempted.add(dst)
+        for member in scope.members.values():
+            if isinstance(member, Composite):
+                for table, direction in ((member.inputs, "input"), (member.outputs, "output")):
+                    for port in table.values():
+                        res.exposed(member, port, direction)
+                continue
+            for port, ref in member.inline.items():
+                node, sep, output = ref.text.partition("/")
+                if not sep or not node or not output or "/" in output:
+                    problems.append(ref.where.problem(
+                        f"bad input source {ref.text!r}",
+                        "expected node/output or a timer such as zflow/timer/millis/100"))
+                    continue
+                src = res.end(scope, node, output, "output", ref.where, ref.where)
+                if src:
+                    edges.append(Edge(src[0], src[1], member.id, port, ref.where))
+    edges.sort(key=lambda e: (e.where.doc.file or "", e.where.doc.line_of(e.where.path) or 0))
+    return edges, problems, attempted
+
+
+def check_edges(ir: FlowIR, edges: list[Edge], attempted: set[tuple[str, str]] = frozenset()) -> list[Problem]:  # type: ignore[assignment]
+    """Doubly-connected and unconnected inputs, type mismatches across links."""
+    problems: list[Problem] = []
+    into: dict[tuple[str, str], Edge] = {}
+    for edge in edges:
+        key = (edge.dst, edge.input)
+        first = into.get(key)
+        if first is not None:
+            line = first.where.doc.line_of(first.where.path)
+            problems.append(edge.where.problem(
+                f"input '{edge.input}' of '{edge.dst}' is connected twice "
+                f"(also from {first.src}/{first.output})",
+                f"first connection at {first.where.doc.file or '<flow>'}:{line}; "
+                "an input takes one link; add another input port"))
+            continue
+        into[key] = edge
+        src_type = ir.nodes[edge.src].outputs[edge.output].type
+        dst_type = ir.nodes[edge.dst].inputs[edge.input].type
+        if not port_types.compatible(src_type, dst_type):
+            problems.append(edge.where.problem(
+                f"type mismatch: {edge.src}/{edge.output} sends {src_type} "
+                f"but {edge.dst}/{edge.input} expects {dst_type}",
+                "change one of the port types, or declare the input as any"))
+    for node in ir.nodes.values() if not ir.partial else ():
+        for port, spec in node.inputs.items():
+            if port in node.timers or (node.id, port) in into or (node.id, port) in attempted:
+                continue
+            if port in node.inline:
+                continue  # its source did not resolve: already reported
+            problems.append(spec.where.problem(
+                f"input '{port}' of '{node.id}' is not connected",
+                "add a link to it, an inline source (port: node/output) or a timer"))
+    return problems
+
+
+def check(ir: FlowIR) -> tuple[list[Edge], list[Problem]]:
+    """All problems of a built flow (its build problems first), sorted by file and line."""
+    edges, problems, attempted = resolve(ir)
+    problems += check_edges(ir, edges, attempted)
+    everything = [*ir.problems, *problems]
+    return edges, sort_problems(everything)
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[object, ...]] = set()
+    unique = []
+    for p in problems:
+        key = (p.file, p.line, p.path, p.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return sorted(unique, key=lambda p: (p.file or "", p.line or 0))
+
+
+__all__ = ["check", "check_edges", "resolve", "sort_problems"]
