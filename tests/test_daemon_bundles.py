@@ -80,7 +80,7 @@ def test_node_runs_from_its_bundle_with_declared_requirements(router, zsession, 
         'return {**value, "i": value["i"] * 2}',
         'import zflowtestpkg\n    return {**value, "i": value["i"] * 2, "v": zflowtestpkg.VALUE}'))
     out = tmp_path / "out.jsonl"
-    with in_process_daemons(router, tmp_path, "d1") as (d1,):
+    with in_process_daemons(router, tmp_path, "d1") as _daemons:
         rec = create_instance(zsession, pipeline(ops, out), instance="b1")
         assert wait_until(lambda: lines(out) >= 2, 30)
         row = json.loads(out.read_text().splitlines()[0])

@@ -49,7 +49,9 @@ def test_bad_config_points_at_the_line_with_did_you_mean(tmp_path):
 def test_bad_daemon_id_and_memory_are_clear(tmp_path):
     path = tmp_path / "daemon.yaml"
     path.write_text("id: edge/1\nmemory: lots\n")
-    text = pytest.raises(UserError, load_config, str(path)).value.render()
+    with pytest.raises(UserError) as err:
+        load_config(str(path))
+    text = err.value.render()
     assert "id: value error, daemon id 'edge/1' must be letters" in text
     assert "memory: value error, not a memory size: 'lots'" in text
 

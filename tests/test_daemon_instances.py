@@ -12,7 +12,13 @@ from daemon_helpers import daemon_processes, lines, pipeline, wait_until, write_
 
 from zflow.daemon.client import ControlClient
 from zflow.daemon.config import DaemonConfig
-from zflow.daemon.deploy import create_instance, delete_instance, find_instance, list_instances, stop_instance
+from zflow.daemon.deploy import (
+    create_instance,
+    delete_instance,
+    find_instance,
+    list_instances,
+    stop_instance,
+)
 from zflow.daemon.server import Daemon
 from zflow.errors import RuntimeFailure, UserError
 

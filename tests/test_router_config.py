@@ -13,7 +13,13 @@ import pytest
 import zenoh
 
 from zflow.errors import UserError
-from zflow.transport.session import EmbeddedRouter, SessionOptions, free_port, make_config, open_session
+from zflow.transport.session import (
+    EmbeddedRouter,
+    SessionOptions,
+    free_port,
+    make_config,
+    open_session,
+)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "router_config"
 
@@ -29,7 +35,7 @@ def make_pki(root: Path, names: list[str]) -> None:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
     root.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     valid = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=2))
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(name("zflow test CA")).issuer_name(name("zflow test CA"))
@@ -97,11 +103,10 @@ def test_tls_session_connects_and_plain_one_is_refused(site) -> None:
     with open_session(tls_client(endpoint, tmp, "edge-1")) as s:
         assert s.info.routers_zid()
     port = endpoint.rsplit(":", 1)[1]
-    with pytest.raises(UserError, match="cannot open Zenoh session"):
-        with open_session(SessionOptions(mode="client", connect=[f"tcp/127.0.0.1:{port}"])):
-            pass
-    with pytest.raises(UserError, match="cannot open Zenoh session"):  # TLS but no client certificate
-        with open_session(tls_client(endpoint, tmp, None)):
+    plain = SessionOptions(mode="client", connect=[f"tcp/127.0.0.1:{port}"])
+    no_cert = tls_client(endpoint, tmp, None)  # TLS, but no client certificate for mTLS
+    for opts in (plain, no_cert):
+        with pytest.raises(UserError, match="cannot open Zenoh session"), open_session(opts):
             pass
 
 

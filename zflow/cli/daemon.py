@@ -15,8 +15,6 @@ import threading
 import time
 from typing import Any
 
-from zflow.errors import UserError
-
 
 def _conn_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("zenoh")
@@ -41,20 +39,10 @@ def _secret(args: argparse.Namespace) -> bytes | None:
     return load_secret(getattr(args, "secret_file", None))
 
 
-def _vars(items: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--var {item!r}: expected NAME=VALUE")
-        out[key] = value
-    return out
-
-
 def _compile(args: argparse.Namespace, instance: str | None = None) -> Any:
-    from zflow.dataflow import compile_file
+    from zflow.dataflow import compile_file, parse_cli_vars
 
-    return compile_file(args.flow, vars=_vars(args.var), instance=instance)
+    return compile_file(args.flow, vars=parse_cli_vars(args.var or []), instance=instance)
 
 
 # -- daemon ---------------------------------------------------------------------------------------

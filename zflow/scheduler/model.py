@@ -108,15 +108,17 @@ DEPLOY_KEYS = ("daemon", "daemons", "site", "sites", "arch", "labels", "pool", "
                "objectives", "requirements", "bundle")
 
 
-def demand_from_deploy(node: str, deploy: dict[str, Any], where: str = "") -> Demand:
-    """Read a node's ``deploy:`` hints; unknown keys get a did-you-mean."""
-    from zflow.errors import did_you_mean
+def demand_from_deploy(node: str, deploy: dict[str, Any], file: str | None = None,
+                       line: int | None = None) -> Demand:
+    """Read a node's ``deploy:`` hints; unknown keys get a did-you-mean, errors name the node's line."""
+    from zflow.errors import Problem, did_you_mean
 
     problems = []
     for key in deploy:
         if key not in DEPLOY_KEYS:
             hint = did_you_mean(key, DEPLOY_KEYS)
-            problems.append(f"{where}node {node!r}: unknown deploy key {key!r}" + (f" ({hint})" if hint else ""))
+            problems.append(Problem(f"node {node!r}: unknown deploy key {key!r}", file, line, ("deploy", key),
+                                    hint or f"expected one of {', '.join(DEPLOY_KEYS)}"))
     res = deploy.get("resources") or {}
     obj = deploy.get("objectives") or {}
     try:
@@ -124,13 +126,11 @@ def demand_from_deploy(node: str, deploy: dict[str, Any], where: str = "") -> De
         memory = parse_memory(res.get("memory", 64 * MiB))
         gpu = int(res.get("gpu", 0))
         weights = (float(obj.get("performance", 1.0)), float(obj.get("energy", 1.0)), float(obj.get("cost", 1.0)))
-    except (TypeError, ValueError) as exc:
-        problems.append(f"{where}node {node!r}: deploy: {exc}")
+    except (TypeError, ValueError, AttributeError) as exc:
+        problems.append(Problem(f"node {node!r}: {exc}", file, line, ("deploy",)))
         cpu, memory, gpu, weights = 0.1, 64 * MiB, 0, (1.0, 1.0, 1.0)
     if problems:
-        from zflow.errors import Problem
-
-        raise UserError([Problem(p) for p in problems])
+        raise UserError(problems)
     return Demand(
         node=node,
         cpu=cpu,

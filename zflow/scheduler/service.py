@@ -36,12 +36,11 @@ def pools_from_statuses(statuses: Iterable[dict[str, Any]], secret: bytes | None
 
 def demands_for(graph: Any, nodes: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> list[Demand]:
     """One demand per node (graph order), from ``deploy:`` hints."""
-    where = f"{graph.source_file}: " if getattr(graph, "source_file", None) else ""
     wanted = set(graph.nodes) if nodes is None else set(nodes)
     out = []
     for nid, spec in graph.nodes.items():
         if nid in wanted:
-            d = demand_from_deploy(nid, spec.deploy, where)
+            d = demand_from_deploy(nid, spec.deploy, spec.source_file or graph.source_file, spec.source_line)
             d.exclude = tuple(exclude)
             out.append(d)
     return out
