@@ -47,6 +47,9 @@ class ZenohConfig(_Strict):
     connect: list[str] = Field(default_factory=list)
     listen: list[str] = Field(default_factory=list)
     config_file: str | None = None
+    lease_ms: int = Field(default=3000, ge=500, description=(
+        "Zenoh link lease: how soon others notice this daemon is gone when its host dies "
+        "(Zenoh's default is 10 s; re-placement waits for it)"))
 
 
 class DaemonConfig(_Strict):

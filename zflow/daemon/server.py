@@ -62,7 +62,8 @@ class Daemon:
             listen = listen or ["tcp/0.0.0.0:7447"]
             self._local_endpoint = f"tcp/127.0.0.1:{free_port()}"
             listen.append(self._local_endpoint)
-        return SessionOptions(mode=mode, listen=listen, connect=list(z.connect), config_file=z.config_file)
+        return SessionOptions(mode=mode, listen=listen, connect=list(z.connect), config_file=z.config_file,
+                              extra={"transport/link/tx/lease": z.lease_ms})
 
     def node_session(self) -> SessionOptions:
         """How this daemon's node hosts join Zenoh: through the same router the daemon uses."""
@@ -82,7 +83,8 @@ class Daemon:
         self.store = RecordStore(data)
         self.bundles = BundleCache(os.path.join(data, "bundles"))
         self.supervisor = self._stack.enter_context(Supervisor(log=self._child_log))
-        self.session = self._stack.enter_context(open_session(self.session_options()))
+        self.opts = self.session_options()
+        self.session = self._stack.enter_context(open_session(self.opts))
         self.client = ControlClient(self.session)
         ctl = self.session.declare_queryable(keyexprs.daemon_ctl(self.cfg.id, "**"), self._on_query)
         self._stack.callback(ctl.undeclare)
@@ -100,7 +102,7 @@ class Daemon:
         self._stack.callback(watch.undeclare)
         self._stack.callback(self._stop_all_runners)
         self.ready.set()
-        self.log(f"daemon {self.cfg.id} ready ({self.session_options().mode}, arch {self.cfg.arch}, "
+        self.log(f"daemon {self.cfg.id} ready ({self.opts.mode}, arch {self.cfg.arch}, "
                  f"{self.cfg.cpus:g} CPU)")
         return self
 
