@@ -18,7 +18,7 @@ SECRET = b"0123456789abcdef0123456789abcdef"
 def test_detected_config_has_identity_and_capacity():
     cfg = load_config(None)
     assert cfg.cpus >= 1 and cfg.memory > 0 and cfg.arch in ("x86_64", "aarch64", "armv7l")
-    [pool] = cfg.pool_list()
+    [pool] = cfg.resolve().pool_list()
     assert pool.name == "default" and pool.cpu == cfg.cpus and pool.daemon == cfg.id
 
 
@@ -31,7 +31,7 @@ def test_yaml_config_with_pools(tmp_path):
         "zenoh: {mode: client, connect: [tcp/10.0.0.1:7447]}\n")
     cfg = load_config(str(path), {"site": "barn"})
     assert cfg.arch == "aarch64" and cfg.memory == 2 * 1024**3 and cfg.site == "barn"
-    fast, eco = cfg.pool_list()
+    fast, eco = cfg.resolve().pool_list()
     assert (fast.cpu, fast.memory, fast.performance) == (3, 1536 * 1024**2, 90)
     assert eco.labels == {"camera": "yes", "tier": "low"} and eco.site == "barn"
 
@@ -74,10 +74,25 @@ def test_secret_file_errors(tmp_path):
         load_secret(str(short))
 
 
-def test_daemon_never_imports_heavy_dependencies():
-    code = ("import sys, json; import zflow.daemon.server, zflow.daemon.deploy, zflow.cli.main, zflow.cli.daemon;"
-            "import zflow.daemon.runner, zflow.scheduler.service;"
-            "print(json.dumps(sorted(m for m in ('numba', 'pyarrow', 'duckdb', 'kubernetes', 'docker', 'psutil')"
-            " if m in sys.modules)))")
+HEAVY = ("numba", "pyarrow", "duckdb", "kubernetes", "docker", "psutil")
+
+
+def _imported(modules: str, watch: tuple[str, ...]) -> list[str]:
+    code = (f"import sys, json; import {modules};"
+            f"print(json.dumps(sorted(m for m in {watch!r} if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == []
+    return json.loads(out.stdout)
+
+
+def test_daemon_never_imports_heavy_dependencies():
+    everything = ("zflow.daemon.server, zflow.daemon.deploy, zflow.cli.main, zflow.cli.daemon, "
+                  "zflow.daemon.runner, zflow.scheduler.service")
+    assert _imported(everything, HEAVY) == []
+    # the long-running process (exec'd after validation) does not even carry pydantic or numpy
+    assert _imported("zflow.daemon.__main__, zflow.daemon.runner", (*HEAVY, "pydantic", "numpy", "yaml")) == []
+
+
+def test_token_file_errors_are_clear(tmp_path):
+    cfg = load_config(None, {"token_file": str(tmp_path / "nope")})
+    with pytest.raises(UserError, match="cannot read the bootstrap token"):
+        cfg.resolve()

@@ -47,8 +47,9 @@ def _compile(args: argparse.Namespace, instance: str | None = None) -> Any:
 
 # -- daemon ---------------------------------------------------------------------------------------
 def cmd_daemon_run(args: argparse.Namespace) -> int:
+    """Validate the config here, then exec the lean daemon (which never loads pydantic)."""
+    from zflow.daemon.auth import load_secret
     from zflow.daemon.config import load_config
-    from zflow.daemon.server import Daemon
 
     overrides = {"id": args.id, "site": args.site, "data_dir": args.data_dir, "token": args.token,
                  "token_file": args.token_file, "connect": args.connect, "listen": args.listen,
@@ -57,16 +58,18 @@ def cmd_daemon_run(args: argparse.Namespace) -> int:
         overrides["router"] = True
     if args.scheduler:
         overrides["scheduler"] = True
-    cfg = load_config(args.config, overrides)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    with Daemon(cfg, echo=not args.quiet, secret=_secret(args)) as daemon:
-        if args.ready_file:
-            with open(args.ready_file, "w") as fh:
-                fh.write(f"{os.getpid()}\n")
-        daemon.serve_forever(stop)
-    return 0
+    identity = load_config(args.config, overrides).resolve()
+    secret_file = os.path.abspath(args.secret_file) if args.secret_file else None
+    load_secret(secret_file)  # a bad secret file is reported here, with exit code 2
+    os.makedirs(identity.data_dir, exist_ok=True)
+    resolved = os.path.join(identity.data_dir, "daemon.resolved.json")
+    with open(resolved, "w", encoding="utf-8") as fh:
+        json.dump({"identity": identity.to_dict(), "echo": not args.quiet, "secret_file": secret_file,
+                   "ready_file": os.path.abspath(args.ready_file) if args.ready_file else None}, fh)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "zflow.daemon", resolved])
+    return 0  # not reached
 
 
 def cmd_daemon_list(args: argparse.Namespace) -> int:

@@ -1,7 +1,6 @@
-"""A daemon's identity and capacity: from a YAML file (validated, located errors) or detected.
-
-Detection reads only the standard library and ``/proc`` (no psutil), so it works the same on
-a Raspberry Pi and a cloud VM.
+"""The daemon's YAML config: a pydantic model (located errors, did-you-mean), unset fields
+detected. :meth:`DaemonConfig.resolve` turns it into the plain :class:`Identity` the running
+daemon uses.
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from zflow.scheduler.model import MiB, Pool, norm_arch, parse_memory
+from zflow.daemon.identity import Identity, ZenohSettings, detect_gpus, detect_memory, sanitize
+from zflow.scheduler.model import norm_arch, parse_memory
 
 _ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -55,7 +55,7 @@ class ZenohConfig(_Strict):
 class DaemonConfig(_Strict):
     """``zflow daemon run --config daemon.yaml``: every field optional, unset ones detected."""
 
-    id: str = Field(default_factory=lambda: _sanitize(socket.gethostname()))
+    id: str = Field(default_factory=lambda: sanitize(socket.gethostname()))
     site: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
     arch: str = Field(default_factory=lambda: norm_arch(platform.machine()))
@@ -87,58 +87,20 @@ class DaemonConfig(_Strict):
     def _mem(cls, v: Any) -> Any:
         return parse_memory(v)
 
-    def bootstrap_token(self) -> str | None:
-        if self.token:
-            return self.token.strip()
-        if self.token_file:
-            return Path(self.token_file).expanduser().read_text(encoding="utf-8").strip()
-        return os.environ.get("ZFLOW_TOKEN") or None
+    def resolve(self) -> Identity:
+        """The plain identity a running daemon uses (token file read now: errors show early)."""
+        token = self.token.strip() if self.token else None
+        if token is None and self.token_file:
+            try:
+                token = Path(self.token_file).expanduser().read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                from zflow.errors import UserError
 
-    def pool_list(self) -> list[Pool]:
-        """Configured pools (capacity, not yet minus what runs); one 'default' pool if none."""
-        specs = self.pools or [PoolConfig()]
-        return [
-            Pool(daemon=self.id, name=p.name, arch=self.arch, site=self.site,
-                 labels={**self.labels, **p.labels},
-                 cpu=p.cpu if p.cpu is not None else self.cpus,
-                 memory=p.memory if p.memory is not None else self.memory,
-                 gpu=p.gpu if self.pools else self.gpus,
-                 performance=p.performance, energy=p.energy, cost=p.cost)
-            for p in specs
-        ]
-
-
-def _sanitize(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-]", "-", name) or "daemon"
-
-
-def detect_memory() -> int:
-    """Total memory from /proc/meminfo; 1 GiB when unknown (non-Linux)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1024 * MiB
-
-
-def available_memory() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def detect_gpus() -> int:
-    """NVIDIA devices visible in /dev (no driver library needed)."""
-    try:
-        return sum(1 for p in Path("/dev").iterdir() if re.fullmatch(r"nvidia\d+", p.name))
-    except OSError:
-        return 0
+                raise UserError(f"{self.token_file}: cannot read the bootstrap token: {exc.strerror}") from None
+        token = token or os.environ.get("ZFLOW_TOKEN") or None
+        data = self.model_dump(exclude={"token", "token_file", "zenoh", "pools"})
+        return Identity(**data, token=token, zenoh=ZenohSettings(**self.zenoh.model_dump()),
+                        pools=[p.model_dump() for p in self.pools])
 
 
 def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> DaemonConfig:

@@ -20,9 +20,9 @@ from zflow.daemon.client import ControlClient
 from zflow.daemon.state import InstanceRecord
 from zflow.dataflow.graph import Graph
 from zflow.errors import Problem, RuntimeFailure, UserError, did_you_mean
-from zflow.scheduler.model import Demand
+from zflow.scheduler.model import Demand, demands_for
 from zflow.scheduler.placement import Decision
-from zflow.scheduler.service import demands_for, request_placement
+from zflow.scheduler.service import request_placement
 
 LOAD_TIMEOUT = 180.0  # a daemon may have to fetch a bundle and pip-install its requirements
 

@@ -28,7 +28,7 @@ import zenoh
 from zflow import codec, keyexprs
 from zflow.daemon.bundles import BundleCache
 from zflow.daemon.client import ControlClient
-from zflow.daemon.config import DaemonConfig, available_memory
+from zflow.daemon.identity import Identity, available_memory
 from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
 from zflow.scheduler.model import Pool
@@ -38,8 +38,8 @@ log = logging.getLogger("zflow.daemon")
 
 
 class Daemon:
-    def __init__(self, cfg: DaemonConfig, echo: bool = True, secret: bytes | None = None):
-        self.cfg = cfg
+    def __init__(self, cfg: Identity | Any, echo: bool = True, secret: bytes | None = None):
+        self.cfg: Identity = cfg.resolve() if hasattr(cfg, "resolve") else cfg
         self.echo = echo
         self.secret = secret
         self.started = time.time()
@@ -177,7 +177,7 @@ class Daemon:
     # -- status -----------------------------------------------------------------------------------
     def free_pools(self) -> list[Pool]:
         """Configured pools minus what this daemon's running nodes asked for, capped by live memory."""
-        from zflow.scheduler.service import demands_for
+        from zflow.scheduler.model import demands_for
 
         pools = {p.name: p for p in self.cfg.pool_list()}
         default = next(iter(pools))
@@ -395,3 +395,21 @@ class Daemon:
                 replace_lost_nodes(self.session, rec, lost, alive, secret=self.secret, local=self)
             except Exception as exc:
                 self.log(f"re-placing {rec.key} failed: {exc}")
+
+
+def run_daemon(identity: Identity, echo: bool = True, secret_file: str | None = None,
+               ready_file: str | None = None) -> int:
+    """The daemon's main loop until SIGTERM/SIGINT."""
+    import signal
+
+    from zflow.daemon.auth import load_secret
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with Daemon(identity, echo=echo, secret=load_secret(secret_file)) as daemon:
+        if ready_file:
+            with open(ready_file, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+        daemon.serve_forever(stop)
+    return 0

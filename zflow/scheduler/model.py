@@ -6,6 +6,7 @@ Both travel over Zenoh as dicts (``to_dict``/``from_dict``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -143,3 +144,15 @@ def demand_from_deploy(node: str, deploy: dict[str, Any], file: str | None = Non
         daemons=_strs(deploy.get("daemons")) + _strs(deploy.get("daemon")),
         weights=weights,
     )
+
+
+def demands_for(graph: Any, nodes: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> list[Demand]:
+    """One demand per node (graph order), from ``deploy:`` hints."""
+    wanted = set(graph.nodes) if nodes is None else set(nodes)
+    out = []
+    for nid, spec in graph.nodes.items():
+        if nid in wanted:
+            d = demand_from_deploy(nid, spec.deploy, spec.source_file or graph.source_file, spec.source_line)
+            d.exclude = tuple(exclude)
+            out.append(d)
+    return out

@@ -16,7 +16,7 @@ from zflow import codec, keyexprs
 from zflow.daemon.auth import check_token
 from zflow.daemon.client import ControlClient
 from zflow.errors import RuntimeFailure
-from zflow.scheduler.model import Demand, Pool, demand_from_deploy
+from zflow.scheduler.model import Demand, Pool
 from zflow.scheduler.placement import Decision, Placer
 
 
@@ -32,18 +32,6 @@ def pools_from_statuses(statuses: Iterable[dict[str, Any]], secret: bytes | None
             pool.ineligible = why
             pools.append(pool)
     return pools
-
-
-def demands_for(graph: Any, nodes: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> list[Demand]:
-    """One demand per node (graph order), from ``deploy:`` hints."""
-    wanted = set(graph.nodes) if nodes is None else set(nodes)
-    out = []
-    for nid, spec in graph.nodes.items():
-        if nid in wanted:
-            d = demand_from_deploy(nid, spec.deploy, spec.source_file or graph.source_file, spec.source_line)
-            d.exclude = tuple(exclude)
-            out.append(d)
-    return out
 
 
 def decide(session: Any, request: dict[str, Any], secret: bytes | None) -> dict[str, Any]:
