@@ -131,3 +131,32 @@ def test_on_daemon_loss_stop_stops_the_instance(router, zsession, tmp_path):
         found, states, _ = find_instance(zsession, "i6")
         assert "instance stopped" in found.events[-1]["what"]
         assert states == {}
+
+
+def test_daemon_without_a_valid_token_is_never_given_work(router, zsession, tmp_path):
+    from zflow.daemon.auth import issue_token
+
+    secret = b"k" * 32
+    ops = write_operators(tmp_path / "ops")
+    out = tmp_path / "out.jsonl"
+    with in_process_daemons(router, tmp_path, "d1", token=issue_token(secret, "d1")), \
+            in_process_daemons(router, tmp_path, "d2", token=issue_token(secret, "d1")):
+        rec = create_instance(zsession, pipeline(ops, out), instance="t1", policy="spread", secret=secret)
+        assert set(rec.placement.values()) == {"d1/default"} and rec.trusted == ["d1"]
+        with pytest.raises(UserError, match="d2/default: daemon 'd2' shows a bootstrap token issued for daemon 'd1'"):
+            create_instance(zsession, pipeline(ops, out, flow="pinned", deploy={"dbl": {"daemon": "d2"}}),
+                            secret=secret)
+        delete_instance(zsession, "t1")
+
+
+def test_daemon_can_be_the_router(tmp_path):
+    from zflow.transport.session import SessionOptions, free_port, open_session
+
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    ops = write_operators(tmp_path / "ops")
+    out = tmp_path / "out.jsonl"
+    conf = DaemonConfig(id="solo", router=True, data_dir=str(tmp_path / "solo"), zenoh={"listen": [endpoint]})
+    with Daemon(conf, echo=False), open_session(SessionOptions(mode="client", connect=[endpoint])) as s:
+        create_instance(s, pipeline(ops, out), instance="r1")
+        assert wait_until(lambda: lines(out) >= 3)
+        delete_instance(s, "r1")
