@@ -96,3 +96,14 @@ def test_token_file_errors_are_clear(tmp_path):
     cfg = load_config(None, {"token_file": str(tmp_path / "nope")})
     with pytest.raises(UserError, match="cannot read the bootstrap token"):
         cfg.resolve()
+
+
+def test_exported_schema_matches_the_model():
+    from pathlib import Path
+
+    from zflow.daemon.config import DaemonConfig
+
+    path = Path(__file__).resolve().parent.parent / "descriptors" / "daemon.schema.json"
+    assert json.loads(path.read_text()) == DaemonConfig.model_json_schema(), (
+        "refresh with: python -c 'from zflow.documents import dump_schema; from zflow.daemon.config import "
+        "DaemonConfig; dump_schema(DaemonConfig, \"descriptors/daemon.schema.json\")'")
