@@ -8,7 +8,6 @@ are told to delete theirs before the error is reported.
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -250,11 +249,3 @@ def replace_lost_nodes(session: Any, rec: InstanceRecord, lost: str, alive: set[
     local.log(f"{rec.key}: " + new.events[-1]["what"] if new.events else rec.key)
     return new
 
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
