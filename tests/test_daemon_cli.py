@@ -103,3 +103,16 @@ def test_bad_deploy_hint_and_unplaceable_node_are_located(site):
     path = flow("{resources: {cpu: 64}}")
     bad = zflow("instance", "create", path, "--var", f"OUT={tmp / 'o'}", check=False)
     assert bad.returncode == 2 and "node 'dbl' cannot be placed" in bad.stderr and "needs 64 CPU" in bad.stderr
+
+
+def test_standalone_scheduler_answers_explain(site, router, cli_env, zflow_cmd):
+    zflow, flow, tmp = site
+    serve = subprocess.Popen([*zflow_cmd, "sched", "serve", "--connect", router.endpoint], env=cli_env,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert "scheduler ready" in serve.stderr.readline()
+        out = zflow("sched", "explain", flow(), "--var", f"OUT={tmp / 'o'}").stdout
+        assert "decided by the scheduler service; daemons: edge-1, edge-2" in out
+    finally:
+        serve.terminate()
+        assert serve.wait(10) == 0

@@ -160,3 +160,34 @@ def test_daemon_can_be_the_router(tmp_path):
         create_instance(s, pipeline(ops, out), instance="r1")
         assert wait_until(lambda: lines(out) >= 3)
         delete_instance(s, "r1")
+
+
+def test_instance_ids_are_not_reused(router, zsession, tmp_path):
+    ops = write_operators(tmp_path / "ops")
+    with in_process_daemons(router, tmp_path, "d1"):
+        create_instance(zsession, pipeline(ops, tmp_path / "o"), instance="same", start=False)
+        with pytest.raises(UserError, match="instance pipe/same already exists"):
+            create_instance(zsession, pipeline(ops, tmp_path / "o"), instance="same")
+        delete_instance(zsession, "same")
+
+
+def test_daemon_back_after_its_nodes_moved_does_not_run_them_twice(router, zsession, tmp_path):
+    from daemon_helpers import DaemonProcess
+
+    ops = write_operators(tmp_path / "ops")
+    out = tmp_path / "out.jsonl"
+    specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
+    hints = {"src": {"daemons": ["d1", "d2"]}}
+    with daemon_processes(specs, [router.endpoint], "--quiet") as procs:
+        rec = create_instance(zsession, pipeline(ops, out, deploy=hints), instance="i7", policy="spread")
+        moved = rec.nodes_on("d2")
+        assert moved
+        procs[1].kill()
+        assert wait_until(lambda: set(moved) <= set(find_instance(zsession, "i7")[0].nodes_on("d1")), 10)
+        back = DaemonProcess("d2", tmp_path / "d2", [router.endpoint], "--quiet")
+        procs.append(back)
+        back.wait_ready()
+        status = ControlClient(zsession).status("d2")
+        assert status["running"] == [] and status["instances"] == 1
+        n = lines(out)
+        assert wait_until(lambda: lines(out) >= n + 3)

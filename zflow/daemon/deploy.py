@@ -67,6 +67,9 @@ def create_instance(session: Any, graph: Graph, *, instance: str | None = None, 
     client = ControlClient(session)
     if not client.alive():
         raise RuntimeFailure("no daemon is running (start one with `zflow daemon run`)")
+    if any(i["flow"] == graph.flow and i["instance"] == instance for i in list_instances(session)):
+        raise UserError(f"instance {graph.flow}/{instance} already exists "
+                        f"(`zflow instance delete {graph.flow}/{instance}` first, or choose another --id)")
     graph, payloads = ship_graph(graph)
     server = BundleServer(session)
     try:
