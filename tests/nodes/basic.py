@@ -66,3 +66,51 @@ def burst(ctx):
     """Emits n values flat out (for QoS tests)."""
     for i in range(int(ctx.config.get("n", 100))):
         yield {"i": i}
+
+
+@zflow.source
+async def async_count(ctx):
+    import asyncio
+
+    for i in range(int(ctx.config.get("n", 10))):
+        await asyncio.sleep(0)
+        yield {"i": i}
+
+
+@zflow.operator
+async def async_triple(value, ctx):
+    import asyncio
+
+    await asyncio.sleep(0)
+    return {**value, "i": value["i"] * 3}
+
+
+@zflow.source
+def arrays(ctx):
+    import numpy as np
+
+    for i in range(int(ctx.config.get("n", 5))):
+        yield {"i": i, "a": np.full((2, 3), i, dtype=np.float32)}
+
+
+class ArrayStats(zflow.Operator):
+    """Checks arrays arrive as numpy arrays and reports dtype, shape and sum, with HLC time."""
+
+    def on_input(self, port, value, ctx):
+        a = value["a"]
+        return {"i": value["i"], "dtype": str(a.dtype), "shape": list(a.shape), "sum": float(a.sum()),
+                "t": ctx.now()}
+
+
+class Ticks(zflow.Operator):
+    """Counts timer ticks and forwards data; ends the stream after ``limit`` ticks are seen."""
+
+    inputs = ("tick", "in")
+
+    def setup(self, ctx):
+        self.ticks = 0
+
+    def on_input(self, port, value, ctx):
+        if port == "tick":
+            self.ticks += 1
+            ctx.put("out", {"tick": self.ticks, "t": value, "node": ctx.node, "flow": ctx.flow})
