@@ -242,13 +242,13 @@ def replace_lost_nodes(session: Any, rec: InstanceRecord, lost: str, alive: set[
                     new.event(f"daemon {lost} lost; node {m} could not be re-placed: {why}")
     targets = (new.daemons() | rec.daemons()) & alive - {lost}
     client = ControlClient(session)
-    for d in sorted(targets | {local.cfg.id}):
-        request = {"record": new.to_dict()}
-        if d == local.cfg.id:
+    request = {"record": new.to_dict()}
+    for daemon in sorted(targets | {local.cfg.id}):
+        if daemon == local.cfg.id:
             local.update_instance(request)
         else:
             with contextlib.suppress(RuntimeFailure):
-                client.call(d, "instances/update", request, timeout=LOAD_TIMEOUT)
+                client.call(daemon, "instances/update", request, timeout=LOAD_TIMEOUT)
     local.log(f"{rec.key}: " + new.events[-1]["what"] if new.events else rec.key)
     return new
 

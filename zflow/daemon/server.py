@@ -32,7 +32,7 @@ from zflow.daemon.identity import Identity, available_memory
 from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
 from zflow.scheduler.model import Pool
-from zflow.transport.session import SessionOptions, free_port, open_session
+from zflow.transport.session import Mode, SessionOptions, free_port, open_session
 
 log = logging.getLogger("zflow.daemon")
 
@@ -56,7 +56,7 @@ class Daemon:
     # -- sessions ---------------------------------------------------------------------------------
     def session_options(self) -> SessionOptions:
         z = self.cfg.zenoh
-        mode = "router" if self.cfg.router else z.mode
+        mode: Mode = "router" if self.cfg.router or z.mode == "router" else ("peer" if z.mode == "peer" else "client")
         listen = list(z.listen)
         if mode == "router":
             listen = listen or ["tcp/0.0.0.0:7447"]
