@@ -107,3 +107,16 @@ def test_exported_schema_matches_the_model():
     assert json.loads(path.read_text()) == DaemonConfig.model_json_schema(), (
         "refresh with: python -c 'from zflow.documents import dump_schema; from zflow.daemon.config import "
         "DaemonConfig; dump_schema(DaemonConfig, \"descriptors/daemon.schema.json\")'")
+
+
+def test_daemon_run_reports_bad_input_before_starting(tmp_path, cli_env, zflow_cmd):
+    bad = tmp_path / "daemon.yaml"
+    bad.write_text("id: e1\ncpu: 3\n")
+    for args, message in (
+        (["--config", str(bad)], f"{bad}:2: cpu: unknown field (did you mean 'cpus'?)"),
+        (["--id", "e1", "--token-file", str(tmp_path / "nope")], "cannot read the bootstrap token"),
+        (["--id", "e1", "--secret-file", str(tmp_path / "nope")], "cannot read the cluster secret"),
+    ):
+        proc = subprocess.run([*zflow_cmd, "daemon", "run", "--data-dir", str(tmp_path / "d"), *args],
+                              env=cli_env, capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
