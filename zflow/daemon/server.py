@@ -245,8 +245,16 @@ class Daemon:
                 states.update(runner.node_states())
             return {"record": rec.to_dict(), "nodes": states}
 
+    def _fetch_bundles(self, rec: InstanceRecord) -> None:
+        """Fetch (and install) this daemon's bundles before taking the lock: status stays responsive."""
+        for nid in rec.nodes_on(self.cfg.id):
+            bundle = rec.graph["nodes"][nid].get("deploy", {}).get("bundle")
+            if bundle:
+                self.bundles.ensure(self.session, bundle["digest"])
+
     def load_instance(self, request: dict[str, Any]) -> dict[str, Any]:
         rec = InstanceRecord.from_dict(request["record"])
+        self._fetch_bundles(rec)
         with self._lock:
             old = self.records.get(rec.key)
             if old is not None and old.state != "stopped" and self.runners.get(rec.key):
@@ -301,6 +309,7 @@ class Daemon:
     def update_instance(self, request: dict[str, Any]) -> dict[str, Any]:
         """Adopt a newer record: start nodes newly placed here, stop nodes moved away."""
         new = InstanceRecord.from_dict(request["record"])
+        self._fetch_bundles(new)
         with self._lock:
             old = self.records.get(new.key)
             if old is not None and old.revision > new.revision:
