@@ -135,3 +135,35 @@ def test_sessions_outside_the_acl_cannot_write_control_keys(site) -> None:
     assert sorted(got) == ["zflow/data/f/i/n/edge", "zflow/data/f/i/n/rogue"]
     assert rogue_replies == []
     assert len(edge_replies) == 1
+
+
+@pytest.mark.timeout(60)
+def test_daemons_work_through_the_shipped_mtls_and_acl_configs(site):
+    """An edge daemon on edge-daemon.json5 runs a flow deployed by an operator; a daemon whose
+    certificate is outside the ACL cannot even answer, so it is never given work."""
+    from daemon_helpers import lines, pipeline, wait_until, write_operators
+
+    from zflow.daemon.client import ControlClient
+    from zflow.daemon.config import DaemonConfig
+    from zflow.daemon.deploy import create_instance, delete_instance
+    from zflow.daemon.server import Daemon
+
+    endpoint, tmp = site
+    edge_cfg = localized("edge-daemon.json5", tmp)
+    rogue_cfg = tmp / "rogue.json5"
+    rogue_cfg.write_text(Path(edge_cfg).read_text().replace("certs/edge-1", "certs/rogue"))
+    ops = write_operators(tmp / "ops")
+    out = tmp / "out.jsonl"
+
+    def daemon(name: str, cfg: str) -> Daemon:
+        conf = DaemonConfig(id=name, data_dir=str(tmp / name),
+                            zenoh={"connect": [endpoint], "config_file": cfg})
+        return Daemon(conf, echo=False)
+
+    with daemon("edge-1", edge_cfg), daemon("rogue", str(rogue_cfg)), \
+            open_session(tls_client(endpoint, tmp, "zflow-ops")) as ops_session:
+        assert [s["id"] for s in ControlClient(ops_session).statuses()] == ["edge-1"]
+        rec = create_instance(ops_session, pipeline(ops, out), instance="tls1", policy="spread")
+        assert set(rec.placement.values()) == {"edge-1/default"}
+        assert wait_until(lambda: lines(out) >= 3, 15)
+        delete_instance(ops_session, "tls1")
