@@ -167,3 +167,25 @@ def test_daemons_work_through_the_shipped_mtls_and_acl_configs(site):
         assert set(rec.placement.values()) == {"edge-1/default"}
         assert wait_until(lambda: lines(out) >= 3, 15)
         delete_instance(ops_session, "tls1")
+
+
+@pytest.mark.timeout(60)
+def test_router_daemon_runs_nodes_under_the_site_router_config(tmp_path):
+    """``zflow daemon run --router --zenoh-config site-router.json5``: its own node hosts join
+    over loopback TCP and still get their start signal through the ACL."""
+    from daemon_helpers import lines, pipeline, wait_until, write_operators
+
+    from zflow.daemon.config import DaemonConfig
+    from zflow.daemon.deploy import create_instance, delete_instance
+    from zflow.daemon.server import Daemon
+
+    make_pki(tmp_path / "certs", ["router", "zflow-ops"])
+    endpoint = f"tls/127.0.0.1:{free_port()}"
+    ops = write_operators(tmp_path / "ops")
+    out = tmp_path / "out.jsonl"
+    conf = DaemonConfig(id="site", router=True, data_dir=str(tmp_path / "site"),
+                        zenoh={"listen": [endpoint], "config_file": localized("site-router.json5", tmp_path)})
+    with Daemon(conf, echo=False), open_session(tls_client(endpoint, tmp_path, "zflow-ops")) as s:
+        create_instance(s, pipeline(ops, out), instance="r1")
+        assert wait_until(lambda: lines(out) >= 3, 15)
+        delete_instance(s, "r1")
