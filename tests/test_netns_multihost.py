@@ -149,7 +149,8 @@ def site(tmp_path):
         assert not leftover, f"namespaces left behind: {leftover}"
 
 
-def test_flow_spans_hosts_and_survives_losing_one(site, tmp_path):
+def start_flow(site: Site, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """Router daemon (with the scheduler) on r, edge daemons on a and b, the flow spread on a and b."""
     write_operators(tmp_path / "ops")
     flow = tmp_path / "flow.yaml"
     flow.write_text(FLOW)
@@ -165,13 +166,16 @@ def test_flow_spans_hosts_and_survives_losing_one(site, tmp_path):
                                   "--connect", f"tcp/{site.router_ip(host)}:7447"))
     assert wait_until(lambda: all(r.exists() for r in readies), 30), site.dump_logs()
     assert wait_until(lambda: "edge-b" in site.zflow("daemon", "list").stdout, 10)
-
     site.zflow("instance", "create", str(flow), "--id", "n1", "--policy", "spread", "--var", f"OUT={out}")
     status = json.loads(site.zflow("instance", "status", "n1", "--json").stdout)
     placed = {n: p.split("/")[0] for n, p in status["record"]["placement"].items()}
     assert set(placed.values()) == {"edge-a", "edge-b"}, placed
     assert wait_until(lambda: lines(out) >= 5, 20), site.dump_logs()
+    return out, placed
 
+
+def test_flow_spans_hosts_and_survives_losing_one(site, tmp_path):
+    out, placed = start_flow(site, tmp_path)
     victim = placed["dbl"]
     survivor = "edge-a" if victim == "edge-b" else "edge-b"
     site.kill_host(victim[-1])
@@ -183,3 +187,26 @@ def test_flow_spans_hosts_and_survives_losing_one(site, tmp_path):
     assert any(f"daemon {victim} lost; node dbl re-placed on {survivor}" in e["what"]
                for e in status["record"]["events"])
     print(f"data flowing again {recovered:.2f}s after the host was killed")
+
+
+def test_partitioned_host_hands_its_nodes_back_when_it_returns(site, tmp_path):
+    """The link to a host is cut (its processes keep running): its nodes are re-placed after the
+    lease; when the link comes back, the host adopts the newer placement and stops them."""
+    out, placed = start_flow(site, tmp_path)
+    victim = placed["dbl"]
+    survivor = "edge-a" if victim == "edge-b" else "edge-b"
+    link = f"{site.prefix}r{victim[-1]}"
+    _ip("-n", site.ns["r"], "link", "set", link, "down")
+    n = lines(out)
+    assert wait_until(lambda: lines(out) >= n + 5, 30), "no data after the partition\n" + site.dump_logs()
+    _ip("-n", site.ns["r"], "link", "set", link, "up")
+
+    def victim_idle() -> bool:
+        proc = site.zflow("daemon", "status", victim, check=False)
+        return proc.returncode == 0 and json.loads(proc.stdout)["running"] == []
+
+    assert wait_until(victim_idle, 30), "the returning host still runs moved nodes\n" + site.dump_logs()
+    status = json.loads(site.zflow("instance", "status", "n1", "--json").stdout)
+    assert status["record"]["placement"]["dbl"] == f"{survivor}/default"
+    n = lines(out)
+    assert wait_until(lambda: lines(out) >= n + 5, 10)

@@ -52,6 +52,7 @@ class Daemon:
         self._local_endpoint: str | None = None
         self.session: Any = None
         self.ready = threading.Event()
+        self._reconcile_pending = threading.Event()
 
     # -- sessions ---------------------------------------------------------------------------------
     def session_options(self) -> SessionOptions:
@@ -359,17 +360,22 @@ class Daemon:
             for key in list(self.runners):
                 self._stop_runners(key)
 
-    # -- resume and failure handling ----------------------------------------------------------------
+    # -- resume, reconciliation and failure handling --------------------------------------------
+    def _newest(self, rec: InstanceRecord) -> InstanceRecord:
+        """The newest copy of a record among this daemon and the other participants that answer."""
+        newest = rec
+        for d in sorted(rec.daemons() - {self.cfg.id}):
+            with contextlib.suppress(RuntimeFailure, KeyError):
+                other = InstanceRecord.from_dict(self.client.call(
+                    d, "instances/get", {"flow": rec.flow, "instance": rec.instance}, timeout=2.0)["record"])
+                if other.revision > newest.revision:
+                    newest = other
+        return newest
+
     def _resume(self) -> None:
         """Pick up persisted instances, preferring a newer copy held by another daemon."""
         for rec in self.store.load_all():
-            newest = rec
-            for d in sorted(rec.daemons() - {self.cfg.id}):
-                with contextlib.suppress(RuntimeFailure):
-                    other = InstanceRecord.from_dict(self.client.call(
-                        d, "instances/get", {"flow": rec.flow, "instance": rec.instance}, timeout=2.0)["record"])
-                    if other.revision > newest.revision:
-                        newest = other
+            newest = self._newest(rec)
             self.records[rec.key] = newest
             self.store.save(newest)
             if newest.state != "stopped":
@@ -380,18 +386,42 @@ class Daemon:
                 except (UserError, RuntimeFailure) as exc:
                     self.log(f"cannot resume {newest.key}: {exc}")
 
+    def _reconcile(self) -> None:
+        """After a partition heals: adopt newer records (nodes moved away while we were cut off stop)."""
+        self._reconcile_pending.clear()
+        with self._lock:
+            records = list(self.records.values())
+        for rec in records:
+            newest = self._newest(rec)
+            if newest.revision > rec.revision:
+                self.log(f"{rec.key}: adopting revision {newest.revision} from a peer")
+                self.update_instance({"record": newest.to_dict()})
+
+    def _connected(self) -> bool:
+        """A client daemon cut off from its router must not act on the others' disappearance."""
+        if self.opts.mode != "client":
+            return True
+        return bool(self.session.info.routers_zid())
+
     def _on_daemon_token(self, sample: Any) -> None:
+        other = str(sample.key_expr).rsplit("/", 1)[-1]
+        if other == self.cfg.id:
+            return
         if sample.kind == zenoh.SampleKind.DELETE:
-            lost = str(sample.key_expr).rsplit("/", 1)[-1]
-            if lost != self.cfg.id:
-                self._pool.submit(self._on_daemon_lost, lost)
+            self._pool.submit(self._on_daemon_lost, other)
+        elif self.ready.is_set() and not self._reconcile_pending.is_set():
+            self._reconcile_pending.set()
+            self._pool.submit(self._reconcile)
 
     def _on_daemon_lost(self, lost: str) -> None:
         from zflow.daemon.deploy import replace_lost_nodes
 
         time.sleep(0.2)
+        if not self._connected():
+            self.log(f"daemon {lost} gone while this daemon has no router: not re-placing")
+            return
         alive = set(self.client.alive())
-        if lost in alive:
+        if lost in alive or self.cfg.id not in alive:
             return
         with self._lock:
             affected = [r for r in self.records.values() if lost in r.daemons() and r.state != "stopped"]
