@@ -75,7 +75,7 @@ def lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:
+def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

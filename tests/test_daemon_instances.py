@@ -103,7 +103,7 @@ def test_lost_daemon_nodes_are_replaced_and_data_flows_again(router, zsession, t
     ops = write_operators(tmp_path / "ops")
     out = tmp_path / "out.jsonl"
     specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
-    with daemon_processes(specs, [router.endpoint], "--quiet") as procs:
+    with daemon_processes(specs, [router.endpoint]) as procs:
         rec = create_instance(zsession, pipeline(ops, out), instance="i5", policy="spread")
         assert wait_until(lambda: lines(out) >= 3)
         victim = rec.placement["dbl"].split("/")[0]
@@ -123,7 +123,7 @@ def test_on_daemon_loss_stop_stops_the_instance(router, zsession, tmp_path):
     out = tmp_path / "out.jsonl"
     specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
     hints = {"src": {"daemon": "d1"}, "dbl": {"daemon": "d2"}, "sink": {"daemon": "d1"}}
-    with daemon_processes(specs, [router.endpoint], "--quiet") as procs:
+    with daemon_processes(specs, [router.endpoint]) as procs:
         create_instance(zsession, pipeline(ops, out, deploy=hints), instance="i6", on_daemon_loss="stop")
         assert wait_until(lambda: lines(out) >= 2)
         procs[1].kill()
@@ -178,13 +178,14 @@ def test_daemon_back_after_its_nodes_moved_does_not_run_them_twice(router, zsess
     out = tmp_path / "out.jsonl"
     specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
     hints = {"src": {"daemons": ["d1", "d2"]}}
-    with daemon_processes(specs, [router.endpoint], "--quiet") as procs:
+    with daemon_processes(specs, [router.endpoint]) as procs:
         rec = create_instance(zsession, pipeline(ops, out, deploy=hints), instance="i7", policy="spread")
         moved = rec.nodes_on("d2")
         assert moved
         procs[1].kill()
-        assert wait_until(lambda: set(moved) <= set(find_instance(zsession, "i7")[0].nodes_on("d1")), 10)
-        back = DaemonProcess("d2", tmp_path / "d2", [router.endpoint], "--quiet")
+        assert wait_until(lambda: set(moved) <= set(find_instance(zsession, "i7")[0].nodes_on("d1")), 20), \
+            (tmp_path / "d1" / "daemon.log").read_text()
+        back = DaemonProcess("d2", tmp_path / "d2", [router.endpoint])
         procs.append(back)
         back.wait_ready()
         status = ControlClient(zsession).status("d2")

@@ -99,6 +99,9 @@ class Daemon:
         self._resume()
         token = self.session.liveliness().declare_token(keyexprs.daemon_alive(self.cfg.id))
         self._stack.callback(token.undeclare)
+        deadline = time.monotonic() + 3.0  # ready means visible to the others, not just declared
+        while self.cfg.id not in self.client.alive(timeout=0.5) and time.monotonic() < deadline:
+            time.sleep(0.02)
         watch = self.session.liveliness().declare_subscriber(keyexprs.daemon_alive("*"), self._on_daemon_token)
         self._stack.callback(watch.undeclare)
         self._stack.callback(self._stop_all_runners)
