@@ -1,6 +1,8 @@
-"""Built-in operators. ``BUILTINS`` maps an operator name (as written in a descriptor's
-``operator:`` field) to ``"module:attr"``; it must stay a plain dict literal so the descriptor
-checker can read it without importing any operator module.
+"""Built-in operators, by the name a descriptor uses in ``operator:``.
+
+``BUILTINS`` maps a name to ``"module:attr"``; it must stay a plain dict literal, so the
+descriptor checker can read it without importing any operator module (modules are imported
+only when a flow uses them). Each module's docstring lists its configuration keys and ports.
 """
 
 BUILTINS: dict[str, str] = {
@@ -14,4 +16,18 @@ BUILTINS: dict[str, str] = {
     "sensor-sim": "operators.sensor_sim:SensorSim",
     "window": "operators.window:Window",
     "threshold": "operators.threshold:Threshold",
+}
+
+# Default ports of each built-in (a literal too, for the descriptor checker): a node that uses a
+# built-in without declaring ``inputs``/``outputs`` can get these. The Zenoh bridges take their
+# ports from their key expressions, so they are not listed.
+BUILTIN_PORTS: dict[str, dict[str, list[str]]] = {
+    "timer": {"inputs": [], "outputs": ["out"]},
+    "csv-replay": {"inputs": [], "outputs": ["out"]},
+    "jsonl-replay": {"inputs": [], "outputs": ["out"]},
+    "sensor-sim": {"inputs": [], "outputs": ["out"]},
+    "window": {"inputs": ["in"], "outputs": ["out"]},
+    "threshold": {"inputs": ["in"], "outputs": ["out", "anomalies"]},
+    "jsonl-sink": {"inputs": ["in"], "outputs": []},
+    "print": {"inputs": ["in"], "outputs": []},
 }

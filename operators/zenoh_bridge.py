@@ -1,48 +1,103 @@
 """Bridges between a flow and the rest of the Zenoh world (``zenoh-subscribers`` sources and
-``zenoh-publishers`` sinks in a descriptor)."""
+``zenoh-publishers`` sinks in a descriptor, or the ``zenoh-subscribe``/``zenoh-publish`` built-ins).
+
+Configuration:
+    keys ({port: key expression}, required): what to subscribe to / publish on; the
+        descriptor's ``zenoh-subscribers: {raw: "site1/**"}`` fills it in.
+    queue_size (int >= 1, default 1024, subscribe only): samples buffered per key in a
+        bounded Zenoh channel (never in a Zenoh callback, which must stay short).
+    policy ("block" | "drop_oldest", default "block", subscribe only): when the flow falls
+        behind, ``block`` pushes back on Zenoh (reliable publishers slow down), and
+        ``drop_oldest`` keeps the newest ``queue_size`` samples.
+
+Payloads are decoded by the codec from their Zenoh encoding (msgpack, JSON, text; anything
+else arrives as bytes); deletions on the subscribed keys are ignored.
+
+Ports: one per key (the subscriber's outputs, the publisher's inputs).
+"""
 
 from __future__ import annotations
 
-import queue
+import threading
 from typing import Any
 
+import zenoh
+
+from operators._config import parse_config
+from operators.configs import PublishConfig, SubscribeConfig
 from zflow import codec
 from zflow.runtime.api import Context, Sink, Source
 
 
 class ZenohSubscribe(Source):
-    """Emits every sample put on the configured key expressions (``config.keys``: port -> key)."""
+    """Emits every sample put on the configured key expressions, on the key's port."""
 
     outputs = ("out",)
 
+    def setup(self, ctx: Context) -> None:
+        """Subscribe before the flow is ready, so nothing put after start-up is missed."""
+        cfg = self.cfg = parse_config(SubscribeConfig, ctx, "zenoh-subscribe")
+
+        def channel() -> Any:
+            if cfg.policy == "block":
+                return zenoh.handlers.FifoChannel(cfg.queue_size)
+            return zenoh.handlers.RingChannel(cfg.queue_size)
+
+        self.error: BaseException | None = None
+        self.subs = {port: ctx.session.declare_subscriber(key, channel()) for port, key in cfg.keys.items()}
+
     def run(self, ctx: Context) -> None:
-        keys: dict[str, str] = ctx.config["keys"]
-        pending: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=int(ctx.config.get("queue_size", 1024)))
-        subs = []
-        for port, key in keys.items():
-            def on_sample(sample: Any, port: str = port) -> None:
-                value = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
-                pending.put((port, value))
-            subs.append(ctx.session.declare_subscriber(key, on_sample))
+        readers = [threading.Thread(target=self._read, args=(ctx, port, sub), daemon=True,
+                                    name=f"zenoh-subscribe:{ctx.node}.{port}") for port, sub in self.subs.items()]
+        for reader in readers:
+            reader.start()
         try:
-            while ctx.running:
-                try:
-                    port, value = pending.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                ctx.put(port, value)
+            while self.error is None and ctx.sleep(0.1):
+                pass
         finally:
-            for sub in subs:
-                sub.undeclare()
+            self.teardown(ctx)  # closes the channels: each reader's recv() returns
+            for reader in readers:
+                reader.join(timeout=1.0)
+        if self.error is not None:
+            raise self.error
+
+    def teardown(self, ctx: Context) -> None:
+        for sub in getattr(self, "subs", {}).values():
+            sub.undeclare()
+        self.subs = {}
+
+    def _read(self, ctx: Context, port: str, sub: Any) -> None:
+        decode, put = codec.decode, ctx.put
+        bad = 0
+        try:
+            while True:
+                try:
+                    sample = sub.recv()
+                except zenoh.ZError:
+                    return
+                if sample.kind == zenoh.SampleKind.DELETE:
+                    continue
+                try:
+                    value = decode(sample.payload.to_bytes(), str(sample.encoding))
+                except Exception as exc:  # the outside world sent garbage: skip it, say so
+                    bad += 1
+                    if bad & (bad - 1) == 0:  # 1st, 2nd, 4th, 8th... bad sample
+                        ctx.log.warning("%s: skipped %d undecodable sample(s) on %s (last: %s)",
+                                        ctx.node, bad, sample.key_expr, exc)
+                    continue
+                put(port, value)
+        except BaseException as exc:
+            self.error = exc
 
 
 class ZenohPublish(Sink):
-    """Puts every input value on the configured key expression (``config.keys``: port -> key)."""
+    """Puts every input value on the key expression configured for its port."""
 
     inputs = ("in",)
 
     def setup(self, ctx: Context) -> None:
-        self._pubs = {port: ctx.session.declare_publisher(key) for port, key in ctx.config["keys"].items()}
+        self.cfg = parse_config(PublishConfig, ctx, "zenoh-publish")
+        self._pubs = {port: ctx.session.declare_publisher(key) for port, key in self.cfg.keys.items()}
 
     def on_input(self, port: str, value: Any, ctx: Context) -> None:
         payload, content_type = codec.encode(value)

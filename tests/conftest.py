@@ -44,6 +44,9 @@ def zflow_cmd() -> list[str]:
 
 @pytest.fixture
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not present")
-    return SHARED_DATA
+    """Real data: ``$ZFLOW_SHARED_DATA``, ``../shared/data`` next to the checkout, or /work/shared/data."""
+    candidates = [os.environ.get("ZFLOW_SHARED_DATA"), SHARED_DATA, "/work/shared/data"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    pytest.skip("shared data (../shared/data) is not present")

@@ -216,6 +216,34 @@ CASES: list[tuple[str, dict[str, str], list[tuple[str, str, str, str | None]], d
         sinks:
           - {id: k, operator: print, inputs: {i: s/o}}
         """}, [("flow.yaml", "sources[0].outputs[0].type", "unknown port type 'jsn'", "did you mean 'json'?")], None),
+    ("model-type-unknown-class", {"models.py": "class Reading:\n    pass\n", "flow.yaml": """
+        name: t
+        sources:
+          - {id: s, operator: sensor-sim, outputs: [{id: o, type: "model:models:Readng"}]}  #<
+        sinks:
+          - {id: k, operator: print, inputs: {i: s/o}}
+        """}, [("flow.yaml", "sources[0].outputs[0].type", "port type model:models:Readng: 'Readng' is not defined",
+                "did you mean 'Reading'?")], None),
+    ("group-split-across-daemons", {"flow.yaml": """
+        name: t
+        sources:
+          - {id: s, operator: sensor-sim, outputs: [o], group: g}
+        sinks:
+          - {id: k, operator: print, inputs: {i: s/o}, group: g}  #<
+        mapping:
+          edge-1: [s]
+          edge-2: [k]
+        """}, [("flow.yaml", "sinks[0]", "'k' is in group 'g' with 's' but placed on daemon 'edge-2', not 'edge-1'",
+                "place its nodes together")], None),
+    ("daemon-id-bad", {"flow.yaml": """
+        name: t
+        sources:
+          - {id: s, operator: sensor-sim, outputs: [o]}
+        sinks:
+          - {id: k, operator: print, inputs: {i: s/o}}
+        mapping:
+          "edge 1": [s]  #<
+        """}, [("flow.yaml", "mapping.edge 1", "daemon id 'edge 1' cannot be used in a Zenoh key expression", None)], None),
     ("bad-ndarray-dtype", {"flow.yaml": """
         name: t
         sources:
@@ -550,3 +578,49 @@ def test_invalid_yaml_is_a_located_problem(tmp_path):
 def test_missing_file_is_a_problem(tmp_path):
     problems = check_file(tmp_path / "nope.yaml")
     assert [p.message for p in problems] == ["file not found"]
+
+
+MALFORMED = [
+    "sources: 5\nname: t",
+    "name: t\nsources: [5]",
+    "name: t\nsources: [{id: 5, operator: print}]",
+    "name: t\nlinks: [{from: x}]",
+    "name: t\nsources: [{id: s, operator: sensor-sim, outputs: [o]}]\nsinks: [{id: k, operator: print, inputs: {5: s/o}}]",
+    "name: t\nconfiguration: [1]",
+    "name: t\nvars: [1]",
+    "name: t\nvars: {1: a}",
+    "name: t\nmapping: {a: b}",
+    "name: t\noperators: [{id: c, descriptor: ./adir}]",
+    "name: t\noperators: [{id: c, descriptor: ./empty.yaml}]",
+    "name: t\noperators: [{id: c, descriptor: ./list.yaml}]",
+    "name: 123",
+    "name: t\nsources: [{id: s, operator: '', outputs: [o]}]",
+    "name: t\nsources: [{id: s, operator: ':', outputs: [o]}]",
+    "name: t\nsources: [{id: s, operator: 'a..b', outputs: [o]}]",
+    "name: t\nsources: [{id: s, operator: '{{ a b }}', outputs: [o]}]",
+    "name: t\nsources: [{id: '', operator: print, outputs: [o]}]",
+    "name: t\nsources: [{id: s, zenoh-subscribers: {}, outputs: [o]}]",
+    "name: t\nsources: [{id: s, operator: print, inputs: {t: {source: 5}}, outputs: [o]}]",
+    "name: t\nsources: [{id: s, operator: print, outputs: [{id: o, type: 5}]}]",
+    "name: t\nqos: {queue_size: true}",
+    "name: t\nrestart: {backoff: '-5s'}",
+    "name: t\nsources: [{id: s, operator: ./adir, outputs: [o]}]",
+    "name: t\nsources: [{id: s, library: 'file:///nope/x.py', outputs: [o]}]",
+    "name: t\nsources: [{id: s, operator: print, outputs: [o], deploy: [1]}]",
+    "null",
+    "",
+    "[1, 2]",
+    "name: t\nsources:\n  - &a {id: s, operator: print, outputs: [o]}\n  - *a",
+]
+
+
+@pytest.mark.parametrize("text", MALFORMED)
+def test_malformed_input_is_reported_never_a_traceback(tmp_path, text):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    (tmp_path / "flow.yaml").write_text(text)
+    problems = check_file(tmp_path / "flow.yaml")
+    assert problems and all(p.file for p in problems)
+    with pytest.raises(UserError):
+        compile_file(tmp_path / "flow.yaml")

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("graph", help="print the compiled (flattened) graph of a dataflow")
     p.add_argument("flow", help="dataflow file (YAML or JSON)")
-    p.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
+    p.add_argument("--format", choices=("text", "mermaid", "dot", "json"), default="text",
+                   help="text, mermaid or dot for people; json is the compiled graph (zflow run reads it)")
     p.add_argument("--instance", help="instance id used in the keys (default: random)")
     add_var_argument(p)
     p.set_defaults(handler=cmd_graph)

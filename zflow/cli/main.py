@@ -17,6 +17,7 @@ from zflow.errors import RuntimeFailure, UserError
 COMMAND_MODULES = (
     "zflow.cli.flow",
     "zflow.cli.run",
+    "zflow.cli.demo",
     "zflow.cli.daemon",
 )
 

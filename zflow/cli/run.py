@@ -7,21 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from zflow.cli.flow import add_var_argument
 from zflow.errors import UserError
 
 
-def parse_vars(items: list[str] | None) -> dict[str, str]:
-    """``--var K=V`` pairs; a malformed pair is a usage error."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--var {item!r}: expected KEY=VALUE")
-        out[key.strip()] = value
-    return out
-
-
-def load_graph(path: str, variables: dict[str, str], instance: str | None):
+def load_graph(path: str, variables: dict[str, object], instance: str | None):
     """A descriptor (YAML/JSON) is compiled; a compiled graph (``zflow graph --format json``) is loaded."""
     from zflow.dataflow.graph import Graph
 
@@ -40,9 +30,10 @@ def load_graph(path: str, variables: dict[str, str], instance: str | None):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from zflow.dataflow import parse_cli_vars
     from zflow.runtime.run import run_flow
 
-    graph = load_graph(args.flow, parse_vars(args.var), args.instance)
+    graph = load_graph(args.flow, parse_cli_vars(args.var), args.instance)
     log = None if args.quiet else __import__("zflow.runtime.supervisor", fromlist=["x"]).print_prefixed
     result = run_flow(
         graph,
@@ -68,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a flow on this machine (embedded Zenoh router by default)")
     p.add_argument("flow", help="dataflow descriptor (YAML/JSON) or compiled graph (.json)")
-    p.add_argument("--var", action="append", metavar="K=V", help="override a descriptor var")
+    add_var_argument(p)
     p.add_argument("--instance", help="instance id (default: random)")
     p.add_argument("--connect", action="append", metavar="ENDPOINT",
                    help="join an existing Zenoh router instead of embedding one (e.g. tcp/10.0.0.1:7447)")

@@ -25,14 +25,15 @@ def builtin_operators() -> dict[str, str]:
     except (OSError, SyntaxError):
         return {}
     for stmt in tree.body:
-        target = None
+        target: ast.expr | None = None
+        node: ast.expr | None = None
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target = stmt.targets[0]
+            target, node = stmt.targets[0], stmt.value
         elif isinstance(stmt, ast.AnnAssign):
-            target = stmt.target
-        if isinstance(target, ast.Name) and target.id == "BUILTINS" and stmt.value is not None:
+            target, node = stmt.target, stmt.value
+        if isinstance(target, ast.Name) and target.id == "BUILTINS" and node is not None:
             try:
-                value = ast.literal_eval(stmt.value)
+                value = ast.literal_eval(node)
             except ValueError:
                 break
             return {str(k): str(v) for k, v in dict(value).items()}

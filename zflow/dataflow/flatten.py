@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -39,7 +39,7 @@ from zflow.dataflow.models import (
     NodeModel,
     PortDecl,
 )
-from zflow.dataflow.targets import TargetError, resolve_path, resolve_target
+from zflow.dataflow.targets import TargetError, check_module_attr, resolve_path, resolve_target
 from zflow.dataflow.vars import declared_vars, merged_vars, substitute
 from zflow.documents import Document, load_document, validation_problems
 from zflow.errors import Problem, UserError, did_you_mean
@@ -101,7 +101,9 @@ class _Builder:
         self.ir = ir
         self.problems = ir.problems
         self._docs: dict[str, Document] = {}
+        self.substitute_next = True
         self._index: dict[tuple[int, str], list[int]] = {}
+        self._targets: dict[tuple[str, str], RunSpec | TargetError] = {}
         self._broken_ids: set[tuple[int, str]] = set()
         self._var_errors: set[tuple[str | None, tuple[str | int, ...]]] = set()
 
@@ -121,8 +123,10 @@ class _Builder:
                     names = [n for n in _listdir(folder) if n.endswith((".yaml", ".yml", ".json"))]
                     self.problems.append(where.problem(f"descriptor file not found: {path}",
                                                        did_you_mean(os.path.basename(path), names)))
+                elif not os.path.isfile(path):
+                    self.problems.append(where.problem(f"descriptor {path} is a directory, expected a file"))
                 else:
-                    self.problems.extend(exc.problems)
+                    self.problems.extend(exc.problems)  # YAML errors point into that file
                 return None
         return self._docs[path]
 
@@ -130,13 +134,17 @@ class _Builder:
         """Substitute vars (file defaults, outer values win) and validate; None on failure."""
         declared, problems = declared_vars(doc)
         values = merged_vars(declared, outer_vars)
-        sub, var_problems = substitute(doc, values)
+        if self.substitute_next:
+            sub, var_problems = substitute(doc, values)
+        else:
+            sub, var_problems = doc, []
+        self.substitute_next = True
         self.problems.extend(problems + var_problems)
         self._var_errors.update((sub.file, p.path) for p in var_problems)
         try:
             return model.model_validate(sub.data), sub, values
         except ValidationError as exc:
-            self.problems.extend(_drop_echoes(validation_problems(exc, sub, model)))
+            self.problems.extend(_tidy(validation_problems(exc, sub, model)))
             return self._salvage(model, sub, exc), sub, values
 
     def _salvage(self, model: type[BaseModel], doc: Document, exc: ValidationError) -> Any:
@@ -265,9 +273,15 @@ class _Builder:
             n.qos = deep_merge(inh.qos, _opts(own.qos))
             n.restart = deep_merge(inh.restart, _opts(own.restart))
             n.deploy = deep_merge(inh.deploy, own.deploy)
+            daemon = (own.deploy or {}).get("daemon")
+            if daemon is not None:
+                try:
+                    keyexprs.chunk(str(daemon), "daemon id")
+                except UserError as exc:
+                    self.problems.append((entry_where or where).at("deploy", "daemon").problem(exc.problems[0].message))
             n.group = inh.group
             if own.group is not None:
-                self._check_port(own.group, where.at("group"))
+                self._check_port(own.group, (entry_where or where).at("group"))
                 n.group = (inh.group + SEP if inh.group else scope.prefix) + own.group
         else:
             n.qos, n.restart, n.deploy, n.group = dict(inh.qos), dict(inh.restart), dict(inh.deploy), inh.group
@@ -283,9 +297,9 @@ class _Builder:
 
     def run(self, node: NodeModel | NodeFileModel, where: Where, base_dir: str, present: list[str],
             script: Any) -> RunSpec | None:
-        if isinstance(node, NodeModel) and node.zenoh_subscribers is not None:
+        if node.zenoh_subscribers is not None:
             return self._zenoh(node.zenoh_subscribers, "zenoh-subscriber", where.at("zenoh-subscribers"))
-        if isinstance(node, NodeModel) and node.zenoh_publishers is not None:
+        if node.zenoh_publishers is not None:
             return self._zenoh(node.zenoh_publishers, "zenoh-publisher", where.at("zenoh-publishers"))
         if script:
             text, at = str(script), where.at("configuration", "python-script")
@@ -296,13 +310,21 @@ class _Builder:
                 f"node '{node.id}' does not say what it runs",
                 "add operator: ./file.py, ./file.py:Class, pkg.module:Class or a built-in name"))
             return None
-        try:
-            return resolve_target(text, base_dir)
-        except TargetError as exc:
-            self.problems.append(at.problem(exc.message, exc.hint))
+        key = (text, base_dir)
+        if key not in self._targets:
+            try:
+                self._targets[key] = resolve_target(text, base_dir)
+            except TargetError as exc:
+                self._targets[key] = exc
+        found = self._targets[key]
+        if isinstance(found, TargetError):
+            self.problems.append(at.problem(found.message, found.hint))
             return None
+        return found
 
     def _zenoh(self, keys: dict[str, str], kind: str, where: Where) -> RunSpec:
+        if not keys:
+            self.problems.append(where.problem(f"no ports: expected {{port: key/expression}} for the {kind}"))
         for port, key in keys.items():
             if self._check_port(port, where.at(port)):
                 error = keyexprs.user_key_error(key)
@@ -324,7 +346,7 @@ class _Builder:
                 if not self._check_port(port, at):
                     continue
                 ref_model = ref if isinstance(ref, InputRef) else InputRef(source=ref)
-                n.inputs[port] = Port(port, self._type(ref_model.type, at.at("type")), at)
+                n.inputs[port] = Port(port, self._type(ref_model.type, at.at("type"), n.base_dir), at, _opts(ref_model.qos))
                 timer = parse_timer(ref_model.source)
                 if isinstance(timer, str):
                     self.problems.append(at.problem(timer))
@@ -332,15 +354,14 @@ class _Builder:
                 elif timer is not None:
                     n.timers[port] = timer
                 else:
-                    n.inline[port] = InlineSource(ref_model.source, at if isinstance(ref, str) else at.at("source"),
-                                                  _opts(ref_model.qos))
+                    n.inline[port] = InlineSource(ref_model.source, at if isinstance(ref, str) else at.at("source"))
         elif declared_in is not None:
-            n.inputs = self._port_list(declared_in, where.at("inputs"))
+            n.inputs = self._port_list(declared_in, where.at("inputs"), n.base_dir)
         declared_out = node.outputs if outputs else None
         if outputs and run is not None and run.kind == "zenoh-subscriber" and declared_out is None:
             declared_out = list(run.keys)
         if declared_out is not None:
-            n.outputs = self._port_list(declared_out, where.at("outputs"))
+            n.outputs = self._port_list(declared_out, where.at("outputs"), n.base_dir)
 
     def _kind_rules(self, n: Node, where: Where) -> None:
         run = n.run
@@ -366,7 +387,7 @@ class _Builder:
             if not n.inputs:
                 self.problems.append(where.problem(f"sink '{n.local}' has no inputs", "add inputs: [in]"))
 
-    def _port_list(self, items: list[str | PortDecl], where: Where) -> dict[str, Port]:
+    def _port_list(self, items: list[str | PortDecl], where: Where, base_dir: str) -> dict[str, Port]:
         out: dict[str, Port] = {}
         for i, item in enumerate(items):
             name, type_ = (item, None) if isinstance(item, str) else (item.id, item.type)
@@ -376,13 +397,23 @@ class _Builder:
             if name in out:
                 self.problems.append(at.problem(f"duplicate port '{name}'"))
                 continue
-            out[name] = Port(name, self._type(type_, at.at("type")), at)
+            qos = _opts(item.qos) if isinstance(item, PortDecl) else {}
+            if qos and where.path[-1] == "outputs":
+                self.problems.append(at.at("qos").problem(
+                    "qos belongs to inputs (or links)", "set it on the consuming input or the link"))
+            out[name] = Port(name, self._type(type_, at.at("type"), base_dir), at, qos)
         return out
 
-    def _type(self, text: str | None, where: Where) -> str | None:
+    def _type(self, text: str | None, where: Where, base_dir: str = ".") -> str | None:
         canonical, error, hint = port_types.normalize(text)
         if error:
             self.problems.append(where.problem(error, hint))
+        elif canonical and canonical.startswith("model:"):
+            _, module, attr = canonical.split(":")
+            try:
+                check_module_attr(module, attr, base_dir)
+            except TargetError as exc:
+                self.problems.append(where.problem(f"port type {canonical}: {exc.message}", exc.hint))
         return canonical
 
     # -- composites and node files ---------------------------------------------------------------
@@ -398,7 +429,12 @@ class _Builder:
         doc = self._load(path, at)
         if doc is None:
             return None
-        data = doc.data if isinstance(doc.data, dict) else {}
+        if not isinstance(doc.data, dict):
+            self.problems.append(at.problem(
+                f"descriptor {_display(path)} is {'empty' if doc.data is None else 'not a mapping'}",
+                "expected a composite operator (operators, links, inputs, outputs) or a node descriptor"))
+            return None
+        data = doc.data
         inner_dir = os.path.dirname(path)
         if "operators" in data or "links" in data or "sources" in data or "sinks" in data:
             if kind != "operator" or "sources" in data or "sinks" in data:
@@ -412,11 +448,19 @@ class _Builder:
         model, sub, _ = self._prepare(doc, NodeFileModel, inh.vars)
         if model is None:
             return None
-        present = [f for f in ("operator", "library", "uri") if getattr(model, f) is not None]
+        present = [f for f in _RUN_FIELDS if sub.data.get(f) is not None]
         script = (model.configuration or {}).get("python-script") or (entry.configuration or {}).get("python-script")
         if script and "library" in present and not str(model.library).endswith(".py"):
             present.remove("library")
         file_where = Where(sub, ())
+        if len(present) > 1 or "descriptor" in present:
+            self.problems.append(file_where.at(present[-1]).problem(
+                f"a node descriptor sets {' and '.join(repr(p) for p in present)}", "set exactly one"))
+            return None
+        for field, allowed in (("zenoh-subscribers", "source"), ("zenoh-publishers", "sink")):
+            if field in present and kind != allowed:
+                self.problems.append(at.problem(f"{_display(path)} declares {field}, which is only for {allowed}s"))
+                return None
         return self.leaf(scope, kind, model, file_where, inh, inner_dir, present, script,
                          entry=entry, entry_where=where)
 
@@ -441,16 +485,18 @@ class _Builder:
         )
         self.scope(inner_scope, [("operator", "operators", model.operators)], model.links, inner, inner_dir)
         comp = Composite(local=entry.id, id=cid, where=where, scope=inner_scope)
-        for field, items in (("inputs", model.inputs), ("outputs", model.outputs)):
-            table = comp.inputs if field == "inputs" else comp.outputs
-            for i, item in enumerate(items):
+        exposed: list[tuple[str, dict[str, Exposed], list[tuple[str, str, str]]]] = [
+            ("inputs", comp.inputs, [(x.id, x.node, x.input) for x in model.inputs]),
+            ("outputs", comp.outputs, [(x.id, x.node, x.output) for x in model.outputs]),
+        ]
+        for field, table, items in exposed:
+            for i, (pid, inner_node, inner_port) in enumerate(items):
                 at = Where(doc, (field, i))
-                if item.id in table:
-                    self.problems.append(at.at("id").problem(f"duplicate composite {field[:-1]} '{item.id}'"))
+                if pid in table:
+                    self.problems.append(at.at("id").problem(f"duplicate composite {field[:-1]} '{pid}'"))
                     continue
-                self._check_port(item.id, at.at("id"))
-                port = item.input if field == "inputs" else item.output  # type: ignore[union-attr]
-                table[item.id] = Exposed(item.id, item.node, port, at)
+                self._check_port(pid, at.at("id"))
+                table[pid] = Exposed(pid, inner_node, inner_port, at)
         if entry.inputs is not None or entry.outputs is not None:
             self.problems.append(where.problem(
                 f"composite '{entry.id}' takes its ports from {os.path.basename(path)}",
@@ -458,13 +504,15 @@ class _Builder:
         return comp
 
 
-def _drop_echoes(problems: list[Problem]) -> list[Problem]:
-    """A misspelt required field gives 'unknown field x (did you mean y?)' and 'y missing':
-    keep only the first, which already says how to fix both."""
+def _tidy(problems: list[Problem]) -> list[Problem]:
+    """Model problems as a person wants them: a misspelt required field gives 'unknown field x
+    (did you mean y?)' and 'y missing', keep the first (it fixes both); drop pydantic's
+    'value error, ' prefix from our own validators' messages."""
     prefix = "did you mean '"
     meant = {(*p.path[:-1], p.hint[len(prefix):-2]) for p in problems
              if p.message == "unknown field" and p.hint and p.hint.startswith(prefix)}
-    return [p for p in problems if not (p.message == "required field is missing" and p.path in meant)]
+    return [replace(p, message=p.message.removeprefix("value error, ")) for p in problems
+            if not (p.message == "required field is missing" and p.path in meant)]
 
 
 def _display(path: str) -> str:
@@ -483,10 +531,16 @@ def _listdir(folder: str) -> list[str]:
         return []
 
 
-def build(doc: Document, base_dir: str, cli_vars: dict[str, Any] | None = None) -> FlowIR:
-    """Read a dataflow document (composites included) into a :class:`FlowIR` with its problems."""
+def build(doc: Document, base_dir: str, cli_vars: dict[str, Any] | None = None,
+          substitute_root: bool = True) -> FlowIR:
+    """Read a dataflow document (composites included) into a :class:`FlowIR` with its problems.
+
+    ``substitute_root=False`` leaves the top document's strings alone (generated descriptors
+    may carry user text with ``{{ }}`` in their configuration); composite files still get vars.
+    """
     ir = FlowIR(name="", root=Scope(prefix="", doc=doc), source_file=doc.file)
     builder = _Builder(ir)
+    builder.substitute_next = substitute_root
     if not isinstance(doc.data, dict):
         ir.problems.append(doc.problem((), "expected a mapping with name, sources, operators, sinks, links"))
         return ir
@@ -519,6 +573,11 @@ def _apply_mapping(ir: FlowIR, mapping: dict[str, list[str]], doc: Document) -> 
     """Zenoh-Flow ``mapping: {daemon: [node ids]}`` -> ``deploy.daemon`` on those (leaf) nodes."""
     placed: dict[str, str] = {}
     for daemon, ids in mapping.items():
+        try:
+            keyexprs.chunk(daemon, "daemon id")
+        except UserError as exc:
+            ir.problems.append(doc.problem(("mapping", daemon), exc.problems[0].message))
+            continue
         for i, nid in enumerate(ids):
             at = ("mapping", daemon, i)
             member = ir.root.members.get(nid)

@@ -35,6 +35,7 @@ class Port:
     name: str
     type: str | None
     where: Where
+    qos: dict[str, Any] = field(default_factory=dict)  # input-level QoS (either input syntax)
 
 
 @dataclass
@@ -43,7 +44,6 @@ class InlineSource:
 
     text: str
     where: Where
-    qos: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -11,21 +11,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag, field_validator
+
+Int = Annotated[int, Strict()]  # no true -> 1, no "5" -> 5: a quoted number is a mistake here
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class QoSModel(_Strict):
     """Delivery semantics of a link; every field optional so levels can be layered."""
 
-    queue_size: int | None = Field(None, ge=1, description="receiver queue length (messages)")
+    queue_size: Int | None = Field(None, ge=1, description="receiver queue length (messages)")
     policy: Literal["block", "drop_oldest", "latest"] | None = Field(
         None, description="what a full queue does: block the producer, drop the oldest, keep only the latest"
     )
-    priority: int | None = Field(None, ge=1, le=7, description="Zenoh priority: 1 real-time .. 7 background")
+    priority: Int | None = Field(None, ge=1, le=7, description="Zenoh priority: 1 real-time .. 7 background")
     congestion_control: Literal["block", "drop"] | None = None
     reliability: Literal["reliable", "best_effort"] | None = None
     express: bool | None = Field(None, description="Zenoh express: send without batching")
@@ -33,7 +35,7 @@ class QoSModel(_Strict):
 
 class RestartModel(_Strict):
     policy: Literal["never", "on-failure"] | None = None
-    max_restarts: int | None = Field(None, ge=0)
+    max_restarts: Int | None = Field(None, ge=0)
     backoff: float | str | None = Field(
         None, description="seconds between restarts (number, or '500ms' / '2s' / '1m')"
     )
@@ -73,6 +75,7 @@ class PortDecl(_Strict):
         None,
         description="any | bytes | json | str | int | float | bool | ndarray | ndarray[float32] | model:pkg.mod:Class",
     )
+    qos: QoSModel | None = Field(None, description="inputs only: QoS of the link into this input")
 
 
 class InputRef(_Strict):
@@ -211,6 +214,8 @@ class NodeFileModel(_Strict):
     operator: str | None = None
     library: str | None = None
     uri: str | None = None
+    zenoh_subscribers: dict[str, str] | None = Field(None, alias="zenoh-subscribers")
+    zenoh_publishers: dict[str, str] | None = Field(None, alias="zenoh-publishers")
     configuration: dict[str, Any] | None = None
     inputs: PortList | None = None
     outputs: PortList | None = None

@@ -1,8 +1,9 @@
-"""Printing a compiled graph for people: plain text, Mermaid, or Graphviz DOT."""
+"""Printing a compiled graph: plain text, Mermaid or Graphviz DOT for people, JSON for tools."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 
 from zflow.dataflow.graph import Graph, NodeSpec, QoS
@@ -16,7 +17,15 @@ def _run(node: NodeSpec) -> str:
         return f"{run.kind} " + ", ".join(f"{p}={k}" for p, k in run.keys.items())
     if run.kind == "builtin":
         return f"builtin {run.target}"
-    return f"python {run.target}" + (f":{run.attr}" if run.attr else "")
+    return f"python {_short(run.target)}" + (f":{run.attr}" if run.attr else "")
+
+
+def _short(target: str) -> str:
+    """File targets relative to the working directory when inside it (labels stay readable)."""
+    if not os.path.isabs(target):
+        return target
+    rel = os.path.relpath(target)
+    return target if rel.startswith("..") else rel
 
 
 def _qos(qos: QoS) -> str:
@@ -101,11 +110,16 @@ def dot(graph: Graph) -> str:
     return "\n".join(lines)
 
 
-FORMATS: dict[str, Callable[[Graph], str]] = {"text": text, "mermaid": mermaid, "dot": dot}
+def as_json(graph: Graph) -> str:
+    """The compiled graph itself (``Graph.from_dict`` reads it back; ``zflow run`` accepts it)."""
+    return json.dumps(graph.to_dict(), indent=2)
+
+
+FORMATS: dict[str, Callable[[Graph], str]] = {"text": text, "mermaid": mermaid, "dot": dot, "json": as_json}
 
 
 def render(graph: Graph, fmt: str = "text") -> str:
     return FORMATS[fmt](graph)
 
 
-__all__ = ["FORMATS", "dot", "mermaid", "render", "text"]
+__all__ = ["FORMATS", "as_json", "dot", "mermaid", "render", "text"]

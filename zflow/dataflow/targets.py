@@ -75,15 +75,20 @@ def resolve_target(text: str, base_dir: str) -> RunSpec:
             raise TargetError(f"unknown operator '{body}': not a built-in, a file or an importable module", hint)
         raise TargetError(f"bad operator {text!r}",
                           "expected ./file.py, ./file.py:Class, pkg.module:Class or a built-in name")
-    origin = find_module(body, base_dir)
+    if attr is None and "." not in body and find_module(body, base_dir) is None:
+        hint = did_you_mean(body, builtins) or ("built-ins: " + ", ".join(sorted(builtins)))
+        raise TargetError(f"unknown operator '{body}': not a built-in, a file or an importable module", hint)
+    check_module_attr(body, attr, base_dir, did_you_mean(body, builtins))
+    return RunSpec(kind="python", target=body, attr=attr)
+
+
+def check_module_attr(module: str, attr: str | None, base_dir: str, hint: str | None = None) -> None:
+    """``module`` can be found (and defines ``attr`` when its source is readable), or TargetError."""
+    origin = find_module(module, base_dir)
     if origin is None:
-        if attr is None and "." not in body:
-            hint = did_you_mean(body, builtins) or ("built-ins: " + ", ".join(sorted(builtins)))
-            raise TargetError(f"unknown operator '{body}': not a built-in, a file or an importable module", hint)
-        raise TargetError(f"module '{body}' cannot be found", did_you_mean(body, builtins))
+        raise TargetError(f"module '{module}' cannot be found", hint)
     if attr is not None and origin.endswith(".py"):
         _check_attr(origin, attr)
-    return RunSpec(kind="python", target=body, attr=attr)
 
 
 def _file_target(body: str, attr: str | None, base_dir: str) -> RunSpec:
@@ -153,24 +158,30 @@ def find_module(dotted: str, base_dir: str) -> str | None:
     """
     parts = dotted.split(".")
     search = [base_dir, *sys.path]
-    if parts[0] in sys.modules:
-        spec = getattr(sys.modules[parts[0]], "__spec__", None)
-    else:
-        spec = importlib.machinery.PathFinder.find_spec(parts[0], search)
-        if spec is None:
-            try:
-                spec = importlib.util.find_spec(parts[0])  # built-in / frozen modules
-            except (ImportError, ValueError):
-                spec = None
-    for i in range(1, len(parts)):
-        if spec is None or not spec.submodule_search_locations:
+    spec = None
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        module = sys.modules.get(name)
+        if module is not None:  # already imported (os.path, zflow...): nothing new runs
+            spec = getattr(module, "__spec__", None)
+            if spec is None:
+                return getattr(module, "__file__", None) or "<module>"
+            continue
+        if i == 0:
+            spec = importlib.machinery.PathFinder.find_spec(name, search)
+            if spec is None:
+                try:
+                    spec = importlib.util.find_spec(name)  # built-in / frozen modules
+                except (ImportError, ValueError):
+                    spec = None
+        elif spec is None or not spec.submodule_search_locations:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(
-            ".".join(parts[: i + 1]), list(spec.submodule_search_locations)
-        )
-    if spec is None:
-        return None
+        else:
+            spec = importlib.machinery.PathFinder.find_spec(name, list(spec.submodule_search_locations))
+        if spec is None:
+            return None
+    assert spec is not None
     return spec.origin or "<namespace>"
 
 
-__all__ = ["TargetError", "find_module", "resolve_path", "resolve_target", "split_attr", "strip_file_url"]
+__all__ = ["TargetError", "check_module_attr", "find_module", "resolve_path", "resolve_target", "split_attr", "strip_file_url"]

@@ -31,8 +31,8 @@ def normalize(name: str | None) -> tuple[str | None, str | None, str | None]:
     """``(canonical type, None, None)`` or ``(None, error, hint)``. A canonical ``None`` means any."""
     if name is None:
         return None, None, None
-    text = str(name).strip()
-    text = _ALIASES.get(text, text)
+    text: str = str(name).strip()
+    text = _ALIASES.get(text) or text
     if text in SIMPLE:
         return (None if text == "any" else text), None, None
     m = _NDARRAY.match(text)
@@ -46,9 +46,9 @@ def normalize(name: str | None) -> tuple[str | None, str | None, str | None]:
         if _MODEL.match(text):
             return text, None, None
         return None, f"bad model type {text!r}", "expected model:pkg.module:Class"
-    hint = did_you_mean(text, [*SIMPLE, "ndarray[float32]"])
+    close = did_you_mean(text, [*SIMPLE, "ndarray[float32]"])
     expected = "any, bytes, json, str, int, float, bool, ndarray, ndarray[float32], model:pkg.mod:Class"
-    return None, f"unknown port type '{text}'", hint or "expected one of " + expected
+    return None, f"unknown port type '{text}'", close or "expected one of " + expected
 
 
 def compatible(src: str | None, dst: str | None) -> bool:

@@ -12,6 +12,7 @@ not deadlock the compiler or the runtime by itself.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from zflow.dataflow import types as port_types
@@ -72,6 +73,19 @@ class _Resolver:
         return self._exposed[key]
 
 
+def _meant_input(res: _Resolver, scope: Scope, node: str, port: str) -> End | None:
+    """The input a link with a misspelt port probably meant (its echo is not reported)."""
+    member = scope.members.get(node)
+    if member is None:
+        return None
+    close = difflib.get_close_matches(port, list(member.inputs), n=1, cutoff=0.6)
+    if not close:
+        return None
+    if isinstance(member, Node):
+        return member.id, close[0]
+    return res.exposed(member, member.inputs[close[0]], "input")
+
+
 def _ports(member: Node | Composite, direction: str) -> tuple[list[str], list[str]]:
     if direction == "output":
         return list(member.outputs), list(member.inputs)
@@ -111,13 +125,17 @@ def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem], set[tuple[str, str]]
                 edges.append(Edge(src[0], src[1], dst[0], dst[1], link.where, dict(link.qos)))
             elif dst:
                 attempted.add(dst)
+            else:
+                guess = _meant_input(res, scope, link.dst_node, link.dst_input)
+                if guess:
+                    attempted.add(guess)
         for member in scope.members.values():
             if isinstance(member, Composite):
                 for table, direction in ((member.inputs, "input"), (member.outputs, "output")):
                     for port in table.values():
                         res.exposed(member, port, direction)
                 continue
-            for port, ref in member.inline.items():
+            for port_name, ref in member.inline.items():
                 node, sep, output = ref.text.partition("/")
                 if not sep or not node or not output or "/" in output:
                     problems.append(ref.where.problem(
@@ -126,7 +144,7 @@ def resolve(ir: FlowIR) -> tuple[list[Edge], list[Problem], set[tuple[str, str]]
                     continue
                 src = res.end(scope, node, output, "output", ref.where, ref.where)
                 if src:
-                    edges.append(Edge(src[0], src[1], member.id, port, ref.where))
+                    edges.append(Edge(src[0], src[1], member.id, port_name, ref.where))
     edges.sort(key=lambda e: (e.where.doc.file or "", e.where.doc.line_of(e.where.path) or 0))
     return edges, problems, attempted
 
@@ -166,15 +184,33 @@ def check_edges(ir: FlowIR, edges: list[Edge], attempted: set[tuple[str, str]] =
     return problems
 
 
+def check_groups(ir: FlowIR) -> list[Problem]:
+    """Nodes sharing a group share a process, so they cannot be placed on different daemons."""
+    problems = []
+    placed: dict[str, tuple[str, Node]] = {}
+    for node in ir.nodes.values():
+        daemon = node.deploy.get("daemon")
+        if node.group is None or daemon is None:
+            continue
+        first = placed.setdefault(node.group, (str(daemon), node))
+        if first[0] != str(daemon):
+            problems.append(node.where.problem(
+                f"'{node.id}' is in group '{node.group}' with '{first[1].id}' but placed on daemon "
+                f"'{daemon}', not '{first[0]}'", "a group runs in one process: place its nodes together"))
+    return problems
+
+
 def check(ir: FlowIR) -> tuple[list[Edge], list[Problem]]:
     """All problems of a built flow (its build problems first), sorted by file and line."""
     edges, problems, attempted = resolve(ir)
     problems += check_edges(ir, edges, attempted)
+    problems += check_groups(ir)
     everything = [*ir.problems, *problems]
-    return edges, sort_problems(everything)
+    return edges, sort_problems(everything, first=ir.source_file)
 
 
-def sort_problems(problems: list[Problem]) -> list[Problem]:
+def sort_problems(problems: list[Problem], first: str | None = None) -> list[Problem]:
+    """Unique problems by file (``first``, the flow itself, leading) and line."""
     seen: set[tuple[object, ...]] = set()
     unique = []
     for p in problems:
@@ -182,7 +218,7 @@ def sort_problems(problems: list[Problem]) -> list[Problem]:
         if key not in seen:
             seen.add(key)
             unique.append(p)
-    return sorted(unique, key=lambda p: (p.file or "", p.line or 0))
+    return sorted(unique, key=lambda p: (p.file != first, p.file or "", p.line or 0))
 
 
-__all__ = ["check", "check_edges", "resolve", "sort_problems"]
+__all__ = ["check", "check_edges", "check_groups", "resolve", "sort_problems"]

@@ -44,15 +44,26 @@ def _scalar(text: str) -> Any:
     return value if isinstance(value, int | float | bool) else text
 
 
+def _text(value: Any) -> str:
+    """A var inside a longer string: booleans as YAML/JSON spell them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def merged_vars(declared: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """File defaults, overridden by the caller (CLI or an outer descriptor)."""
-    return {**(declared or {}), **(overrides or {})}
+    """File defaults, overridden by the caller (CLI or an outer descriptor).
+
+    Override values given as text are read like ``--var`` values (``"8"`` is 8), so every
+    caller (``zflow check``, ``zflow run``, the API) types them the same way.
+    """
+    typed = {k: _scalar(v) if isinstance(v, str) else v for k, v in (overrides or {}).items()}
+    return {**(declared or {}), **typed}
 
 
 def substitute(doc: Document, values: Mapping[str, Any], skip: tuple[str, ...] = ("vars",)) -> tuple[Document, list[Problem]]:
     """A new document with every ``{{ VAR }}`` replaced; unknown or empty vars become problems."""
     problems: list[Problem] = []
-    lines: dict[Path, int] = {}
 
     def fill(text: str, old: Path) -> Any:
         if "{{" not in text:
@@ -60,7 +71,7 @@ def substitute(doc: Document, values: Mapping[str, Any], skip: tuple[str, ...] =
         whole = _VAR.fullmatch(text.strip())
         if whole:
             return lookup(whole.group(1), old, text)
-        return _VAR.sub(lambda m: str(lookup(m.group(1), old, text)), text)
+        return _VAR.sub(lambda m: _text(lookup(m.group(1), old, text)), text)
 
     def lookup(name: str, old: Path, text: str) -> Any:
         if not _NAME.match(name):
@@ -79,35 +90,44 @@ def substitute(doc: Document, values: Mapping[str, Any], skip: tuple[str, ...] =
             return ""
         return value
 
-    def walk(node: Any, old: Path, new: Path) -> Any:
-        if old in doc.lines:
-            lines[new] = doc.lines[old]
+    renamed: list[tuple[Path, Path]] = []  # mapping keys changed by substitution
+
+    def walk(node: Any, path: Path) -> Any:
         if isinstance(node, dict):
             out = {}
             for key, value in node.items():
-                new_key = fill(key, (*old, key)) if isinstance(key, str) else key
+                new_key = fill(key, (*path, key)) if isinstance(key, str) else key
                 if not isinstance(new_key, str | int | float | bool) and new_key is not None:
                     new_key = str(new_key)
-                if len(old) == 0 and key in skip:
+                if new_key != key:
+                    renamed.append(((*path, key), (*path, new_key)))
+                if not path and key in skip:
                     out[new_key] = value
-                    _copy_lines((*old, key), (*new, new_key))
                     continue
-                out[new_key] = walk(value, (*old, key), (*new, new_key))
+                out[new_key] = walk(value, (*path, key))
             return out
         if isinstance(node, list):
-            return [walk(v, (*old, i), (*new, i)) for i, v in enumerate(node)]
+            return [walk(v, (*path, i)) for i, v in enumerate(node)]
         if isinstance(node, str):
-            return fill(node, old)
+            return fill(node, path)
         return node
 
-    def _copy_lines(old: Path, new: Path) -> None:
-        n = len(old)
-        for path, line in doc.lines.items():
-            if path[:n] == old:
-                lines[(*new, *path[n:])] = line
-
-    data = walk(doc.data, (), ())
+    data = walk(doc.data, ())
+    lines = doc.lines if not renamed else _renamed_lines(doc.lines, renamed)
     return Document(data=data, file=doc.file, lines=lines), problems
+
+
+def _renamed_lines(lines: dict[Path, int], renamed: list[tuple[Path, Path]]) -> dict[Path, int]:
+    """The line map after some mapping keys were substituted (paths under them move too).
+
+    Renames are applied deepest-first on the *original* paths, which is what each rename names.
+    """
+    out = dict(lines)
+    for old, new in sorted(renamed, key=lambda r: -len(r[0])):
+        n = len(old)
+        for path in [p for p in out if p[:n] == old]:
+            out[(*new, *path[n:])] = out.pop(path)
+    return out
 
 
 def declared_vars(doc: Document) -> tuple[dict[str, Any], list[Problem]]:
@@ -117,11 +137,11 @@ def declared_vars(doc: Document) -> tuple[dict[str, Any], list[Problem]]:
     if raw is None:
         return {}, []
     if not isinstance(raw, dict):
-        return {}, [doc.problem(("vars",), "expected a mapping of NAME: value")]
+        return {}, []  # the model reports the shape
     problems = [
         doc.problem(("vars", k), f"bad variable name {k!r}", "letters, digits, '_' or '-'")
         for k in raw
-        if not isinstance(k, str) or not _NAME.match(k)
+        if isinstance(k, str) and not _NAME.match(k)
     ]
     return {str(k): v for k, v in raw.items()}, problems
 

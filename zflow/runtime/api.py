@@ -25,7 +25,10 @@ from typing import Any, ClassVar
 
 @dataclass(slots=True)
 class Message:
-    """The input being handled: its port, value, Zenoh time (ns) and metadata."""
+    """The input being handled (``ctx.message``): port, value and metadata.
+
+    Valid during the handler call only: the runtime reuses one object per node so the hot
+    path allocates nothing; copy what you keep."""
 
     port: str
     value: Any

@@ -27,7 +27,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -104,14 +104,39 @@ def _channel(qos: QoS) -> Any:
     return zenoh.handlers.RingChannel(max(1, qos.queue_size))
 
 
-@dataclass
 class _Output:
-    spec: OutputSpec
-    local: list[tuple[_NodeRuntime, str]] = field(default_factory=list)
-    remote: bool = False  # a consumer in another process: always publish
-    tapped: bool = False  # someone else (a tap) listens: publish too
-    publisher: Any = None
-    listener: Any = None
+    """One output port: direct calls to consumers in this process, a Zenoh publisher for the rest.
+
+    ``send`` is the hot path; ``publish`` is one flag kept up to date by the publisher's
+    matching listener, so an unheard output costs no encoding and no Zenoh call.
+    """
+
+    __slots__ = ("listener", "local", "publish", "publisher", "remote", "spec")
+
+    def __init__(self, spec: OutputSpec):
+        self.spec = spec
+        self.local: list[tuple[_NodeRuntime, str]] = []
+        self.remote = False  # a consumer in another process: always publish
+        self.publish = False
+        self.publisher: Any = None
+        self.listener: Any = None
+
+    def set_tapped(self, tapped: bool) -> None:
+        self.publish = self.remote or tapped
+
+    def send(self, value: Any, metadata: dict[str, Any] | None = None) -> None:
+        for consumer, port in self.local:
+            consumer.deliver(port, value, metadata)
+        if self.publish:
+            if metadata is None and type(value) is bytes:
+                self.publisher.put(value)  # the publisher's default encoding is octet-stream
+                return
+            payload, content_type = codec.encode(value)
+            if metadata:
+                self.publisher.put(payload, encoding=_ENCODINGS[content_type],
+                                   attachment=msgpack.packb(metadata, default=str))
+            else:
+                self.publisher.put(payload, encoding=_ENCODINGS[content_type])
 
 
 class _NodeRuntime:
@@ -125,6 +150,7 @@ class _NodeRuntime:
         self.lock = threading.RLock()
         self.open_inputs = {p for p, i in spec.inputs.items() if i.upstream is not None}
         self.finished = threading.Event()
+        self.done = False  # mirrors ``finished`` for the hot path
         self.ctx = Context(
             flow=host.graph.flow,
             instance=host.graph.instance,
@@ -139,48 +165,46 @@ class _NodeRuntime:
         self.node: Node = cls()
         self.on_input: Callable[..., Any] | None = getattr(self.node, "on_input", None)
         self._async_input = inspect.iscoroutinefunction(self.on_input)
-        self._single_output = next(iter(spec.outputs)) if len(spec.outputs) == 1 else None
+        self._message = Message("", None)
+        self.ctx.message = self._message
+        single = next(iter(self.outputs.values())) if len(self.outputs) == 1 else None
+        self.emit: Callable[[Any], None] = single.send if single is not None else self._emit_error
+        self.deliver: Callable[[str, Any, dict[str, Any] | None], None] = self._deliver_locked
+
+    def use_single_feeder(self) -> None:
+        """Only one thread ever delivers to this node: skip the lock on the hot path."""
+        self.deliver = self._deliver_unlocked
 
     # -- data out ---------------------------------------------------------------------------------
     def put(self, output: str, value: Any, metadata: dict[str, Any] | None = None) -> None:
         out = self.outputs.get(output)
         if out is None:
             raise KeyError(f"node {self.spec.id!r} has no output {output!r} (outputs: {sorted(self.outputs)})")
-        for consumer, port in out.local:
-            consumer.deliver(port, value, None, metadata)
-        if out.remote or out.tapped:
-            if metadata is None and type(value) is bytes:
-                out.publisher.put(value)  # the publisher's default encoding is octet-stream
-                return
-            payload, content_type = codec.encode(value)
-            if metadata:
-                out.publisher.put(payload, encoding=_ENCODINGS[content_type],
-                                  attachment=msgpack.packb(metadata, default=str))
-            else:
-                out.publisher.put(payload, encoding=_ENCODINGS[content_type])
+        out.send(value, metadata)
 
-    def emit(self, value: Any) -> None:
-        """A value returned by ``on_input`` or yielded by a source goes to the single output."""
-        if value is None:
-            return
-        if self._single_output is None:
-            raise TypeError(
-                f"node {self.spec.id!r} returned a value but has {len(self.outputs)} outputs; "
-                "use ctx.put(output, value)"
-            )
-        self.put(self._single_output, value)
+    def _emit_error(self, value: Any) -> None:
+        raise TypeError(
+            f"node {self.spec.id!r} returned or yielded a value but has {len(self.outputs)} outputs; "
+            "use ctx.put(output, value)"
+        )
 
     # -- data in ----------------------------------------------------------------------------------
-    def deliver(self, port: str, value: Any, timestamp: int | None, metadata: dict[str, Any] | None) -> None:
+    def _deliver_unlocked(self, port: str, value: Any, metadata: dict[str, Any] | None) -> None:
+        if self.done:
+            return
+        message = self._message
+        message.port = port
+        message.value = value
+        message.metadata = metadata or {}
+        result = self.on_input(port, value, self.ctx)  # type: ignore[misc]
+        if self._async_input:
+            result = self.host.run_async(result)
+        if result is not None:
+            self.emit(result)
+
+    def _deliver_locked(self, port: str, value: Any, metadata: dict[str, Any] | None) -> None:
         with self.lock:
-            if self.finished.is_set():
-                return
-            self.ctx.message = Message(port, value, timestamp, metadata or {})
-            result = self.on_input(port, value, self.ctx)  # type: ignore[misc]
-            if self._async_input:
-                result = self.host.run_async(result)
-            if result is not None:
-                self.emit(result)
+            self._deliver_unlocked(port, value, metadata)
 
     def end_input(self, port: str) -> None:
         with self.lock:
@@ -198,6 +222,7 @@ class _NodeRuntime:
         """Mark the node done and signal end of stream on every output."""
         if self.finished.is_set():
             return
+        self.done = True
         self.finished.set()
         for out in self.outputs.values():
             for consumer, port in out.local:
@@ -219,6 +244,7 @@ class Host:
         self.graph = spec.graph
         self.spec = spec
         self.stop_event = threading.Event()
+        self.stopping = False  # mirrors ``stop_event`` for the hot path
         self.done = threading.Event()
         self.failure: BaseException | None = None
         self.session: Any = None
@@ -251,8 +277,7 @@ class Host:
             self.failure = exc
             print(f"node {node!r} failed:\n{''.join(traceback.format_exception(exc)).rstrip()}",
                   file=sys.stderr, flush=True)
-        self.stop_event.set()
-        self.done.set()
+        self.stop()
 
     # -- life cycle -------------------------------------------------------------------------------
     def run(self) -> int:
@@ -285,6 +310,7 @@ class Host:
             self._shutdown()
 
     def stop(self) -> None:
+        self.stopping = True
         self.stop_event.set()
         self.done.set()
 
@@ -293,7 +319,7 @@ class Host:
         mine = set(self.spec.nodes)
         for node_id in self.spec.nodes:
             spec = graph.nodes[node_id]
-            self.runtimes[node_id] = _NodeRuntime(self, spec, load_node_class(spec.run))
+            self.runtimes[node_id] = _NodeRuntime(self, spec, load_node_class(spec.run, spec.base_dir))
         # Wire outputs: local consumers are direct calls, others go through Zenoh.
         for link in graph.links:
             if link.src_node not in mine:
@@ -309,10 +335,10 @@ class Host:
                     out.spec.key, encoding=_OCTET, **_qos_kwargs(out.spec.qos))
 
                 def on_matching(status: Any, out: _Output = out) -> None:
-                    out.tapped = bool(status.matching)
+                    out.set_tapped(bool(status.matching))
 
                 out.listener = out.publisher.declare_matching_listener(on_matching)
-                out.tapped = bool(out.publisher.matching_status.matching)
+                out.set_tapped(bool(out.publisher.matching_status.matching))
             rt.ctx.session = self.session
             result = rt.node.setup(rt.ctx)
             if inspect.iscoroutine(result):
@@ -326,6 +352,34 @@ class Host:
                     self._thread(f"in:{rt.spec.id}.{port}", self._read_input, rt, port, sub)
                 elif inp.timer_ms is not None:
                     self._thread(f"timer:{rt.spec.id}.{port}", self._run_timer, rt, port, inp)
+        self._drop_needless_locks(mine)
+
+    def _drop_needless_locks(self, mine: set[str]) -> None:
+        """A node fed by exactly one thread (one remote input, one timer, or one local producer
+        that is itself single-threaded) needs no lock around its handler."""
+        feeders: dict[str, set[str]] = {nid: set() for nid in self.runtimes}
+
+        def origin(nid: str, seen: frozenset[str] = frozenset()) -> set[str]:
+            if nid in seen:
+                return {"cycle"}
+            spec = self.graph.nodes[nid]
+            out: set[str] = set()
+            if spec.kind == "source":
+                out.add(f"source:{nid}")
+            for port, inp in spec.inputs.items():
+                if inp.timer_ms is not None:
+                    out.add(f"timer:{nid}.{port}")
+                elif inp.upstream is not None:
+                    if inp.upstream.node in mine:
+                        out |= origin(inp.upstream.node, seen | {nid})
+                    else:
+                        out.add(f"in:{nid}.{port}")
+            return out
+
+        for nid, rt in self.runtimes.items():
+            feeders[nid] = {f for f in origin(nid) if f != f"source:{nid}"}
+            if len(feeders[nid]) == 1 and "cycle" not in feeders[nid]:
+                rt.use_single_feeder()
 
     def _thread(self, name: str, target: Callable[..., None], *args: Any) -> None:
         self._threads.append(threading.Thread(target=target, args=args, name=name, daemon=True))
@@ -339,21 +393,22 @@ class Host:
 
     def _read_input(self, rt: _NodeRuntime, port: str, sub: Any) -> None:
         decode = codec.decode
+        unpack = msgpack.unpackb
+        recv = sub.recv
         try:
             while True:
                 try:
-                    sample = sub.recv()
+                    sample = recv()
                 except zenoh.ZError:
                     return  # channel closed: the host is shutting down
-                if sample.kind == _DELETE:
+                raw = sample.payload.to_bytes()
+                if not raw and sample.kind == _DELETE:  # end of stream (a DELETE has no payload)
                     rt.end_input(port)
                     return
                 encoding = sample.encoding
-                raw = sample.payload.to_bytes()
                 value = raw if encoding == _OCTET else decode(raw, str(encoding))
                 attachment = sample.attachment
-                meta = msgpack.unpackb(attachment.to_bytes()) if attachment is not None else None
-                rt.deliver(port, value, None, meta)
+                rt.deliver(port, value, None if attachment is None else unpack(attachment.to_bytes()))
         except BaseException as exc:
             self.fail(rt.spec.id, exc)
 
@@ -361,7 +416,7 @@ class Host:
         interval = float(inp.timer_ms or 0) / 1000.0
         try:
             while not self.stop_event.wait(interval):
-                rt.deliver(port, self.now(), None, None)
+                rt.deliver(port, self.now(), None)
         except BaseException as exc:
             self.fail(rt.spec.id, exc)
 
@@ -369,11 +424,11 @@ class Host:
         try:
             result = rt.node.run(rt.ctx)  # type: ignore[attr-defined]
             if inspect.isgenerator(result):
-                stop = self.stop_event
                 emit = rt.emit
                 for value in result:
-                    emit(value)
-                    if stop.is_set():
+                    if value is not None:
+                        emit(value)
+                    if self.stopping:
                         result.close()
                         break
             elif inspect.isasyncgen(result):
@@ -387,12 +442,14 @@ class Host:
 
     async def _drain_async(self, rt: _NodeRuntime, agen: Any) -> None:
         async for value in agen:
-            rt.emit(value)
-            if self.stop_event.is_set():
+            if value is not None:
+                rt.emit(value)
+            if self.stopping:
                 break
         await agen.aclose()
 
     def _shutdown(self) -> None:
+        self.stopping = True
         self.stop_event.set()
         for rt in self.runtimes.values():
             with contextlib.suppress(Exception):

@@ -67,8 +67,11 @@ def _pick(module: ModuleType, attr: str | None, where: str) -> type[Node]:
     raise UserError(f"{where}: defines several nodes ({names}); name one as '{where}:Name'")
 
 
-def load_node_class(run: RunSpec) -> type[Node]:
-    """The class a node runs; user mistakes become UserErrors, user code errors propagate."""
+def load_node_class(run: RunSpec, base_dir: str | None = None) -> type[Node]:
+    """The class a node runs; user mistakes become UserErrors, user code errors propagate.
+
+    ``pkg.mod:Class`` targets are also looked up next to the descriptor (``base_dir``), as the
+    checker does."""
     if run.kind in _BRIDGES:
         run = RunSpec(kind="builtin", target=_BRIDGES[run.kind])
     if run.kind == "builtin":
@@ -81,6 +84,8 @@ def load_node_class(run: RunSpec) -> type[Node]:
     target = run.target
     if target.endswith(".py") or "/" in target:
         return _pick(_load_file(target), run.attr, target)
+    if base_dir and base_dir not in sys.path:
+        sys.path.insert(0, base_dir)
     try:
         module = importlib.import_module(target)
     except ModuleNotFoundError as exc:
