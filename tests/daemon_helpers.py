@@ -142,3 +142,16 @@ def daemon_processes(specs: list[tuple[str, Path]], connect: list[str], *extra: 
     finally:
         for p in procs:
             p.kill()
+
+
+@contextlib.contextmanager
+def in_process_daemons(router: Any, tmp: Path, *ids: str, **cfg: Any) -> Iterator[list[Any]]:
+    from zflow.daemon.config import DaemonConfig
+    from zflow.daemon.server import Daemon
+
+    with contextlib.ExitStack() as stack:
+        out = []
+        for i in ids:
+            conf = DaemonConfig(id=i, data_dir=str(tmp / i), zenoh={"connect": [router.endpoint]}, **cfg)
+            out.append(stack.enter_context(Daemon(conf, echo=False)))
+        yield out

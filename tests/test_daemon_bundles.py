@@ -8,8 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from daemon_helpers import lines, pipeline, wait_until, write_operators
-from test_daemon_instances import in_process_daemons
+from daemon_helpers import in_process_daemons, lines, pipeline, wait_until, write_operators
 
 from zflow import codec
 from zflow.daemon.bundles import BundleCache, BundleServer, make_bundle

@@ -7,8 +7,7 @@ import json
 import subprocess
 
 import pytest
-from daemon_helpers import lines, wait_until, write_operators
-from test_daemon_instances import in_process_daemons
+from daemon_helpers import in_process_daemons, lines, wait_until, write_operators
 
 pytestmark = pytest.mark.timeout(120)
 

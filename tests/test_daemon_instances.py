@@ -3,12 +3,15 @@ barrier, all-or-nothing create, re-placement when a daemon dies, resume after a 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from daemon_helpers import daemon_processes, lines, pipeline, wait_until, write_operators
+from daemon_helpers import (
+    daemon_processes,
+    in_process_daemons,
+    lines,
+    pipeline,
+    wait_until,
+    write_operators,
+)
 
 from zflow.daemon.client import ControlClient
 from zflow.daemon.config import DaemonConfig
@@ -23,16 +26,6 @@ from zflow.daemon.server import Daemon
 from zflow.errors import RuntimeFailure, UserError
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@contextlib.contextmanager
-def in_process_daemons(router, tmp: Path, *ids: str, **cfg) -> Iterator[list[Daemon]]:
-    with contextlib.ExitStack() as stack:
-        out = []
-        for i in ids:
-            conf = DaemonConfig(id=i, data_dir=str(tmp / i), zenoh={"connect": [router.endpoint]}, **cfg)
-            out.append(stack.enter_context(Daemon(conf, echo=False)))
-        yield out
 
 
 def test_flow_spans_two_daemons_without_a_mapping(router, zsession, tmp_path):

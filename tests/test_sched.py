@@ -114,7 +114,7 @@ def test_many_decisions_are_vectorised():
 
 
 def test_scheduler_queryable_answers_with_live_daemon_status(router, zsession, tmp_path):
-    from test_daemon_instances import in_process_daemons
+    from daemon_helpers import in_process_daemons
 
     from zflow.daemon.auth import issue_token
     from zflow.scheduler.service import SchedulerService, request_placement
