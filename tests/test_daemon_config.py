@@ -120,3 +120,16 @@ def test_daemon_run_reports_bad_input_before_starting(tmp_path, cli_env, zflow_c
         proc = subprocess.run([*zflow_cmd, "daemon", "run", "--data-dir", str(tmp_path / "d"), *args],
                               env=cli_env, capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_a_second_daemon_with_the_same_id_is_refused(router, tmp_path, cli_env, zflow_cmd):
+    from daemon_helpers import in_process_daemons
+
+    cfg = tmp_path / "twin.yaml"
+    cfg.write_text("id: twin\nzenoh: {lease_ms: 500}\n")  # waits one lease for a stale token
+    with in_process_daemons(router, tmp_path, "twin"):
+        proc = subprocess.run([*zflow_cmd, "daemon", "run", "--config", str(cfg), "--data-dir", str(tmp_path / "t2"),
+                               "--connect", router.endpoint], env=cli_env, capture_output=True, text=True,
+                              timeout=60)
+    assert proc.returncode == 2
+    assert "a daemon with id 'twin' is already running on this Zenoh network" in proc.stderr

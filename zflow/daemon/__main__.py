@@ -11,13 +11,20 @@ import sys
 
 from zflow.daemon.identity import Identity
 from zflow.daemon.server import run_daemon
+from zflow.errors import UserError
 
 
 def main(argv: list[str]) -> int:
     with open(argv[0], encoding="utf-8") as fh:
         spec = json.load(fh)
-    return run_daemon(Identity.from_dict(spec["identity"]), echo=spec.get("echo", True),
-                      secret_file=spec.get("secret_file"), ready_file=spec.get("ready_file"))
+    try:
+        return run_daemon(Identity.from_dict(spec["identity"]), echo=spec.get("echo", True),
+                          secret_file=spec.get("secret_file"), ready_file=spec.get("ready_file"))
+    except UserError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -77,6 +77,25 @@ class Daemon:
 
     # -- life cycle -------------------------------------------------------------------------------
     def __enter__(self) -> Daemon:
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _check_unique_id(self) -> None:
+        """Two daemons with one id would answer for each other: refuse to be the second.
+
+        A token left by a crashed predecessor vanishes within the lease, so wait that long first.
+        """
+        deadline = time.monotonic() + self.cfg.zenoh.lease_ms / 1000 + 1.0
+        while self.cfg.id in self.client.alive(timeout=0.5):
+            if time.monotonic() > deadline:
+                raise UserError(f"a daemon with id {self.cfg.id!r} is already running on this Zenoh "
+                                "network; give this one another --id")
+            time.sleep(0.2)
+
+    def _start(self) -> Daemon:
         from zflow.runtime.supervisor import Supervisor
 
         data = self.cfg.data_dir
@@ -87,6 +106,7 @@ class Daemon:
         self.opts = self.session_options()
         self.session = self._stack.enter_context(open_session(self.opts))
         self.client = ControlClient(self.session)
+        self._check_unique_id()
         ctl = self.session.declare_queryable(keyexprs.daemon_ctl(self.cfg.id, "**"), self._on_query)
         self._stack.callback(ctl.undeclare)
         serve = self.session.declare_queryable(keyexprs.bundle("*"), self._on_bundle_query)
