@@ -94,7 +94,7 @@ def create_to_first_data(endpoint: str, tmp: Path, router_session) -> dict[str, 
     th.join(10)
     out = tmp / "out.jsonl"
     specs = [("d1", tmp / "d1"), ("d2", tmp / "d2")]
-    with daemon_processes(specs, [endpoint], "--quiet") as procs:
+    with daemon_processes(specs, [endpoint]) as procs:
         t0 = time.perf_counter()
         rec = create_instance(router_session, pipeline(ops, out, period=0.01), instance="bench", policy="spread")
         created_s = time.perf_counter() - t0
@@ -103,7 +103,9 @@ def create_to_first_data(endpoint: str, tmp: Path, router_session) -> dict[str, 
         victim = rec.placement["dbl"].split("/")[0]
         next(p for p in procs if p.id == victim).kill()
         t0, n = time.perf_counter(), lines(out)
-        wait_until(lambda: lines(out) > n + 1, 30, 0.005)
+        if not wait_until(lambda: lines(out) > n + 1, 30, 0.005):
+            for d in ("d1", "d2"):
+                print(f"--- {d} log\n" + (tmp / d / "daemon.log").read_text()[-3000:], file=sys.stderr)
         replaced_s = time.perf_counter() - t0
         with contextlib.suppress(Exception):
             delete_instance(router_session, "bench")

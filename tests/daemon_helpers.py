@@ -131,11 +131,15 @@ class DaemonProcess:
 
 
 @contextlib.contextmanager
-def daemon_processes(specs: list[tuple[str, Path]], connect: list[str], *extra: str) -> Iterator[list[DaemonProcess]]:
+def daemon_processes(specs: list[tuple[str, Path]], connect: list[str], *extra: str,
+                     sequential: bool = False) -> Iterator[list[DaemonProcess]]:
+    """Daemons as processes, killed at the end; ``sequential`` starts each once the previous is ready."""
     procs: list[DaemonProcess] = []
     try:
         for daemon_id, data_dir in specs:
             procs.append(DaemonProcess(daemon_id, data_dir, connect, *extra))
+            if sequential:
+                procs[-1].wait_ready()
         for p in procs:
             p.wait_ready()
         yield procs

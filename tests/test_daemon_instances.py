@@ -92,11 +92,15 @@ def test_restarted_daemon_resumes_its_instances(router, zsession, tmp_path):
         delete_instance(zsession, "i4")
 
 
-def test_lost_daemon_nodes_are_replaced_and_data_flows_again(router, zsession, tmp_path):
+@pytest.mark.parametrize("order", ["together", "d2-first"])
+def test_lost_daemon_nodes_are_replaced_and_data_flows_again(router, zsession, tmp_path, order):
+    """``d2-first``: the leader (d1) starts watching after d2's token exists and must still see it go."""
     ops = write_operators(tmp_path / "ops")
     out = tmp_path / "out.jsonl"
     specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
-    with daemon_processes(specs, [router.endpoint]) as procs:
+    if order == "d2-first":
+        specs.reverse()
+    with daemon_processes(specs, [router.endpoint], sequential=order == "d2-first") as procs:
         rec = create_instance(zsession, pipeline(ops, out), instance="i5", policy="spread")
         assert wait_until(lambda: lines(out) >= 3)
         victim = rec.placement["dbl"].split("/")[0]

@@ -122,7 +122,9 @@ class Daemon:
         deadline = time.monotonic() + 3.0  # ready means visible to the others, not just declared
         while self.cfg.id not in self.client.alive(timeout=0.5) and time.monotonic() < deadline:
             time.sleep(0.02)
-        watch = self.session.liveliness().declare_subscriber(keyexprs.daemon_alive("*"), self._on_daemon_token)
+        # history=True: tokens declared before this subscriber must also report their removal
+        watch = self.session.liveliness().declare_subscriber(keyexprs.daemon_alive("*"), self._on_daemon_token,
+                                                             history=True)
         self._stack.callback(watch.undeclare)
         self._stack.callback(self._stop_all_runners)
         self.ready.set()
@@ -431,6 +433,7 @@ class Daemon:
         if other == self.cfg.id:
             return
         if sample.kind == zenoh.SampleKind.DELETE:
+            self.log(f"daemon {other} is gone")
             self._pool.submit(self._on_daemon_lost, other)
         elif self.ready.is_set() and not self._reconcile_pending.is_set():
             self._reconcile_pending.set()
@@ -445,6 +448,7 @@ class Daemon:
             return
         alive = set(self.client.alive())
         if lost in alive or self.cfg.id not in alive:
+            self.log(f"daemon {lost}'s token went away but the alive set is {sorted(alive)}: not acting")
             return
         with self._lock:
             affected = [r for r in self.records.values() if lost in r.daemons() and r.state != "stopped"]
