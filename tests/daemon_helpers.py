@@ -84,6 +84,24 @@ def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) ->
     return bool(predicate())
 
 
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
 def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
@@ -114,10 +132,18 @@ class DaemonProcess:
             raise RuntimeError(f"daemon {self.id} exited with {self.proc.returncode}")
 
     def kill(self) -> None:
+        """SIGKILL the daemon; its node hosts should follow (parent-death signal). Any that has
+        not after a grace period is killed too, so a test never leaves a process behind."""
+        hosts = children_of(self.proc.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             self.proc.wait(5)
+        wait_until(lambda: not [h for h in hosts if _alive(h)], 5.0)
+        for h in hosts:
+            if _alive(h):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(h, signal.SIGKILL)
         self.log.close()
 
     def terminate(self, timeout: float = 10.0) -> int | None:
