@@ -75,8 +75,9 @@ def test_config_layering_flow_composite_entry_node():
     g = compile_file(FLOWS / "pipeline.yaml", instance="i")
     assert g.nodes["tick"].config == {"threshold": 30, "unit": "C"}
     assert g.nodes["clean"].config == {"threshold": 25, "unit": "C"}  # node wins over flow
-    # flow < composite file (window 5, size) < composite entry (window 10)
-    assert g.nodes["stage.win"].config == {"threshold": 30, "unit": "C", "window": 10, "size": "small"}
+    # flow < composite file (window 5, size) < composite entry (window 10) < node (fields)
+    assert g.nodes["stage.win"].config == {"threshold": 30, "unit": "C", "window": 10, "size": 4,
+                                           "fields": ["temperature"]}
 
 
 def test_nested_composites_flatten_with_namespaced_ids_and_inherit():
@@ -92,7 +93,7 @@ def test_nested_composites_flatten_with_namespaced_ids_and_inherit():
     assert g.nodes["outer.inner.detect"].outputs["alerts"].key == "zflow/data/nested/n/outer.inner.detect/alerts"
     # the outer flow's var wins over the inner composite's default
     assert g.nodes["outer.inner.win"].config == {
-        "level": "win", "flow_only": 1, "outer_file_only": 2, "window": 10}
+        "level": "win", "flow_only": 1, "outer_file_only": 2, "window": 10, "size": 3, "fields": ["temperature"]}
     assert g.nodes["outer.clean"].config["level"] == "outer-entry"
     assert g.nodes["outer.clean"].group == "fused" and g.nodes["outer.inner.detect"].group == "fused.g2"
     assert g.nodes["sink"].group is None
@@ -340,8 +341,10 @@ def test_cycles_are_allowed(tmp_path):
         "name: loop\n"
         "sources: [{id: s, operator: sensor-sim, outputs: [o]}]\n"
         "operators:\n"
-        "  - {id: ctl, operator: threshold, inputs: {set: s/o, feedback: plant/y}, outputs: [u]}\n"
-        "  - {id: plant, operator: window, inputs: {u: {source: ctl/u, qos: {policy: latest}}}, outputs: [y]}\n")
+        "  - {id: ctl, operator: ./ctl.py, inputs: {set: s/o, feedback: plant/y}, outputs: [u]}\n"
+        "  - {id: plant, operator: ./plant.py, inputs: {u: {source: ctl/u, qos: {policy: latest}}}, outputs: [y]}\n")
+    (tmp_path / "ctl.py").write_text("")
+    (tmp_path / "plant.py").write_text("")
     g = compile_file(tmp_path / "f.yaml")
     assert {(lk.src_node, lk.dst_node) for lk in g.links} == {("s", "ctl"), ("plant", "ctl"), ("ctl", "plant")}
 
@@ -381,3 +384,25 @@ def test_var_values_given_as_text_are_typed_like_the_cli(tmp_path):
     g = compile_file(tmp_path / "f.yaml", vars={"Q": "8", "ON": "true", "TAG": "007"})
     assert g.nodes["k"].inputs["i"].qos.queue_size == 8
     assert g.nodes["s"].config == {"on": True, "label": "007-true"}
+
+
+def test_builtins_get_their_default_ports_and_configs_are_checked(tmp_path):
+    from zflow.dataflow import check_file
+
+    flow = tmp_path / "f.yaml"
+    flow.write_text(
+        "name: b\n"
+        "sources: [{id: sim, operator: sensor-sim, configuration: {epochs: 2}}]\n"
+        "operators:\n"
+        "  - id: win\n"
+        "    operator: window\n"
+        "    inputs: {in: sim/out}\n"
+        "    configuration: {fields: [temperature], size: -3}\n"
+        "sinks: [{id: show, operator: print, inputs: {in: win/out}}]\n")
+    problems = [p.render() for p in check_file(flow)]
+    assert problems == [f"{flow}:7: operators[0].configuration.size: window: size: "
+                        "input should be greater than 0 (got -3)"]
+    flow.write_text(flow.read_text().replace("size: -3", "size: 3"))
+    g = compile_file(flow)
+    assert list(g.nodes["sim"].outputs) == ["out"]
+    assert list(g.nodes["win"].inputs) == ["in"] and list(g.nodes["win"].outputs) == ["out"]

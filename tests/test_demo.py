@@ -58,7 +58,7 @@ def test_the_demo_descriptor_checks_clean(cli_env, zflow_cmd):
 
 
 @pytest.mark.timeout(60)
-def test_zflow_demo_shows_why_a_node_failed_to_start(tmp_path, cli_env, zflow_cmd):
+def test_zflow_demo_reports_bad_builtin_config_before_starting(tmp_path, cli_env, zflow_cmd):
     demo = ROOT / "examples" / "demo"
     for name in ("clean.py", "summary.py"):
         (tmp_path / name).write_text((demo / name).read_text())
@@ -66,6 +66,24 @@ def test_zflow_demo_shows_why_a_node_failed_to_start(tmp_path, cli_env, zflow_cm
     proc = subprocess.run([*zflow_cmd, "demo", "--out", str(tmp_path / "out")],
                           env=dict(cli_env, ZFLOW_DEMO_FLOW=str(tmp_path / "demo.yaml")),
                           capture_output=True, text=True, timeout=50)
-    assert proc.returncode == 1
-    assert "window.configuration.size: window: input should be greater than 0 (got -20)" in proc.stderr
+    assert proc.returncode == 2
+    assert "demo.yaml:40: operators[1].configuration.size: window: size: input should be greater than 0 " \
+           "(got -20)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_zflow_demo_shows_why_a_node_failed_to_start(tmp_path, cli_env, zflow_cmd):
+    demo = ROOT / "examples" / "demo"
+    (tmp_path / "summary.py").write_text((demo / "summary.py").read_text())
+    (tmp_path / "clean.py").write_text((demo / "clean.py").read_text().replace(
+        "    def setup(self, ctx):\n",
+        "    def setup(self, ctx):\n        from zflow.errors import UserError\n"
+        "        raise UserError('clean: calibration table /nonexistent not found')\n"))
+    (tmp_path / "demo.yaml").write_text((demo / "demo.yaml").read_text())
+    proc = subprocess.run([*zflow_cmd, "demo", "--out", str(tmp_path / "out")],
+                          env=dict(cli_env, ZFLOW_DEMO_FLOW=str(tmp_path / "demo.yaml")),
+                          capture_output=True, text=True, timeout=50)
+    assert proc.returncode in (1, 2)
+    assert "clean: calibration table /nonexistent not found" in proc.stderr
     assert "Traceback" not in proc.stderr

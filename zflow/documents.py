@@ -127,10 +127,7 @@ def validation_problems(exc: ValidationError, doc: Document, model: type[BaseMod
         path: list[str | int] = []
         node: Any = doc.data
         for part in loc:
-            if isinstance(node, dict) and part in node:
-                path.append(part)
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
                 path.append(part)
                 node = node[part]
             elif err.get("type") in ("missing", "extra_forbidden") and part == loc[-1]:
@@ -143,6 +140,9 @@ def validation_problems(exc: ValidationError, doc: Document, model: type[BaseMod
             hint = did_you_mean(str(path[-1]), _field_names_near(model, path[:-1], doc))
             if hint is None and isinstance(parent, dict):
                 hint = None
+        elif err.get("type") in ("literal_error", "enum") and isinstance(err.get("input"), str):
+            allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+            hint = did_you_mean(err["input"], allowed)
         problems.append(doc.problem(tuple(path), _expected(err), hint))
     return problems
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from zflow import keyexprs
 from zflow.dataflow import types as port_types
+from zflow.dataflow.builtins import builtin_config_problems, builtin_ports
 from zflow.dataflow.graph import RunSpec
 from zflow.dataflow.ir import (
     Composite,
@@ -289,6 +290,8 @@ class _Builder:
         self.ports(n, node, where)
         if entry is not None and entry.inputs is not None and entry_where is not None:
             self.ports(n, entry, entry_where, outputs=False)
+        if n.run is not None and n.run.kind == "builtin":
+            self._builtin_rules(n, node, where)
         if entry_where is not None:
             n.where = entry_where
         self._kind_rules(n, n.where)
@@ -362,6 +365,21 @@ class _Builder:
             declared_out = list(run.keys)
         if declared_out is not None:
             n.outputs = self._port_list(declared_out, where.at("outputs"), n.base_dir)
+
+    def _builtin_rules(self, n: Node, node: NodeModel | NodeFileModel, where: Where) -> None:
+        """Built-ins get their default ports when none are declared, and their configuration
+        is checked here rather than when the node starts."""
+        assert n.run is not None
+        defaults = builtin_ports(n.run.target)
+        if node.inputs is None and defaults.get("inputs"):
+            n.inputs = self._port_list(list(defaults["inputs"]), where.at("inputs"), n.base_dir)
+        if node.outputs is None and defaults.get("outputs") and n.kind != "sink":
+            n.outputs = self._port_list(list(defaults["outputs"]), where.at("outputs"), n.base_dir)
+        for loc, message in builtin_config_problems(n.run.target, n.config):
+            own = bool(loc) and isinstance(node.configuration, dict) and loc[0] in node.configuration
+            at = where.at("configuration", *loc) if own else where.at("configuration")
+            key = ".".join(str(p) for p in loc)
+            self.problems.append(at.problem(f"{n.run.target}: {key + ': ' if key else ''}{message}"))
 
     def _kind_rules(self, n: Node, where: Where) -> None:
         run = n.run

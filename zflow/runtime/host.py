@@ -275,8 +275,11 @@ class Host:
     def fail(self, node: str, exc: BaseException) -> None:
         if self.failure is None:
             self.failure = exc
-            print(f"node {node!r} failed:\n{''.join(traceback.format_exception(exc)).rstrip()}",
-                  file=sys.stderr, flush=True)
+            if isinstance(exc, UserError):  # bad input met at run time: no traceback
+                print(f"node {node!r} failed: {exc.render()}", file=sys.stderr, flush=True)
+            else:
+                print(f"node {node!r} failed:\n{''.join(traceback.format_exception(exc)).rstrip()}",
+                      file=sys.stderr, flush=True)
         self.stop()
 
     # -- life cycle -------------------------------------------------------------------------------
