@@ -3,6 +3,8 @@ barrier, all-or-nothing create, re-placement when a daemon dies, resume after a 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from daemon_helpers import (
     daemon_processes,
@@ -26,6 +28,10 @@ from zflow.daemon.server import Daemon
 from zflow.errors import RuntimeFailure, UserError
 
 pytestmark = pytest.mark.timeout(90)
+
+
+def logs(tmp: Path) -> str:
+    return "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted(tmp.glob("*/daemon.log")))
 
 
 def test_flow_spans_two_daemons_without_a_mapping(router, zsession, tmp_path):
@@ -107,10 +113,10 @@ def test_lost_daemon_nodes_are_replaced_and_data_flows_again(router, zsession, t
         next(p for p in procs if p.id == victim).kill()
         survivor = "d1" if victim == "d2" else "d2"
         n = lines(out)
-        assert wait_until(lambda: lines(out) >= n + 5, 20), "no data after the daemon loss"
+        assert wait_until(lambda: lines(out) >= n + 5, 20), "no data after the daemon loss\n" + logs(tmp_path)
         found, states, _ = find_instance(zsession, "i5")
-        assert found.placement["dbl"] == f"{survivor}/default"
-        assert states["dbl"] == "running"
+        assert found.placement["dbl"] == f"{survivor}/default", logs(tmp_path)
+        assert states["dbl"] == "running", (states, logs(tmp_path))
         assert any(f"daemon {victim} lost; node dbl re-placed on {survivor}" in e["what"] for e in found.events)
         assert ControlClient(zsession).alive() == [survivor]
 
