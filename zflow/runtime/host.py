@@ -493,8 +493,13 @@ def main() -> int:
     except UserError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: host.stop())
-    signal.signal(signal.SIGINT, lambda *_: host.stop())
+    def on_signal(*_: object) -> None:
+        # Never take a lock in a signal handler: it runs on the main thread, which may be holding
+        # that very lock inside ``done.wait()`` (a deadlock that left orphan hosts behind).
+        threading.Thread(target=host.stop, name="zflow-stop", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         return host.run()
     except UserError as exc:
