@@ -28,7 +28,11 @@ def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> Non
     ds = Dataset.create(schema, locs)
     data = synth.generate(3000, seed=1)
     with open_session(router.client_options()) as fs, Front(ds, fs):
-        time.sleep(0.3)  # let the subscriber/queryable declarations reach the router
+        count = keyexprs.tsdb("intel", "query") + "?cols=moteid"
+        deadline = time.monotonic() + 30  # the front's declarations reach this session asynchronously
+        while not any(r.ok is not None for r in _get(zsession, count, timeout=1.0)):
+            assert time.monotonic() < deadline, "the front never answered"
+            time.sleep(0.05)
         payload, ctype = codec.encode({k: v for k, v in data.items()})
         zsession.put(keyexprs.tsdb("intel", "ingest"), payload, encoding=ctype)
         rows = [{k: data[k][i].item() for k in data} for i in range(5)]
@@ -36,7 +40,6 @@ def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> Non
         zsession.put(keyexprs.tsdb("intel", "flush"), b"")
         full = {k: np.concatenate([v, v[:5]]) for k, v in data.items()}
         sel = keyexprs.tsdb("intel", "query") + "?filter=temperature>21;moteid=7|light>600&cols=time,temperature,moteid"
-        count = keyexprs.tsdb("intel", "query") + "?cols=moteid"
         # Puts are applied asynchronously by the front's worker (the first ingest may compile
         # numba kernels, slow on a loaded machine): wait for every row, however long it takes.
         deadline = time.monotonic() + 90
