@@ -119,19 +119,32 @@ def test_sessions_outside_the_acl_cannot_write_control_keys(site) -> None:
         sub = ops.declare_subscriber("zflow/**", lambda s: got.append(str(s.key_expr)))
         answered = ops.declare_queryable("zflow/ctl/daemon/edge-1/status",
                                          lambda q: q.reply(q.key_expr, b"ok"))
-        time.sleep(0.3)
+        data_pubs = [rogue.declare_publisher("zflow/data/f/i/n/rogue"),
+                     edge.declare_publisher("zflow/data/f/i/n/edge")]
+        deadline = time.monotonic() + 20  # declarations propagate asynchronously
+        # A data-plane subscriber is what the ACL lets the router announce to every session.
+        probe = ops.declare_subscriber("zflow/data/f/**", lambda _s: None)
+        while not all(p.matching_status.matching for p in data_pubs):
+            assert time.monotonic() < deadline, "the subscriber never became visible"
+            time.sleep(0.05)
+        edge_replies = []
+        while not edge_replies:  # the permitted session sees the queryable once it has propagated
+            assert time.monotonic() < deadline, "the queryable never answered the permitted session"
+            edge_replies = [r for r in edge.get("zflow/ctl/daemon/edge-1/status", timeout=1.0) if r.ok]
         rogue.put("zflow/ctl/instance/f/i/stop", b"stop")
         edge.put("zflow/ctl/instance/f/i/stop", b"stop")
-        rogue.put("zflow/data/f/i/n/rogue", b"1")
-        edge.put("zflow/data/f/i/n/edge", b"1")
+        for pub in data_pubs:
+            pub.put(b"1")
         rogue_replies = [r for r in rogue.get("zflow/ctl/daemon/edge-1/status", timeout=1.0) if r.ok]
-        edge_replies = [r for r in edge.get("zflow/ctl/daemon/edge-1/status", timeout=1.0) if r.ok]
         deadline = time.monotonic() + 3
         while len(got) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.2)
         sub.undeclare()
         answered.undeclare()
+        for pub in data_pubs:
+            pub.undeclare()
+        probe.undeclare()
     assert sorted(got) == ["zflow/data/f/i/n/edge", "zflow/data/f/i/n/rogue"]
     assert rogue_replies == []
     assert len(edge_replies) == 1
