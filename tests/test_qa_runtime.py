@@ -175,3 +175,13 @@ def test_the_supervisor_keeps_no_pipe_of_a_finished_child():
         sup.spawn(f"c{i}", ["true"])
     assert sup.wait(timeout=20)
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_a_misspelt_var_is_pointed_out(cli_env, zflow_cmd):
+    flow = str(Path(__file__).parent / "flows" / "nested.yaml")
+    proc = subprocess.run([*zflow_cmd, "check", flow, "--var", "WINDOW=5", "--var", "WINDW=5"], env=cli_env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: --var WINDW: the flow neither declares nor uses this variable (did you mean 'WINDOW'?)" \
+        in proc.stderr
+    assert "--var WINDOW:" not in proc.stderr

@@ -30,9 +30,12 @@ def load_graph(path: str, variables: dict[str, object], instance: str | None):
                 raise UserError(Problem(f"not a compiled graph ({type(exc).__name__}: {exc})", file=path,
                                         hint="expected the output of zflow graph --format json")) from None
             return graph.with_instance(instance) if instance else graph
+    from zflow.cli.flow import warn_unused_vars
     from zflow.dataflow import compile_file
 
-    return compile_file(path, vars=variables, instance=instance)
+    graph = compile_file(path, vars=variables, instance=instance)
+    warn_unused_vars(graph, variables)
+    return graph
 
 
 def _run(args: argparse.Namespace) -> int:
