@@ -185,3 +185,17 @@ def test_a_misspelt_var_is_pointed_out(cli_env, zflow_cmd):
     assert "warning: --var WINDW: the flow neither declares nor uses this variable (did you mean 'WINDOW'?)" \
         in proc.stderr
     assert "--var WINDOW:" not in proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_stopping_a_zenoh_subscribe_source_is_clean():
+    """Its readers block in recv(); undeclaring under them raised 'Already borrowed' on every stop."""
+    g = graph("zsub", [
+        node("in", "source", "zenoh-subscribe", builtin=True, outputs=["out"],
+             config={"keys": {"out": "qa/zsub/**"}}),
+        node("sink", "sink", QA, attr="drop", inputs=["in"]),
+    ], [("in", "out", "sink", "in")])
+    lines: list[str] = []
+    result = run_flow(g, duration=0.5, log=lambda n, line: lines.append(line))
+    assert result.stopped and result.status["zsub/in"]["exit_code"] == 0, lines
+    assert not any("Traceback" in line for line in lines), lines
