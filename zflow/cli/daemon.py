@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from typing import Any
 
@@ -193,12 +191,11 @@ def cmd_instance_list(args: argparse.Namespace) -> int:
 
 # -- scheduler ------------------------------------------------------------------------------------
 def cmd_sched_serve(args: argparse.Namespace) -> int:
+    from zflow.runtime.signals import StopSignal
     from zflow.scheduler.service import SchedulerService
     from zflow.transport.session import open_session
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopSignal().install()
     with open_session(_session_options(args)) as s:
         svc = SchedulerService(s, _secret(args))
         print("scheduler ready", file=sys.stderr, flush=True)

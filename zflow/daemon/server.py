@@ -31,6 +31,7 @@ from zflow.daemon.client import ControlClient
 from zflow.daemon.identity import Identity, available_memory
 from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
+from zflow.runtime.signals import StopSignal
 from zflow.scheduler.model import Pool
 from zflow.transport.session import Mode, SessionOptions, free_port, open_session
 
@@ -136,9 +137,9 @@ class Daemon:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._stack.close()
 
-    def serve_forever(self, stop: threading.Event | None = None) -> None:
-        stop = stop or threading.Event()
-        while not stop.wait(0.5):
+    def serve_forever(self, stop: threading.Event | StopSignal | None = None) -> None:
+        waiter = stop or threading.Event()
+        while not waiter.wait(0.5):
             pass
 
     # -- logs -------------------------------------------------------------------------------------
@@ -474,10 +475,7 @@ def run_daemon(identity: Identity, echo: bool = True, secret_file: str | None = 
     import signal
 
     from zflow.daemon.auth import load_secret
-
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopSignal().install((signal.SIGTERM, signal.SIGINT))
     with Daemon(identity, echo=echo, secret=load_secret(secret_file)) as daemon:
         if ready_file:
             with open(ready_file, "w") as fh:

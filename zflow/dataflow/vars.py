@@ -157,7 +157,7 @@ def unused_overrides(overrides: Mapping[str, Any], files: Iterable[str | None]) 
         return []
     for file in files:
         try:
-            doc = load_document(file)
+            doc = load_document(str(file))
         except UserError:
             return []  # cannot tell
         known.update(declared_vars(doc)[0])
