@@ -199,3 +199,33 @@ def test_stopping_a_zenoh_subscribe_source_is_clean():
     result = run_flow(g, duration=0.5, log=lambda n, line: lines.append(line))
     assert result.stopped and result.status["zsub/in"]["exit_code"] == 0, lines
     assert not any("Traceback" in line for line in lines), lines
+
+
+def test_children_survive_the_exit_of_the_thread_that_spawned_them(tmp_path):
+    """PR_SET_PDEATHSIG follows the forking thread: a child started from a short-lived thread
+    (a Zenoh callback, say) must not be killed when that thread ends."""
+    import sys
+    import threading
+    import time
+
+    from zflow.runtime.supervisor import Supervisor
+
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import os, signal, sys, time, ctypes\n"
+        "ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM)\n"  # what node hosts do
+        "print('up', flush=True)\n"
+        "time.sleep(30)\n")
+    up = threading.Event()
+    with Supervisor(log=lambda name, line: up.set() if line == "up" else None) as sup:
+        def spawn_then_exit() -> None:
+            sup.spawn("c", [sys.executable, str(script)])
+            up.wait(20)  # the child has asked for its death signal while this thread lives
+
+        t = threading.Thread(target=spawn_then_exit)
+        t.start()
+        t.join()
+        assert up.is_set()
+        time.sleep(0.5)  # the spawning thread is gone; the child must still run
+        assert sup.children["c"].proc.poll() is None
+        assert sup.status()["c"]["state"] == "running"
