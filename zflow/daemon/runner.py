@@ -50,14 +50,19 @@ class DaemonRunner(FlowRunner):
 
 
 def localize(graph: Graph, nodes: list[str], files_dirs: dict[str, str]) -> Graph:
-    """Point shipped nodes at their cached bundle (``deploy.bundle``) instead of the deployer's path."""
+    """Point shipped nodes at their cached bundle (``deploy.bundle``) instead of the deployer's path:
+    the Python file target, or the config key naming the node's code directory."""
     specs = dict(graph.nodes)
     for nid in nodes:
         spec = specs[nid]
         bundle = spec.deploy.get("bundle")
         if bundle and nid in files_dirs:
-            target = f"{files_dirs[nid]}/{bundle['target']}"
-            specs[nid] = replace(spec, run=replace(spec.run, target=target), base_dir=files_dirs[nid])
+            if bundle.get("config"):
+                config = {**spec.config, bundle["config"]: files_dirs[nid]}
+                specs[nid] = replace(spec, config=config)
+            else:
+                target = f"{files_dirs[nid]}/{bundle['target']}"
+                specs[nid] = replace(spec, run=replace(spec.run, target=target), base_dir=files_dirs[nid])
     return replace(graph, nodes=specs)
 
 

@@ -63,6 +63,7 @@ class _StepBase:
                 [DynamicOutput(**o) for o in cfg["dynamic_outputs"] if o["name"] not in declared])
         self.site: str = cfg.get("site") or "local"
         self.host = socket.gethostname()
+        self.daemon: str | None = cfg.get("daemon")  # set when deployed across daemons
         self.children: list[str] = list(cfg.get("children", []))
         self.file_outputs: dict[str, bool] = dict(cfg.get("file_outputs", {}))
         self._own_session: contextlib.ExitStack | None = None
@@ -83,6 +84,8 @@ class _StepBase:
     def _event(self, run: str, **fields: Any) -> None:
         event = {"workflow": self.workflow, "run": run, "step": self.step, "host": self.host,
                  "site": self.site, **fields}
+        if self.daemon:
+            event["daemon"] = self.daemon
         transfers = self.blobs.take_transfers()
         if transfers:
             event["transfers"] = transfers

@@ -43,7 +43,7 @@ def fold(record: dict[str, Any], event: dict[str, Any]) -> None:
         record["results_spec"] = event.get("results", record.get("results_spec", {}))
         record["created"] = event.get("created", record.get("created"))
         record["trigger"] = event["step"]
-    execution = {k: event.get(k) for k in ("status", "start", "end", "host", "site", "error", "code",
+    execution = {k: event.get(k) for k in ("status", "start", "end", "host", "site", "daemon", "error", "code",
                                            "logs", "branch", "emitted", "transfers")}
     if event.get("start") is not None and event.get("end") is not None:
         execution["duration"] = event["end"] - event["start"]
