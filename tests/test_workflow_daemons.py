@@ -111,6 +111,9 @@ def test_workflow_deployed_across_two_daemons(router, zsession, tmp_path: Path, 
         assert "b: -> b-cloud/default (site cloud)" in res.stdout
         assert "a-edge/default: site 'edge' is not a requested site (cloud)" in res.stdout
         assert "a: -> a-edge/default (site edge)" in res.stdout
+        sched = subprocess.run([*zflow_cmd, "sched", "explain", str(path), *conn], capture_output=True,
+                               text=True, env=cli_env, timeout=90)
+        assert sched.returncode == 0 and "b: -> b-cloud/default (site cloud)" in sched.stdout, sched.stderr
         res = cli("deploy", str(path), "--daemons", *conn, "--state-dir", str(state))
         try:
             assert res.returncode == 0, res.stdout + res.stderr
