@@ -114,6 +114,11 @@ def test_workflow_deployed_across_two_daemons(router, zsession, tmp_path: Path, 
         sched = subprocess.run([*zflow_cmd, "sched", "explain", str(path), *conn], capture_output=True,
                                text=True, env=cli_env, timeout=90)
         assert sched.returncode == 0 and "b: -> b-cloud/default (site cloud)" in sched.stdout, sched.stderr
+        bad = write_workflow(tmp_path, "nowhere", {"c": {"constraints": {"site_list": ["moon"]}}})
+        res = cli("deploy", str(bad), "--daemons", *conn, "--state-dir", str(state))
+        assert res.returncode == 2 and f"{bad}:10:" in res.stderr  # the line of step c, res.stderr
+        assert "step 'c' cannot be placed: a-edge/default: site 'edge' is not a requested site (moon)" in res.stderr
+        assert not (state / "deployed" / "nowhere.json").exists() and list_instances(zsession) == []
         res = cli("deploy", str(path), "--daemons", *conn, "--state-dir", str(state))
         try:
             assert res.returncode == 0, res.stdout + res.stderr

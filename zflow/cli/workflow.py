@@ -291,20 +291,20 @@ def _start_storage(connect: list[str], directory: Path, blobs: list[str], log_fi
 def _deploy_on_daemons(args: argparse.Namespace, wf: Any, info_file: Path) -> int:
     from zflow.daemon.auth import load_secret
     from zflow.transport.session import SessionOptions, open_session
-    from zflow.workflows.deploy import deploy_workflow, plan_workflow
+    from zflow.workflows.deploy import deploy_workflow, placeable_plan
     from zflow.workflows.files import GLOBAL
 
     connect = _daemon_connect(args.connect)
     secret = load_secret(args.secret_file)
     storage = None
     with open_session(SessionOptions(mode="client", connect=connect)) as session:
+        plan = placeable_plan(session, wf, args.id, args.policy, secret)
         if not args.no_storage:  # recording starts before the first run can happen
-            sites = plan_workflow(session, wf, args.id, args.policy, secret).sites
             storage = _start_storage(connect, Path(args.state_dir) / "workflows" / wf.name,
-                                     sorted({GLOBAL, *sites.values()}), info_file.with_suffix(".storage.log"))
+                                     sorted({GLOBAL, *plan.sites.values()}), info_file.with_suffix(".storage.log"))
         try:
             rec, plan = deploy_workflow(session, wf, args.id, args.policy, secret, ready_timeout=args.timeout,
-                                        log=lambda m: print(m, file=sys.stderr))
+                                        log=lambda m: print(m, file=sys.stderr), plan=plan)
         except BaseException:
             if storage is not None:
                 _stop_pid(storage.pid)
@@ -454,7 +454,9 @@ def _wf_run_show(args: argparse.Namespace) -> int:
         for e in execs:
             dur = f"{(e.get('duration') or 0) * 1000:.1f} ms"
             err = f"  error: {e['error']}" if e.get("error") else ""
-            print(f"  {step:<16} {e.get('status'):<8} {dur:>10}  host={e.get('host')} site={e.get('site')}{err}")
+            daemon = f" daemon={e['daemon']}" if e.get("daemon") else ""
+            print(f"  {step:<16} {e.get('status'):<8} {dur:>10}  host={e.get('host')} site={e.get('site')}"
+                  f"{daemon}{err}")
     if r.get("results"):
         print("results:")
         for k, v in r["results"].items():

@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from zflow.daemon.client import ControlClient
-from zflow.daemon.deploy import create_instance, delete_instance, group_demands, unplaced_problems
+from zflow.daemon.deploy import create_instance, delete_instance, group_demands
 from zflow.daemon.state import InstanceRecord
 from zflow.dataflow.graph import Graph
-from zflow.errors import RuntimeFailure, UserError
+from zflow.errors import Problem, RuntimeFailure, UserError
 from zflow.scheduler.placement import Decision, decision_lines
 from zflow.scheduler.service import request_placement
 from zflow.workflows.compiler import to_graph
@@ -75,19 +75,38 @@ def placed_graph(wf: Workflow, plan: Plan, instance: str = DEFAULT_INSTANCE,
     return replace(graph, nodes=nodes)
 
 
-def deploy_workflow(session: Any, wf: Workflow, instance: str = DEFAULT_INSTANCE, policy: str = "weighted",
-                    secret: bytes | None = None, max_runs: int | None = None, ready_timeout: float = 60.0,
-                    log: Any = None) -> tuple[InstanceRecord, Plan]:
-    """Place, compile, ship and start a workflow on the running daemons (all-or-nothing)."""
+def unplaced_steps(wf: Workflow, plan: Plan) -> list[Problem]:
+    """One located problem per step that fits nowhere, with every candidate's reason."""
+    out = []
+    for d in plan.unplaced():
+        why = "; ".join(f"{k}: {v}" for k, v in sorted(d.rejected.items())) or "no daemon is running"
+        for step in plan.members.get(d.node, [d.node]):
+            out.append(Problem(f"step {step!r} cannot be placed: {why}", file=wf.file, line=wf.steps[step].line,
+                               hint="see `zflow workflow explain`"))
+    return out
+
+
+def placeable_plan(session: Any, wf: Workflow, instance: str = DEFAULT_INSTANCE, policy: str = "weighted",
+                   secret: bytes | None = None) -> Plan:
+    """A plan where every step found a daemon; otherwise a UserError naming each step's line."""
     from zflow.workflows.runner import check_runnable
 
-    say = log or (lambda _m: None)
     check_runnable(wf)
     if not ControlClient(session).alive():
         raise RuntimeFailure("no daemon is running (start one with `zflow daemon run`)")
     plan = plan_workflow(session, wf, instance, policy, secret)
     if plan.unplaced():
-        raise UserError(unplaced_problems(plan.graph, plan.decisions))
+        raise UserError(unplaced_steps(wf, plan))
+    return plan
+
+
+def deploy_workflow(session: Any, wf: Workflow, instance: str = DEFAULT_INSTANCE, policy: str = "weighted",
+                    secret: bytes | None = None, max_runs: int | None = None, ready_timeout: float = 60.0,
+                    log: Any = None, plan: Plan | None = None) -> tuple[InstanceRecord, Plan]:
+    """Place (unless given a plan), compile, ship and start a workflow on the running daemons
+    (all-or-nothing: a daemon failing to load its share rolls back the others)."""
+    say = log or (lambda _m: None)
+    plan = plan or placeable_plan(session, wf, instance, policy, secret)
     on_demand = [s.id for s in wf.steps.values() if s.id != wf.trigger and s.execution == "on-demand"]
     if on_demand:
         say(f"steps {', '.join(on_demand)} run warm on daemons (scale to zero is for `zflow workflow run`)")
