@@ -355,6 +355,7 @@ class Daemon:
         return {"adopted": True, "started": added}
 
     def _run(self, rec: InstanceRecord, nodes: list[str], wait_start: bool) -> None:
+        from zflow.daemon.identity import DAEMON_ENV, SITE_ENV
         from zflow.daemon.runner import DaemonRunner, localize
         from zflow.dataflow.graph import Graph
 
@@ -372,7 +373,8 @@ class Daemon:
                     pythons[nid] = py
         graph = localize(graph, nodes, files_dirs)
         runner = DaemonRunner(graph, self.node_session(), node_ids=nodes, wait_start=wait_start,
-                              supervisor=self.supervisor, pythons=pythons)
+                              supervisor=self.supervisor, pythons=pythons,
+                              env={DAEMON_ENV: self.cfg.id, SITE_ENV: self.cfg.site})
         runner.start()
         self.runners.setdefault(rec.key, []).append(runner)
 

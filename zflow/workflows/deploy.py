@@ -62,16 +62,13 @@ def plan_workflow(session: Any, wf: Workflow, instance: str = DEFAULT_INSTANCE, 
 
 def placed_graph(wf: Workflow, plan: Plan, instance: str = DEFAULT_INSTANCE,
                  max_runs: int | None = None) -> Graph:
-    """The workflow compiled with each step's placed site, pinned to its daemon and pool."""
+    """The workflow compiled with each step's placed site. The ``deploy:`` hints stay the
+    constraints (not a pin), so a step re-placed after a daemon loss still honours them."""
     graph = to_graph(wf, instance, sites=plan.sites)
-    nodes = {}
-    for nid, node in graph.nodes.items():
-        daemon, pool = plan.pools[nid].split("/", 1)
-        config = {**node.config, "daemon": daemon}
-        if nid == wf.trigger and max_runs is not None:
-            config["max_runs"] = max_runs
-        deploy = {k: v for k, v in node.deploy.items() if k not in ("daemons", "pools")}
-        nodes[nid] = replace(node, config=config, deploy={**deploy, "daemon": daemon, "pool": pool})
+    if max_runs is None:
+        return graph
+    trigger = graph.nodes[wf.trigger]
+    nodes = {**graph.nodes, wf.trigger: replace(trigger, config={**trigger.config, "max_runs": max_runs})}
     return replace(graph, nodes=nodes)
 
 
@@ -112,7 +109,8 @@ def deploy_workflow(session: Any, wf: Workflow, instance: str = DEFAULT_INSTANCE
         say(f"steps {', '.join(on_demand)} run warm on daemons (scale to zero is for `zflow workflow run`)")
     graph = placed_graph(wf, plan, instance, max_runs)
     rec = create_instance(session, graph, instance=instance, policy=policy, secret=secret,
-                          ready_timeout=ready_timeout, log=say)
+                          ready_timeout=ready_timeout, log=say, placement=plan.pools,
+                          trusted=plan.answer.get("verified"))
     return rec, plan
 
 
