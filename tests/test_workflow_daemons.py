@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -147,3 +148,33 @@ def test_workflow_deployed_across_two_daemons(router, zsession, tmp_path: Path, 
         assert list_instances(zsession) == []
         # the records the storage wrote survive it
         assert len(list((state / "workflows" / "spread" / "runs" / "spread").glob("*.json"))) >= 3
+
+
+@pytest.mark.timeout(120)
+def test_lost_daemon_step_replaced_within_its_constraints(router, zsession, tmp_path: Path) -> None:
+    """The cloud step's daemon goes away: it moves to the other cloud daemon, not to the edge."""
+    from zflow.daemon.config import DaemonConfig
+    from zflow.daemon.server import Daemon
+    from zflow.workflows.deploy import deploy_workflow, undeploy_workflow
+    from zflow.workflows.runs import RunsStorage
+
+    wf = load_workflow(write_workflow(tmp_path, "moving", {"b": {"constraints": {"site_list": ["cloud"]}}}))
+    sites = {"a-edge": "edge", "b-cloud": "cloud", "c-cloud": "cloud"}
+    with contextlib.ExitStack() as stack:
+        storage = RunsStorage(zsession, tmp_path / "runs", "moving")
+        stack.callback(storage.close)
+        daemons = {i: stack.enter_context(contextlib.ExitStack()) for i in sites}
+        for i, site in sites.items():
+            conf = DaemonConfig(id=i, site=site, data_dir=str(tmp_path / i), zenoh={"connect": [router.endpoint]})
+            daemons[i].enter_context(Daemon(conf, echo=False))
+        rec, plan = deploy_workflow(zsession, wf)
+        assert plan.pools["b"] == "b-cloud/default" and rec.placement["a"] == "a-edge/default"
+
+        def ran_on(daemon: str) -> bool:
+            return any(r["status"] == "Completed" and r["steps"]["b"][0]["daemon"] == daemon
+                       for r in query_runs(zsession, "moving", timeout=2.0))
+
+        assert wait_until(lambda: ran_on("b-cloud"), timeout=60.0, interval=0.2)
+        daemons["b-cloud"].close()  # the daemon stops: its token goes, the others re-place
+        assert wait_until(lambda: ran_on("c-cloud"), timeout=60.0, interval=0.2)
+        undeploy_workflow(zsession, "moving")
