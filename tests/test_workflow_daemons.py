@@ -136,6 +136,8 @@ def test_workflow_deployed_across_two_daemons(router, zsession, tmp_path: Path, 
                 assert steps["b"]["daemon"] == "b-cloud" and steps["b"]["site"] == "cloud"
                 assert all(steps[s]["daemon"] == "a-edge" and steps[s]["site"] == "edge" for s in ("tick", "a", "c"))
                 assert all(e["host"] for e in steps.values())
+            show = cli("run-show", done[0]["run"], *conn)
+            assert "site=cloud daemon=b-cloud" in show.stdout and "site=edge daemon=a-edge" in show.stdout, show
             # each daemon fetched the action bundles of its steps from the deployer
             assert list((tmp_path / "b-cloud" / "bundles").glob("*/ok"))
             assert [i["instance"] for i in list_instances(zsession)] == ["main"]

@@ -171,7 +171,8 @@ class RunsStorage:
                 found = {(r["workflow"], r["run"]): r for r in self.store.list(wf if "*" not in wf else "*")}
                 found.update({k: v for k, v in self.records.items()
                               if (wf in ("*", "**") or k[0] == wf)})
-                records = list(found.values())
+                # `run-show ID` asks zflow/runs/*/ID: only that run (a reply outside the query's key fails it)
+                records = [r for r in found.values() if "*" in run or r["run"] == run]
             else:
                 r = self.records.get((wf, run)) or self.store.load(wf, run)
                 records = [r] if r else []
