@@ -452,6 +452,11 @@ class Daemon:
             self.log(f"daemon {lost} gone while this daemon has no router: not re-placing")
             return
         alive = set(self.client.alive())
+        for _ in range(10):  # a liveliness query that timed out under load says nothing: ask again
+            if self.cfg.id in alive or not self._connected():
+                break
+            time.sleep(0.3)
+            alive = set(self.client.alive())
         if lost in alive or self.cfg.id not in alive:
             self.log(f"daemon {lost}'s token went away but the alive set is {sorted(alive)}: not acting")
             return
