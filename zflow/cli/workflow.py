@@ -349,12 +349,17 @@ def _wf_undeploy(args: argparse.Namespace) -> int:
         from zflow.transport.session import SessionOptions, open_session
         from zflow.workflows.deploy import undeploy_workflow
 
+        key = f"{args.name}/{info['instance']}"
         with open_session(SessionOptions(mode="client", connect=args.connect or info["connect"])) as session:
-            rec = undeploy_workflow(session, args.name, info["instance"])
+            try:
+                undeploy_workflow(session, args.name, info["instance"])
+                what = f"deleted instance {key}"
+            except UserError:  # already deleted (`zflow instance delete`) or its daemons are gone
+                what = f"instance {key} was not on any reachable daemon"
         if info.get("storage_pid"):
             _stop_pid(info["storage_pid"], signal.SIGTERM)
         info_file.unlink()
-        print(f"undeployed {args.name} (deleted instance {rec.flow}/{rec.instance})")
+        print(f"undeployed {args.name} ({what})")
         return 0
     _stop_pid(info["pid"])  # the runner stops its steps and storages on Ctrl-C
     info_file.unlink()
