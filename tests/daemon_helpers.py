@@ -175,13 +175,16 @@ def daemon_processes(specs: list[tuple[str, Path]], connect: list[str], *extra: 
 
 
 @contextlib.contextmanager
-def in_process_daemons(router: Any, tmp: Path, *ids: str, **cfg: Any) -> Iterator[list[Any]]:
+def in_process_daemons(router: Any, tmp: Path, *ids: str, per_daemon: dict[str, dict[str, Any]] | None = None,
+                       **cfg: Any) -> Iterator[list[Any]]:
+    """Daemons in this process; ``per_daemon`` adds config for some ids (e.g. their site)."""
     from zflow.daemon.config import DaemonConfig
     from zflow.daemon.server import Daemon
 
     with contextlib.ExitStack() as stack:
         out = []
         for i in ids:
-            conf = DaemonConfig(id=i, data_dir=str(tmp / i), zenoh={"connect": [router.endpoint]}, **cfg)
+            conf = DaemonConfig(id=i, data_dir=str(tmp / i), zenoh={"connect": [router.endpoint]},
+                                **{**cfg, **(per_daemon or {}).get(i, {})})
             out.append(stack.enter_context(Daemon(conf, echo=False)))
         yield out

@@ -207,11 +207,32 @@ def cmd_sched_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_workflow(path: str) -> bool:
+    """A Ryax workflow file (``kind: Workflows``) rather than a dataflow descriptor."""
+    from zflow.documents import load_document
+
+    try:
+        data = load_document(path).data
+    except Exception:  # the dataflow compiler reports unreadable files with its own errors
+        return False
+    return isinstance(data, dict) and data.get("kind") == "Workflows"
+
+
 def cmd_sched_explain(args: argparse.Namespace) -> int:
     from zflow.daemon.deploy import group_demands
+    from zflow.scheduler.placement import decision_lines
     from zflow.scheduler.service import request_placement
     from zflow.transport.session import open_session
 
+    if _is_workflow(args.flow):
+        from zflow.workflows.deploy import explain_lines, plan_workflow
+        from zflow.workflows.workflow import load_workflow
+
+        wf = load_workflow(args.flow)
+        with open_session(_session_options(args)) as s:
+            plan = plan_workflow(s, wf, policy=args.policy, secret=_secret(args), explain=True)
+        print("\n".join(explain_lines(plan, args.policy)))
+        return 1 if plan.unplaced() else 0
     graph = _compile(args)
     demands, members = group_demands(graph, set(graph.nodes))
     with open_session(_session_options(args)) as s:
@@ -219,17 +240,8 @@ def cmd_sched_explain(args: argparse.Namespace) -> int:
     where = "locally (no scheduler queryable answered)" if answer.get("local") else "by the scheduler service"
     print(f"placement of {graph.flow} ({len(graph.nodes)} nodes, policy {args.policy}) decided {where}; "
           f"daemons: {', '.join(answer.get('daemons', [])) or 'none'}")
-    failed = 0
-    for d in decisions:
-        names = ", ".join(members[d.node])
-        if d.pool:
-            print(f"{names}: -> {d.pool} (score {d.score:g})")
-        else:
-            failed += 1
-            print(f"{names}: CANNOT BE PLACED")
-        for key, why in sorted(d.rejected.items()):
-            print(f"    {key}: {why}")
-    return 1 if failed else 0
+    print("\n".join(decision_lines(decisions, members)))
+    return 1 if any(d.pool is None for d in decisions) else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -303,8 +315,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--secret-file", help="cluster secret: daemons without a valid token get no work")
     _conn_args(serve)
     serve.set_defaults(handler=cmd_sched_serve)
-    ex = ssub.add_parser("explain", help="where each node of a flow would go, and why not elsewhere")
-    ex.add_argument("flow")
+    ex = ssub.add_parser("explain", help="where each node of a flow (or step of a workflow) would go, "
+                                        "and why not elsewhere")
+    ex.add_argument("flow", help="a dataflow descriptor or a Ryax workflow file")
     ex.add_argument("--var", action="append", metavar="NAME=VALUE")
     ex.add_argument("--policy", default="weighted")
     ex.add_argument("--secret-file")

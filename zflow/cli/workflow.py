@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -109,17 +110,35 @@ def _register_workflow(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--timeout", type=float, default=300.0)
     r.set_defaults(handler=_wf_run)
 
-    d = wsub.add_parser("deploy", help="run a workflow in the background (until undeploy)")
+    d = wsub.add_parser("deploy", help="run a workflow in the background (until undeploy): a local "
+                                       "runner, or with --daemons an instance across the running daemons")
     d.add_argument("file")
     _zenoh_args(d)
     d.add_argument("--state-dir", default=str(DEFAULT_STATE))
-    d.add_argument("--site", default="local")
+    d.add_argument("--site", default="local", help="without --daemons: this machine's site")
+    d.add_argument("--daemons", action="store_true",
+                   help="place the steps with the scheduler and run them on the daemons (needs --connect)")
+    d.add_argument("--id", default="main", help="with --daemons: the instance id (default: main)")
+    d.add_argument("--policy", default="weighted", help="with --daemons: the placement policy")
+    d.add_argument("--secret-file", help="with --daemons: cluster secret (daemons without a valid token get no work)")
+    d.add_argument("--no-storage", action="store_true",
+                   help="with --daemons: do not start a runs storage (one is already on the network)")
+    d.add_argument("--timeout", type=float, default=60.0, help="with --daemons: seconds for the steps to be ready")
     d.set_defaults(handler=_wf_deploy)
 
-    u = wsub.add_parser("undeploy", help="stop a deployed workflow")
+    u = wsub.add_parser("undeploy", help="stop a deployed workflow (deletes its instance on the daemons)")
     u.add_argument("name", help="workflow name (spec.id or file name)")
     u.add_argument("--state-dir", default=str(DEFAULT_STATE))
+    u.add_argument("--connect", action="append", default=[], metavar="ENDPOINT",
+                   help="for a --daemons deployment: Zenoh endpoint (default: the one used to deploy)")
     u.set_defaults(handler=_wf_undeploy)
+
+    ex = wsub.add_parser("explain", help="where the scheduler would place each step, and why not elsewhere")
+    ex.add_argument("file")
+    _zenoh_args(ex)
+    ex.add_argument("--policy", default="weighted")
+    ex.add_argument("--secret-file")
+    ex.set_defaults(handler=_wf_explain)
 
     st = wsub.add_parser("storage", help="run the runs storage (and blob stores) on a Zenoh network")
     _zenoh_args(st)
@@ -220,9 +239,14 @@ def _wf_deploy(args: argparse.Namespace) -> int:
     info_file = _deploy_file(args.state_dir, wf.name)
     if info_file.exists():
         info = json.loads(info_file.read_text())
+        if info.get("mode") == "daemons":
+            raise UserError(f"workflow {wf.name} is already deployed on daemons (instance {wf.name}/"
+                            f"{info['instance']}); undeploy it first")
         if _alive(info["pid"]):
             raise UserError(f"workflow {wf.name} is already deployed (pid {info['pid']}); undeploy it first")
     info_file.parent.mkdir(parents=True, exist_ok=True)
+    if args.daemons:
+        return _deploy_on_daemons(args, wf, info_file)
     log = (info_file.parent / f"{wf.name}.log").open("ab")
     cmd = [sys.executable, "-m", "zflow", "workflow", "run", str(Path(args.file).resolve()),
            "--state-dir", args.state_dir, "--site", args.site, "--duration", str(10 * 365 * 86400)]
@@ -235,6 +259,66 @@ def _wf_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _daemon_connect(connect: list[str]) -> list[str]:
+    """Daemon deployments talk to an existing network: --connect, $ZFLOW_CONNECT or the default router."""
+    return connect or [e for e in os.environ.get("ZFLOW_CONNECT", "").split(",") if e] or ["tcp/127.0.0.1:7447"]
+
+
+def _start_storage(connect: list[str], directory: Path, blobs: list[str], log_file: Path,
+                   timeout: float = 30.0) -> subprocess.Popen[bytes]:
+    """A detached ``zflow workflow storage`` (runs and blob stores), returned once it serves."""
+    cmd = [sys.executable, "-m", "zflow", "workflow", "storage", "--dir", str(directory)]
+    for c in connect:
+        cmd += ["--connect", c]
+    for b in blobs:
+        cmd += ["--blobs", b]
+    with log_file.open("ab") as log:
+        start = log_file.stat().st_size
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with log_file.open("rb") as fh:
+            fh.seek(start)
+            if b"runs storage serving" in fh.read():
+                return proc
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    raise RuntimeFailure(f"the runs storage did not start (see {log_file})")
+
+
+def _deploy_on_daemons(args: argparse.Namespace, wf: Any, info_file: Path) -> int:
+    from zflow.daemon.auth import load_secret
+    from zflow.transport.session import SessionOptions, open_session
+    from zflow.workflows.deploy import deploy_workflow, placeable_plan
+    from zflow.workflows.files import GLOBAL
+
+    connect = _daemon_connect(args.connect)
+    secret = load_secret(args.secret_file)
+    storage = None
+    with open_session(SessionOptions(mode="client", connect=connect)) as session:
+        plan = placeable_plan(session, wf, args.id, args.policy, secret)
+        if not args.no_storage:  # recording starts before the first run can happen
+            storage = _start_storage(connect, Path(args.state_dir) / "workflows" / wf.name,
+                                     sorted({GLOBAL, *plan.sites.values()}), info_file.with_suffix(".storage.log"))
+        try:
+            rec, plan = deploy_workflow(session, wf, args.id, args.policy, secret, ready_timeout=args.timeout,
+                                        log=lambda m: print(m, file=sys.stderr), plan=plan)
+        except BaseException:
+            if storage is not None:
+                _stop_pid(storage.pid)
+            raise
+    info_file.write_text(json.dumps({"mode": "daemons", "instance": rec.instance, "connect": connect,
+                                     "storage_pid": storage.pid if storage else None,
+                                     "file": str(Path(args.file).resolve()), "started": time.time()}))
+    where = ", ".join(f"{s}@{p} ({plan.sites[s]})" for s, p in sorted(plan.pools.items()))
+    print(f"deployed {wf.name} as instance {rec.flow}/{rec.instance} on daemons: {where}")
+    if storage is not None:
+        print(f"runs storage pid {storage.pid}, records in {Path(args.state_dir) / 'workflows' / wf.name}")
+    return 0
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -243,22 +327,57 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _stop_pid(pid: int, signum: int = signal.SIGINT) -> None:
+    """Ask a process we started to stop (it cleans up on Ctrl-C), kill it after 10 s."""
+    if not _alive(pid):
+        return
+    os.kill(pid, signum)
+    for _ in range(100):
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
 def _wf_undeploy(args: argparse.Namespace) -> int:
     info_file = _deploy_file(args.state_dir, args.name)
     if not info_file.exists():
         raise UserError(f"workflow {args.name} is not deployed (no {info_file})")
-    pid = json.loads(info_file.read_text())["pid"]
-    if _alive(pid):
-        os.kill(pid, signal.SIGINT)  # the runner stops its steps and storages on Ctrl-C
-        for _ in range(100):
-            if not _alive(pid):
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
+    info = json.loads(info_file.read_text())
+    if info.get("mode") == "daemons":
+        from zflow.transport.session import SessionOptions, open_session
+        from zflow.workflows.deploy import undeploy_workflow
+
+        key = f"{args.name}/{info['instance']}"
+        with open_session(SessionOptions(mode="client", connect=args.connect or info["connect"])) as session:
+            try:
+                undeploy_workflow(session, args.name, info["instance"])
+                what = f"deleted instance {key}"
+            except UserError:  # already deleted (`zflow instance delete`) or its daemons are gone
+                what = f"instance {key} was not on any reachable daemon"
+        if info.get("storage_pid"):
+            _stop_pid(info["storage_pid"], signal.SIGTERM)
+        info_file.unlink()
+        print(f"undeployed {args.name} ({what})")
+        return 0
+    _stop_pid(info["pid"])  # the runner stops its steps and storages on Ctrl-C
     info_file.unlink()
     print(f"undeployed {args.name}")
     return 0
+
+
+def _wf_explain(args: argparse.Namespace) -> int:
+    from zflow.daemon.auth import load_secret
+    from zflow.transport.session import SessionOptions, open_session
+    from zflow.workflows.deploy import explain_lines, plan_workflow
+    from zflow.workflows.workflow import load_workflow
+
+    wf = load_workflow(args.file)
+    with open_session(SessionOptions(mode="client", connect=_daemon_connect(args.connect))) as session:
+        plan = plan_workflow(session, wf, policy=args.policy, secret=load_secret(args.secret_file), explain=True)
+    print("\n".join(explain_lines(plan, args.policy)))
+    return 1 if plan.unplaced() else 0
 
 
 def _wf_storage(args: argparse.Namespace) -> int:
@@ -339,7 +458,9 @@ def _wf_run_show(args: argparse.Namespace) -> int:
         for e in execs:
             dur = f"{(e.get('duration') or 0) * 1000:.1f} ms"
             err = f"  error: {e['error']}" if e.get("error") else ""
-            print(f"  {step:<16} {e.get('status'):<8} {dur:>10}  host={e.get('host')} site={e.get('site')}{err}")
+            daemon = f" daemon={e['daemon']}" if e.get("daemon") else ""
+            print(f"  {step:<16} {e.get('status'):<8} {dur:>10}  host={e.get('host')} site={e.get('site')}"
+                  f"{daemon}{err}")
     if r.get("results"):
         print("results:")
         for k, v in r["results"].items():

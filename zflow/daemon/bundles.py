@@ -118,21 +118,40 @@ class BundleServer:
             self._queryable.undeclare()
 
 
-def ship_graph(graph: Any) -> tuple[Any, dict[str, bytes]]:
-    """Bundle every Python node given as a file; returns the rewritten graph and payloads.
+#: Node configuration keys that name the directory of a node's code (a Ryax action for the
+#: workflow step nodes). Such a directory is shipped as the node's bundle and the key is
+#: rewritten to the daemon's cached copy, exactly like a Python file target.
+CODE_DIR_KEYS = ("action_dir",)
 
-    Each shipped node gets ``deploy.bundle = {digest, target, requirements}``; the daemon swaps
-    ``run.target`` for the path inside its cached copy.
+
+def _code_of(node: Any) -> tuple[Path, dict[str, Any]] | None:
+    """The directory to ship for a node and how the daemon points the node at its copy."""
+    target = Path(node.run.target) if node.run.kind == "python" and node.run.target else None
+    if target is not None and target.is_absolute() and target.is_file():
+        return target.parent, {"target": target.name}
+    for key in CODE_DIR_KEYS:
+        value = node.config.get(key)
+        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_dir():
+            return Path(value), {"config": key}
+    return None
+
+
+def ship_graph(graph: Any) -> tuple[Any, dict[str, bytes]]:
+    """Bundle every Python node given as a file, and every node whose config names its code
+    directory (:data:`CODE_DIR_KEYS`); returns the rewritten graph and payloads.
+
+    Each shipped node gets ``deploy.bundle = {digest, target | config, requirements}``; the
+    daemon swaps ``run.target`` (or that config key) for the path inside its cached copy.
     """
     payloads: dict[str, bytes] = {}
     cache: dict[tuple[Path, tuple[str, ...]], Bundle] = {}
     nodes = {}
     for nid, node in graph.nodes.items():
-        target = Path(node.run.target) if node.run.kind == "python" and node.run.target else None
-        if target is None or not target.is_absolute() or not target.is_file():
+        code = _code_of(node)
+        if code is None:
             nodes[nid] = node
             continue
-        root = target.parent
+        root, where = code
         reqs = tuple(node.deploy.get("requirements") or ())
         key = (root, reqs)
         if key not in cache:
@@ -140,8 +159,7 @@ def ship_graph(graph: Any) -> tuple[Any, dict[str, bytes]]:
             cache[key] = bundle
             payloads[bundle.digest] = payload
         b = cache[key]
-        deploy = {**node.deploy, "bundle": {"digest": b.digest, "target": target.name,
-                                            "requirements": list(b.requirements)}}
+        deploy = {**node.deploy, "bundle": {"digest": b.digest, **where, "requirements": list(b.requirements)}}
         nodes[nid] = replace(node, deploy=deploy)
     return replace(graph, nodes=nodes), payloads
 

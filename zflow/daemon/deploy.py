@@ -59,7 +59,11 @@ def unplaced_problems(graph: Graph, decisions: list[Decision]) -> list[Problem]:
 
 def create_instance(session: Any, graph: Graph, *, instance: str | None = None, policy: str = "weighted",
                     on_daemon_loss: str = "replace", secret: bytes | None = None, start: bool = True,
-                    ready_timeout: float = 60.0, log: Any = None) -> InstanceRecord:
+                    ready_timeout: float = 60.0, log: Any = None,
+                    placement: dict[str, str] | None = None, trusted: list[str] | None = None) -> InstanceRecord:
+    """Place (or take ``placement``: node -> "daemon/pool", decided by the caller with the
+    scheduler, ``trusted`` being that answer's verified daemons), ship, load everywhere
+    (all-or-nothing) and start an instance."""
     say = log or (lambda _m: None)
     instance = instance or uuid.uuid4().hex[:8]
     if instance != graph.instance:
@@ -75,12 +79,18 @@ def create_instance(session: Any, graph: Graph, *, instance: str | None = None, 
     try:
         for digest, payload in payloads.items():
             server.add(digest, payload)
-        demands, members = group_demands(graph, set(graph.nodes))
-        decisions, answer = request_placement(session, demands, policy, secret=secret)
-        problems = unplaced_problems(graph, decisions)
-        if problems:
-            raise UserError(problems)
-        placement = {m: d.pool for d in decisions for m in members[d.node] if d.pool}
+        if placement is None:
+            demands, members = group_demands(graph, set(graph.nodes))
+            decisions, answer = request_placement(session, demands, policy, secret=secret)
+            problems = unplaced_problems(graph, decisions)
+            if problems:
+                raise UserError(problems)
+            placement = {m: d.pool for d in decisions for m in members[d.node] if d.pool}
+        else:
+            missing = sorted(set(graph.nodes) - set(placement))
+            if missing:
+                raise UserError(f"no placement given for node(s) {', '.join(missing)}")
+            answer = {"verified": trusted}
         rec = InstanceRecord(graph.flow, instance, graph.to_dict(), placement, policy=policy,
                              on_daemon_loss=on_daemon_loss, trusted=answer.get("verified"))
         where = ", ".join(f"{n}@{p.split('/', 1)[0]}" for n, p in sorted(placement.items()))

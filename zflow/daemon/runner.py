@@ -9,15 +9,18 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from zflow.daemon.identity import DAEMON_ENV, SITE_ENV
 from zflow.dataflow.graph import Graph
 from zflow.runtime.host import HostSpec
 from zflow.runtime.launcher import FlowRunner, host_argv, host_env
 
 
 class DaemonRunner(FlowRunner):
-    def __init__(self, *args: Any, pythons: dict[str, str] | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, pythons: dict[str, str] | None = None,
+                 env: dict[str, str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.pythons = pythons or {}
+        self.extra_env = env or {}
 
     def child_name(self, group: str) -> str:
         base = f"{self.graph.flow}/{self.graph.instance}/{group}"
@@ -28,7 +31,7 @@ class DaemonRunner(FlowRunner):
         return name
 
     def start(self) -> None:
-        env = host_env()
+        env = {**host_env(), **self.extra_env}
         for group, nodes in self.groups().items():
             python = next((self.pythons[n] for n in nodes if n in self.pythons), None)
             argv = [python, *host_argv()[1:]] if python else host_argv()
@@ -50,15 +53,20 @@ class DaemonRunner(FlowRunner):
 
 
 def localize(graph: Graph, nodes: list[str], files_dirs: dict[str, str]) -> Graph:
-    """Point shipped nodes at their cached bundle (``deploy.bundle``) instead of the deployer's path."""
+    """Point shipped nodes at their cached bundle (``deploy.bundle``) instead of the deployer's path:
+    the Python file target, or the config key naming the node's code directory."""
     specs = dict(graph.nodes)
     for nid in nodes:
         spec = specs[nid]
         bundle = spec.deploy.get("bundle")
         if bundle and nid in files_dirs:
-            target = f"{files_dirs[nid]}/{bundle['target']}"
-            specs[nid] = replace(spec, run=replace(spec.run, target=target), base_dir=files_dirs[nid])
+            if bundle.get("config"):
+                config = {**spec.config, bundle["config"]: files_dirs[nid]}
+                specs[nid] = replace(spec, config=config)
+            else:
+                target = f"{files_dirs[nid]}/{bundle['target']}"
+                specs[nid] = replace(spec, run=replace(spec.run, target=target), base_dir=files_dirs[nid])
     return replace(graph, nodes=specs)
 
 
-__all__ = ["DaemonRunner", "localize"]
+__all__ = ["DAEMON_ENV", "SITE_ENV", "DaemonRunner", "localize"]

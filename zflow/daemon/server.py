@@ -356,6 +356,7 @@ class Daemon:
         return {"adopted": True, "started": added}
 
     def _run(self, rec: InstanceRecord, nodes: list[str], wait_start: bool) -> None:
+        from zflow.daemon.identity import DAEMON_ENV, SITE_ENV
         from zflow.daemon.runner import DaemonRunner, localize
         from zflow.dataflow.graph import Graph
 
@@ -372,8 +373,12 @@ class Daemon:
                 if py:
                     pythons[nid] = py
         graph = localize(graph, nodes, files_dirs)
-        runner = DaemonRunner(graph, self.node_session(), node_ids=nodes, wait_start=wait_start,
-                              supervisor=self.supervisor, pythons=pythons)
+        opts = self.node_session()
+        env = {DAEMON_ENV: self.cfg.id, SITE_ENV: self.cfg.site}
+        if opts.connect:  # code that opens its own session (Ryax actions) joins where the nodes do
+            env["ZFLOW_CONNECT"] = ",".join(opts.connect)
+        runner = DaemonRunner(graph, opts, node_ids=nodes, wait_start=wait_start,
+                              supervisor=self.supervisor, pythons=pythons, env=env)
         runner.start()
         self.runners.setdefault(rec.key, []).append(runner)
 

@@ -79,8 +79,8 @@ class Demand:
     gpu: int = 0
     arch: tuple[str, ...] = ()
     sites: tuple[str, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
-    pools: tuple[str, ...] = ()
+    labels: dict[str, str | tuple[str, ...]] = field(default_factory=dict)  # a tuple: any of these
+    pools: tuple[str, ...] = ()  # pool names, or "daemon/pool" keys
     daemons: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()  # daemons that must not be used (e.g. just lost)
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # performance, energy, cost
@@ -94,7 +94,16 @@ class Demand:
         for k in ("arch", "sites", "pools", "daemons", "exclude"):
             d[k] = tuple(d.get(k, ()))
         d["weights"] = tuple(d.get("weights", (1.0, 1.0, 1.0)))
+        d["labels"] = _labels(d.get("labels"))
         return Demand(**d)
+
+
+def _labels(value: Any) -> dict[str, str | tuple[str, ...]]:
+    """Label constraints: a value, or a list meaning any of them (Ryax ``site_type_list``)."""
+    out: dict[str, str | tuple[str, ...]] = {}
+    for k, v in (value or {}).items():
+        out[str(k)] = tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
+    return out
 
 
 def _strs(value: Any) -> tuple[str, ...]:
@@ -139,7 +148,7 @@ def demand_from_deploy(node: str, deploy: dict[str, Any], file: str | None = Non
         gpu=gpu,
         arch=tuple(norm_arch(a) for a in _strs(deploy.get("arch"))),
         sites=_strs(deploy.get("sites")) + _strs(deploy.get("site")),
-        labels={str(k): str(v) for k, v in (deploy.get("labels") or {}).items()},
+        labels=_labels(deploy.get("labels")),
         pools=_strs(deploy.get("pools")) + _strs(deploy.get("pool")),
         daemons=_strs(deploy.get("daemons")) + _strs(deploy.get("daemon")),
         weights=weights,

@@ -75,12 +75,14 @@ def _constraint_reason(p: Pool, d: Demand) -> str | None:
         return f"daemon {p.daemon!r} is not a requested daemon ({', '.join(d.daemons)})"
     if d.sites and p.site not in d.sites:
         return f"site {p.site or '(none)'!r} is not a requested site ({', '.join(d.sites)})"
-    if d.pools and p.name not in d.pools:
+    if d.pools and p.name not in d.pools and p.key not in d.pools:
         return f"pool {p.name!r} is not a requested pool ({', '.join(d.pools)})"
     for k, v in d.labels.items():
-        if p.labels.get(k) != v:
+        allowed = v if isinstance(v, tuple) else (v,)
+        if p.labels.get(k) not in allowed:
             has = p.labels.get(k)
-            return f"label {k}={v} required, pool has " + (f"{k}={has}" if has is not None else f"no label {k!r}")
+            want = f"{k}={v}" if isinstance(v, str) else f"{k} in ({', '.join(v)})"
+            return f"label {want} required, pool has " + (f"{k}={has}" if has is not None else f"no label {k!r}")
     return None
 
 
@@ -165,3 +167,19 @@ def place(pools: list[Pool], demands: list[Demand], policy: str = "weighted",
           explain: bool = False) -> list[Decision]:
     """Place every demand in order (first fit, capacity consumed as it goes)."""
     return Placer(pools, policy).place_all(demands, explain)
+
+
+def decision_lines(decisions: list[Decision], members: dict[str, list[str]],
+                   sites: dict[str, str] | None = None) -> list[str]:
+    """What ``zflow sched explain`` prints for a flow or a workflow."""
+    out = []
+    for d in decisions:
+        names = ", ".join(members.get(d.node, [d.node]))
+        if d.pool:
+            site = (sites or {}).get(d.node)
+            out.append(f"{names}: -> {d.pool}" + (f" (site {site})" if site else "") + f" (score {d.score:g})")
+        else:
+            out.append(f"{names}: CANNOT BE PLACED")
+        for key, why in sorted(d.rejected.items()):
+            out.append(f"    {key}: {why}")
+    return out

@@ -29,7 +29,7 @@ def node_kind(wf: Workflow, step: PlannedStep) -> str:
 
 def deploy_hints(step: PlannedStep) -> dict[str, Any]:
     """Placement wishes in the scheduler's ``deploy:`` vocabulary (site, arch, pool, labels,
-    objectives, resources); a single site type becomes the ``site_type`` label."""
+    objectives, resources); site types become the ``site_type`` label (a list: any of them)."""
     hints: dict[str, Any] = {}
     c = step.constraints
     if c is not None:
@@ -37,8 +37,9 @@ def deploy_hints(step: PlannedStep) -> dict[str, Any]:
             values = getattr(c, field)
             if values:
                 hints[hint] = list(values)
-        if len(c.site_type_list) == 1:
-            hints["labels"] = {"site_type": c.site_type_list[0]}
+        if c.site_type_list:
+            types = c.site_type_list
+            hints["labels"] = {"site_type": types[0] if len(types) == 1 else list(types)}
     if step.objectives is not None:
         hints["objectives"] = step.objectives.model_dump()
     if step.resources is not None:
@@ -59,14 +60,20 @@ def _static_values(step: PlannedStep, base: Path) -> dict[str, Any]:
     return out
 
 
-def node_config(wf: Workflow, step: PlannedStep, default_site: str = "local") -> dict[str, Any]:
-    site = step.site or default_site
+def step_site(step: PlannedStep, default_site: str = "local", sites: dict[str, str] | None = None) -> str:
+    """Where a step runs: as placed (``sites``), else its one constrained site, else the default."""
+    return (sites or {}).get(step.id) or step.site or default_site
+
+
+def node_config(wf: Workflow, step: PlannedStep, default_site: str = "local",
+                sites: dict[str, str] | None = None) -> dict[str, Any]:
+    site = step_site(step, default_site, sites)
     file_outputs: dict[str, bool] = {}
     for out in step.action.spec.outputs:
         if out.type in (IOType.FILE, IOType.DIRECTORY):
             consumers = [s for s in wf.steps.values()
                          if any(r.step == step.id and r.output == out.name for r in s.refs.values())]
-            file_outputs[out.name] = any((c.site or default_site) != site for c in consumers)
+            file_outputs[out.name] = any(step_site(c, default_site, sites) != site for c in consumers)
     cfg: dict[str, Any] = {
         "workflow": wf.name,
         "step": step.id,
@@ -89,16 +96,16 @@ def node_config(wf: Workflow, step: PlannedStep, default_site: str = "local") ->
         cfg["execution"] = step.execution
         if step.execution == "on-demand":
             cfg["idle_retention_s"] = step.idle_retention_s
-        if step.constraints is not None and len(step.constraints.site_type_list) > 1:
-            cfg["site_types"] = list(step.constraints.site_type_list)  # beyond one label: recorded
     if step.id == wf.trigger:
         cfg["plan"] = {sid: list(s.parents) for sid, s in wf.steps.items()}
         cfg["results"] = {key: str(ref) for key, ref in wf.results}
     return cfg
 
 
-def to_dataflow(wf: Workflow, default_site: str = "local") -> dict[str, Any]:
-    """The Zenoh-Flow style descriptor of a workflow (YAML-ready)."""
+def to_dataflow(wf: Workflow, default_site: str = "local", sites: dict[str, str] | None = None
+                ) -> dict[str, Any]:
+    """The Zenoh-Flow style descriptor of a workflow (YAML-ready); ``sites`` maps step ids to
+    the site they were placed on (daemon deployments), overriding constraints and the default."""
     sections: dict[str, list[dict[str, Any]]] = {"sources": [], "operators": [], "sinks": []}
     links = []
     for step in wf.steps.values():
@@ -111,7 +118,7 @@ def to_dataflow(wf: Workflow, default_site: str = "local") -> dict[str, Any]:
             node["inputs"] = list(step.parents)
         if step.children:
             node["outputs"] = [OUT]
-        node["configuration"] = node_config(wf, step, default_site)
+        node["configuration"] = node_config(wf, step, default_site, sites)
         hints = deploy_hints(step)
         if hints:
             node["deploy"] = hints
@@ -122,9 +129,10 @@ def to_dataflow(wf: Workflow, default_site: str = "local") -> dict[str, Any]:
             **{k: v for k, v in sections.items() if v}, "links": links}
 
 
-def to_graph(wf: Workflow, instance: str = "main", default_site: str = "local") -> Graph:
+def to_graph(wf: Workflow, instance: str = "main", default_site: str = "local",
+             sites: dict[str, str] | None = None) -> Graph:
     """The compiled graph, through the one dataflow compiler (same nodes, links and keys)."""
     from zflow.dataflow.compiler import compile_dict
 
-    return compile_dict(to_dataflow(wf, default_site), base_dir=str(Path(wf.file).resolve().parent),
+    return compile_dict(to_dataflow(wf, default_site, sites), base_dir=str(Path(wf.file).resolve().parent),
                         instance=instance, source_file=wf.file)

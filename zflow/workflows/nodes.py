@@ -22,6 +22,7 @@ import zenoh
 
 import zflow
 from zflow import codec, keyexprs
+from zflow.daemon.identity import DAEMON_ENV, SITE_ENV
 from zflow.workflows.action import DynamicOutput, IOType, load_action
 from zflow.workflows.files import Blobs, is_blob
 from zflow.workflows.handlers import Handler, StepFailure, TriggerService, load_trigger
@@ -61,7 +62,9 @@ class _StepBase:
             declared = {o.name for o in self.action.spec.outputs}
             self.action = self.action.with_dynamic_outputs(
                 [DynamicOutput(**o) for o in cfg["dynamic_outputs"] if o["name"] not in declared])
-        self.site: str = cfg.get("site") or "local"
+        # On a daemon, where it really runs (it may have been re-placed since compile time).
+        self.daemon: str | None = os.environ.get(DAEMON_ENV) or None
+        self.site: str = os.environ.get(SITE_ENV) or cfg.get("site") or "local"
         self.host = socket.gethostname()
         self.children: list[str] = list(cfg.get("children", []))
         self.file_outputs: dict[str, bool] = dict(cfg.get("file_outputs", {}))
@@ -83,6 +86,8 @@ class _StepBase:
     def _event(self, run: str, **fields: Any) -> None:
         event = {"workflow": self.workflow, "run": run, "step": self.step, "host": self.host,
                  "site": self.site, **fields}
+        if self.daemon:
+            event["daemon"] = self.daemon
         transfers = self.blobs.take_transfers()
         if transfers:
             event["transfers"] = transfers

@@ -39,6 +39,15 @@ def _errors_only(name: str, line: str) -> None:
         print_prefixed(name, line)
 
 
+def check_runnable(wf: Workflow) -> None:
+    """zflow runs python3 actions; other Ryax types validate and compile but cannot run."""
+    foreign = [s for s in wf.steps.values() if s.action.spec.type not in ("python3", "python3-cuda")]
+    if foreign:
+        raise UserError([Problem(f"step {s.id!r}: action {s.action.id!r} is {s.action.spec.type}; zflow runs "
+                                 "python3 actions (check and compile accept every Ryax type)",
+                                 file=wf.file, line=s.line) for s in foreign])
+
+
 class Activator:
     """Keeps the messages of a scaled-to-zero step and starts it when one waits."""
 
@@ -148,11 +157,7 @@ class WorkflowRunner:
         return self
 
     def _start(self, ready_timeout: float) -> None:
-        foreign = [s for s in self.wf.steps.values() if s.action.spec.type not in ("python3", "python3-cuda")]
-        if foreign:
-            raise UserError([Problem(f"step {s.id!r}: action {s.action.id!r} is {s.action.spec.type}; zflow runs "
-                                     "python3 actions (check and compile accept every Ryax type)",
-                                     file=self.wf.file, line=s.line) for s in foreign])
+        check_runnable(self.wf)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.connect:
             router = self._stack.enter_context(EmbeddedRouter())

@@ -43,7 +43,7 @@ def fold(record: dict[str, Any], event: dict[str, Any]) -> None:
         record["results_spec"] = event.get("results", record.get("results_spec", {}))
         record["created"] = event.get("created", record.get("created"))
         record["trigger"] = event["step"]
-    execution = {k: event.get(k) for k in ("status", "start", "end", "host", "site", "error", "code",
+    execution = {k: event.get(k) for k in ("status", "start", "end", "host", "site", "daemon", "error", "code",
                                            "logs", "branch", "emitted", "transfers")}
     if event.get("start") is not None and event.get("end") is not None:
         execution["duration"] = event["end"] - event["start"]
@@ -171,7 +171,8 @@ class RunsStorage:
                 found = {(r["workflow"], r["run"]): r for r in self.store.list(wf if "*" not in wf else "*")}
                 found.update({k: v for k, v in self.records.items()
                               if (wf in ("*", "**") or k[0] == wf)})
-                records = list(found.values())
+                # `run-show ID` asks zflow/runs/*/ID: only that run (a reply outside the query's key fails it)
+                records = [r for r in found.values() if "*" in run or r["run"] == run]
             else:
                 r = self.records.get((wf, run)) or self.store.load(wf, run)
                 records = [r] if r else []
