@@ -10,13 +10,22 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from storage_backends.base import (
+    CorruptFragment,
     FragmentStore,
     KeyNotFound,
     LocationUnavailable,
     Range,
+    RangeNotSatisfiable,
     check_within,
+    gather,
+    merge_spans,
 )
+
+# Ranges closer than this share one pread: a syscall costs more than copying a page of gap.
+READ_GAP = 4096
 
 
 class LocalDirStore(FragmentStore):
@@ -76,6 +85,74 @@ class LocalDirStore(FragmentStore):
             return [os.pread(fd, end - start, start) for start, end in ranges]
         finally:
             os.close(fd)
+
+    def _get_ranges_concat(self, key: str, starts: np.ndarray, ends: np.ndarray,
+                           verify: bool) -> np.ndarray:
+        """One pread per cluster of nearby ranges into one buffer, then a numpy gather.
+
+        With ``verify`` the whole checksum chunks under the ranges are read in the same preads
+        and their CRCs checked before any byte is served (so a verified read costs the chunk
+        bytes of disk I/O and ~20 GB/s of CRC, not a second pass).
+        """
+        path = self._path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise KeyNotFound(f"{self.name}: no fragment {key!r}") from None
+        try:
+            size = os.fstat(fd).st_size
+            far = int(np.argmax(ends))
+            if int(ends[far]) > size:
+                raise RangeNotSatisfiable(
+                    f"{key}: range [{int(starts[far])}, {int(ends[far])}) beyond its {size} bytes")
+            want_s, want_e = starts, ends
+            if verify:
+                header, crcs, chunks = self._touched(fd, key, size, starts, ends)
+                from zflow.tsdb.fragments import PAYLOAD_OFFSET
+
+                cs = PAYLOAD_OFFSET + chunks * header.chunk_size
+                ce = np.minimum(cs + header.chunk_size, header.trailer_offset)
+                want_s, want_e = np.concatenate([starts, cs]), np.concatenate([ends, ce])
+            span_s, span_e, where = merge_spans(want_s, want_e, READ_GAP)
+            lens = span_e - span_s
+            buf = np.empty(int(lens.sum()), dtype=np.uint8)
+            at = np.cumsum(lens) - lens
+            view = memoryview(buf)
+            for a, p, n in zip(span_s.tolist(), at.tolist(), lens.tolist(), strict=True):
+                if os.preadv(fd, [view[p:p + n]], a) != n:
+                    raise RangeNotSatisfiable(f"{self.name}: {key}: file shrank while being read")
+            if verify and len(chunks):
+                from zflow.tsdb.crc import crc32
+
+                w = where[len(starts):]
+                cpos = (at[w] + cs - span_s[w]).tolist()
+                bad = [c for c, p, n, want in zip(chunks.tolist(), cpos, (ce - cs).tolist(),
+                                                  crcs[chunks].tolist(), strict=True)
+                       if crc32(view[p:p + n]) != want]
+                if bad:
+                    raise CorruptFragment(f"{self.name}: {key}: chunks {bad} fail their checksum", bad)
+            w = where[:len(starts)]
+            return gather(buf, at[w] + starts - span_s[w], ends - starts)
+        finally:
+            os.close(fd)
+
+    def _touched(self, fd: int, key: str, size: int, starts: np.ndarray,
+                 ends: np.ndarray) -> tuple[object, np.ndarray, np.ndarray]:
+        from zflow.tsdb.fragments import (
+            FragmentError,
+            FragmentHeader,
+            parse_trailer,
+            touched_chunks,
+        )
+
+        try:
+            header = FragmentHeader.parse(os.pread(fd, 512, 0))
+            if header.file_size > size:
+                raise FragmentError(f"fragment is {size} bytes, header says {header.file_size}")
+            crcs = parse_trailer(header, os.pread(fd, header.trailer_size, header.trailer_offset))
+        except FragmentError as exc:
+            raise CorruptFragment(f"{self.name}: {key}: not a readable fragment: {exc}") from None
+        return header, crcs, touched_chunks(header, starts, ends)
 
     def _delete(self, key: str) -> None:
         try:

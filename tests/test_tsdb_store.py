@@ -325,14 +325,15 @@ def test_verified_reads_detect_and_decode_around_corruption(tmp_path: Path) -> N
     raw = bytearray(path.read_bytes())
     raw[PAYLOAD_OFFSET + at] ^= 0x5A  # flip low bits of row 0's deviation
     path.write_bytes(bytes(raw))
-    plain = ds.query(f"cols={col}&limit=1")
-    assert plain.columns[col][0] != data[col][0]  # an unverified range read cannot tell
-    checked = ds.query(f"cols={col}&limit=1", verify=True)
-    assert checked.columns[col][0] == data[col][0]
-    assert checked.report["corrupt_chunks"] == 1 and checked.report["degraded_ranges"] > 0
-    full = ds.query(verify=True)
-    for c, v in data.items():
-        assert np.array_equal(full.columns[c], v.astype(full.columns[c].dtype), equal_nan=True), c
+    raw_read = ds.query(f"cols={col}&limit=1", checked=False)
+    assert raw_read.columns[col][0] != data[col][0]  # an unchecked range read cannot tell
+    for how in ({}, {"verify": True}):  # checked at the location (default), end to end
+        got = ds.query(f"cols={col}&limit=1", **how)
+        assert got.columns[col][0] == data[col][0], how
+        assert got.report["corrupt_chunks"] == 1 and got.report["degraded_ranges"] > 0, how
+        full = ds.query(**how)
+        for c, v in data.items():
+            assert np.array_equal(full.columns[c], v.astype(full.columns[c].dtype), equal_nan=True), (c, how)
 
 
 def test_fetcher_uses_a_vectorised_store_read_when_offered(tmp_path: Path) -> None:
@@ -341,9 +342,10 @@ def test_fetcher_uses_a_vectorised_store_read_when_offered(tmp_path: Path) -> No
     calls = []
 
     class Concat(LocalDirStore):
-        def get_ranges_concat(self, key: str, starts: np.ndarray, ends: np.ndarray) -> bytes:
+        def get_ranges_concat(self, key: str, starts: np.ndarray, ends: np.ndarray,
+                              verify: bool = False) -> tuple[np.ndarray, np.ndarray]:
             calls.append(len(starts))
-            return b"".join(self.get_ranges(key, list(zip(starts.tolist(), ends.tolist(), strict=True))))
+            return super().get_ranges_concat(key, starts, ends, verify)
 
     stores = [Concat(str(tmp_path / f"c{i}"), name=f"c{i}") for i in range(5)]
     data = _data(800)

@@ -201,7 +201,8 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
         matches[m.oid] = win[np.nonzero(res == 1)[0]]
     return matches
 
-def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False) -> Result:
+def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False,
+        checked: bool = True) -> Result:
     check_query(q, ds.schema)
     schema = ds.schema
     where = effective_where(q, ds)
@@ -209,7 +210,7 @@ def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False) -> 
     out_cols = q.cols or schema.names
     objects = ds.catalog.sorted_objects()
     cand = [m for m in objects if _may_match(m, compiled)]
-    f = Fetcher(ds, gap, verify)
+    f = Fetcher(ds, gap, verify, checked)
     matches: dict[str, np.ndarray] = {}
     if not compiled:
         matches = {m.oid: np.arange(m.n_rows) for m in cand}
@@ -268,7 +269,7 @@ def run_naive(ds: Dataset, q: Query) -> Result:
     parts: dict[str, list[np.ndarray]] = {c: [] for c in out_cols}
     remaining = q.limit
     for m in cand:
-        data = np.frombuffer(b"".join(whole[(m.oid, i)] for i in range(m.layout.k)), dtype=np.uint8)
+        data = np.concatenate([whole[(m.oid, i)] for i in range(m.layout.k)])
         keys = decode_object(m, data)
         mask = np.zeros(m.n_rows, dtype=bool) if compiled else np.ones(m.n_rows, dtype=bool)
         for conj in compiled:
