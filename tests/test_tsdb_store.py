@@ -354,3 +354,61 @@ def test_fetcher_uses_a_vectorised_store_read_when_offered(tmp_path: Path) -> No
     ds.flush()
     _check_queries(ds, data)
     assert calls
+
+
+@pytest.mark.timeout(90)
+def test_degraded_reads_ask_k_fragments_in_parallel(tmp_path: Path) -> None:
+    """With a location down, the k other fragments are asked at once (a barrier of k parties
+    only opens if the k requests are in flight together) and the decoded ranges are exact."""
+    import threading
+
+    from storage_backends.http_range import HttpRangeStore
+    from zflow.tsdb.catalog import fragment_key
+    from zflow.tsdb.fetch import Fetcher
+    from zflow.tsdb.fragments import PAYLOAD_OFFSET
+    from zflow.tsdb.range_server import serve_in_thread
+
+    class Gated(HttpRangeStore):
+        gate: threading.Barrier | None = None
+
+        def get_ranges_concat(self, key, starts, ends, verify=False):  # type: ignore[override]
+            if self.gate is not None:
+                self.gate.wait()
+            return super().get_ranges_concat(key, starts, ends, verify)
+
+    servers = [serve_in_thread(str(tmp_path / f"h{i}")) for i in range(5)]
+    stores = [Gated(url, name=f"h{i}") for i, (_srv, url) in enumerate(servers)]
+    try:
+        data = _data(3000)
+        ds = Dataset.create(_schema(True, k=3, n=5, target=1 << 20), stores)
+        ds.ingest(data)
+        ds.flush()
+        m = ds.catalog.sorted_objects()[0]
+        lost = m.placement[0]
+        servers[lost][0].shutdown()
+        servers[lost][0].server_close()
+        stores[lost].close()  # drop kept-alive connections: their handler threads outlive shutdown()
+        blob = (tmp_path / f"h{lost}" / fragment_key("rt", m.oid, 0)).read_bytes()
+        size = m.layout.frag_size
+        rng = np.random.default_rng(4)
+        offs = np.concatenate([[0, size - 7, 100, 100], rng.integers(0, size - 64, 500)])
+        lens = np.concatenate([[5, 7, 0, 64], rng.integers(1, 64, 500)])
+        gate = threading.Barrier(3, timeout=30)
+        for s in stores:
+            s.gate = gate
+        f = Fetcher(ds)
+        got = f._degraded(m, 0, (offs, lens))
+        want = b"".join(blob[PAYLOAD_OFFSET + o:PAYLOAD_OFFSET + o + n]
+                        for o, n in zip(offs.tolist(), lens.tolist(), strict=True))
+        assert got.tobytes() == want
+        assert not gate.broken and f.report()["degraded_ranges"] == len(offs)
+        for s in stores:
+            s.gate = None
+        _check_queries(ds, data)  # whole queries through the down location stay exact
+        assert ds.query().report["locations_down"] == [f"h{lost}"]
+    finally:
+        for s in stores:
+            s.close()
+        for srv, _url in servers:
+            srv.shutdown()
+            srv.server_close()
