@@ -418,12 +418,14 @@ def test_verified_concat_reads_refuse_corrupt_chunks(store: FragmentStore) -> No
     store.put("ds/obj/4/1", bytes(blob))
     s = np.array([at + 10, at + 5 * 4096, at + 2 * 4096 + 4000])
     e = s + np.array([100, 5000, 96])  # chunks 0, 5-6, 2: all intact
-    data, _off = store.get_ranges_concat("ds/obj/4/1", s, e, verify=True)
-    assert data.tobytes() == b"".join(bytes(blob[a:b]) for a, b in zip(s, e, strict=True))
-    with pytest.raises(CorruptFragment) as exc:
-        store.get_ranges_concat("ds/obj/4/1", np.array([at, at + 3 * 4096 + 4095]),
-                                np.array([at + 5, at + 3 * 4096 + 4097]), verify=True)
-    assert exc.value.bad_chunks == [3]
+    for reps in (1, 20):  # a few ranges (plain path) and many (vectorised path)
+        rs, re_ = np.tile(s, reps), np.tile(e, reps)
+        data, _off = store.get_ranges_concat("ds/obj/4/1", rs, re_, verify=True)
+        assert data.tobytes() == b"".join(bytes(blob[a:b]) for a, b in zip(rs, re_, strict=True))
+        with pytest.raises(CorruptFragment) as exc:
+            store.get_ranges_concat("ds/obj/4/1", np.tile([at, at + 3 * 4096 + 4095], reps),
+                                    np.tile([at + 5, at + 3 * 4096 + 4097], reps), verify=True)
+        assert exc.value.bad_chunks == [3]
     store.put("ds/obj/4/2", b"not a fragment at all" * 40)
     with pytest.raises(CorruptFragment):
         store.get_ranges_concat("ds/obj/4/2", np.array([600]), np.array([610]), verify=True)
