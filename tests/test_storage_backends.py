@@ -281,7 +281,7 @@ def test_http_location_down(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_zenoh_location_down(router, tmp_path: Path) -> None:
     with zenoh_location(tmp_path, "gone", router.endpoint) as proc:
-        s = open_location("zenoh:gone", connect=[router.endpoint], timeout=2)
+        s = open_location("zenoh:gone", connect=[router.endpoint], timeout=10)  # generous: loaded CI
         try:
             s.put("a/b", b"hello")
             many = [(i % 5, i % 5 + 1) for i in range(400)]  # > 256 ranges travel in the payload
@@ -306,9 +306,9 @@ def test_degraded_reads_across_locations(router, tmp_path: Path) -> None:
     with http_server(tmp_path / "h1") as (p1, url1), http_server(tmp_path / "h2") as (p2, url2), \
             zenoh_location(tmp_path / "z1", "z1", router.endpoint) as z1:
         locs: list[FragmentStore] = [
-            LocalDirStore(tmp_path / "d1"), HttpRangeStore(url1, timeout=2),
-            HttpRangeStore(url2, timeout=2),
-            open_location("zenoh:z1", connect=[router.endpoint], timeout=2),
+            LocalDirStore(tmp_path / "d1"), HttpRangeStore(url1, timeout=10),
+            HttpRangeStore(url2, timeout=10),
+            open_location("zenoh:z1", connect=[router.endpoint], timeout=10),
             LocalDirStore(tmp_path / "d2"),
         ]
         stop = {1: p1, 2: p2, 3: z1}

@@ -259,7 +259,7 @@ def test_seal_by_age_and_jsonl_ingest(tmp_path: Path) -> None:
     import json
     import time
 
-    schema = _schema(True).model_copy(update={"seal_seconds": 0.05, "target_object_bytes": 1 << 20})
+    schema = _schema(True).model_copy(update={"seal_seconds": 0.3, "target_object_bytes": 1 << 20})
     ds = Dataset.create(schema, _locs(tmp_path, 5))
     data = _data(40)
     rows = [{k: v[i].item() for k, v in data.items()} for i in range(40)]
@@ -267,8 +267,12 @@ def test_seal_by_age_and_jsonl_ingest(tmp_path: Path) -> None:
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     assert ds.ingest(path) == 40
     assert not ds.catalog.objects  # below the size target: buffered
-    time.sleep(0.1)
-    assert len(ds.ingestor.tick()) == 1  # sealed by age
+    deadline = time.monotonic() + 30
+    sealed: list = []
+    while not sealed and time.monotonic() < deadline:  # a condition, not a fixed sleep
+        time.sleep(0.02)
+        sealed = ds.ingestor.tick()
+    assert len(sealed) == 1  # sealed by age
     res = ds.query("filter=c_i16>=0")
     for c, v in res.columns.items():
         assert np.array_equal(v, data[c][data["c_i16"] >= 0].astype(v.dtype), equal_nan=True), c
