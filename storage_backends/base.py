@@ -139,6 +139,21 @@ def gather(buf: np.ndarray, pos: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return buf[idx]
 
 
+def concat_from_compact(store: str, key: str, body: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The data section of a compact range response (a view, no copy), after checking it
+    answers exactly the ranges asked (remote stores' ``_get_ranges_concat``)."""
+    from zflow.tsdb.rangewire import CorruptResponse, unpack_compact_array
+
+    try:
+        offsets, lengths, data = unpack_compact_array(body)
+    except CorruptResponse as exc:
+        raise StoreError(f"{store}: {key}: {exc}") from None
+    if len(offsets) != len(starts) or not (
+            np.array_equal(offsets, starts) and np.array_equal(lengths, ends - starts)):
+        raise StoreError(f"{store}: {key}: response ranges differ from the {len(starts)} asked")
+    return data
+
+
 class FragmentStore(ABC):
     """A storage location holding fragments under string keys."""
 

@@ -25,6 +25,7 @@ from storage_backends.base import (
     Range,
     RangeNotSatisfiable,
     StoreError,
+    concat_from_compact,
 )
 from zflow.tsdb.rangewire import (
     COMPACT_TYPE,
@@ -39,7 +40,6 @@ from zflow.tsdb.rangewire import (
     parse_content_range,
     parse_multipart,
     unpack_compact,
-    unpack_compact_array,
 )
 
 MAX_IDLE = 16  # idle keep-alive connections kept per store
@@ -186,14 +186,7 @@ class HttpRangeStore(FragmentStore):
             bad = [int(c) for c in hdrs.get(VERIFY_BAD.lower(), "").split(",") if c.strip()]
             raise CorruptFragment(f"{self.name}: {body.decode('utf-8', 'replace').strip()}", bad)
         self._check(key, status, body, (206,))
-        try:
-            offsets, lengths, data = unpack_compact_array(body)
-        except CorruptResponse as exc:
-            raise StoreError(f"{self.name}: {key}: {exc}") from None
-        if len(offsets) != len(starts) or not (
-                np.array_equal(offsets, starts) and np.array_equal(lengths, ends - starts)):
-            raise StoreError(f"{self.name}: {key}: response ranges differ from the {len(starts)} asked")
-        return data
+        return concat_from_compact(self.name, key, body, starts, ends)
 
     def _verify(self, key: str) -> list[int]:
         status, _h, body = self._request("GET", quote(key) + "?verify=1")

@@ -78,12 +78,14 @@ class LocalDirStore(FragmentStore):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyNotFound(f"{self.name}: no fragment {key!r}") from None
 
-    def _get_ranges(self, key: str, ranges: list[Range]) -> list[bytes]:
-        path = self._path(key)
+    def _open(self, key: str) -> int:
         try:
-            fd = os.open(path, os.O_RDONLY)
+            return os.open(self._path(key), os.O_RDONLY)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyNotFound(f"{self.name}: no fragment {key!r}") from None
+
+    def _get_ranges(self, key: str, ranges: list[Range]) -> list[bytes]:
+        fd = self._open(key)
         try:
             check_within(key, ranges, os.fstat(fd).st_size)
             return [os.pread(fd, end - start, start) for start, end in ranges]
@@ -98,11 +100,7 @@ class LocalDirStore(FragmentStore):
         and their CRCs checked before any byte is served (so a verified read costs the chunk
         bytes of disk I/O and ~20 GB/s of CRC, not a second pass).
         """
-        path = self._path(key)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise KeyNotFound(f"{self.name}: no fragment {key!r}") from None
+        fd = self._open(key)
         try:
             size = os.fstat(fd).st_size
             far = int(np.argmax(ends))

@@ -45,6 +45,7 @@ from storage_backends.base import (
     Range,
     RangeNotSatisfiable,
     StoreError,
+    concat_from_compact,
 )
 from storage_backends.local_dir import LocalDirStore
 from zflow import keyexprs
@@ -59,7 +60,6 @@ from zflow.tsdb.rangewire import (
     pack_range_array,
     pack_range_list,
     unpack_compact,
-    unpack_compact_array,
     unpack_range_array,
 )
 
@@ -177,14 +177,7 @@ class ZenohLocationStore(FragmentStore):
         extra = {"verify": "1"} if verify else {}
         body = self._query(self._sel(key, op="ranges", ranges="payload", **extra),
                            payload=pack_range_array(starts, ends))
-        try:
-            offsets, lengths, data = unpack_compact_array(body)
-        except CorruptResponse as exc:
-            raise StoreError(f"{self.name}: {key}: {exc}") from None
-        if len(offsets) != len(starts) or not (
-                np.array_equal(offsets, starts) and np.array_equal(lengths, ends - starts)):
-            raise StoreError(f"{self.name}: {key}: response ranges differ from the {len(starts)} asked")
-        return data
+        return concat_from_compact(self.name, key, body, starts, ends)
 
     def _delete(self, key: str) -> None:
         self._query(self._sel(key, op="delete"))

@@ -166,6 +166,19 @@ def pack_compact(ranges: Sequence[tuple[int, int]], datas: Sequence[bytes]) -> b
     return body + struct.pack("<I", crc32(body))
 
 
+def _compact_count(view: memoryview) -> int:
+    """Check a compact body's size, checksum and magic; -> its range count."""
+    if len(view) < _HEAD.size + 4:
+        raise CorruptResponse(f"compact range response too short ({len(view)} bytes)")
+    (crc,) = struct.unpack_from("<I", view, len(view) - 4)
+    if crc32(view[:-4]) != crc:
+        raise CorruptResponse("compact range response checksum mismatch")
+    magic, count = _HEAD.unpack_from(view, 0)
+    if magic != _MAGIC:
+        raise CorruptResponse(f"compact range response has magic {bytes(magic)!r}")
+    return count
+
+
 def pack_compact_array(starts: np.ndarray, ends: np.ndarray, data: np.ndarray | bytes) -> bytes:
     """Vectorised :func:`pack_compact`: ``data`` is the ranges' bytes concatenated in order."""
     entries = np.empty((len(starts), 2), dtype="<u8")
@@ -178,14 +191,7 @@ def unpack_compact_array(body: bytes | memoryview) -> tuple[np.ndarray, np.ndarr
     """Vectorised :func:`unpack_compact`: -> (offsets, lengths, concatenated bytes as a uint8
     view of ``body``, no copy); raises CorruptResponse on any inconsistency."""
     view = memoryview(body).cast("B")
-    if len(view) < _HEAD.size + 4:
-        raise CorruptResponse(f"compact range response too short ({len(view)} bytes)")
-    (crc,) = struct.unpack_from("<I", view, len(view) - 4)
-    if crc32(view[:-4]) != crc:
-        raise CorruptResponse("compact range response checksum mismatch")
-    magic, count = _HEAD.unpack_from(view, 0)
-    if magic != _MAGIC:
-        raise CorruptResponse(f"compact range response has magic {bytes(magic)!r}")
+    count = _compact_count(view)
     end = _HEAD.size + count * _ENTRY.size
     if end > len(view) - 4:
         raise CorruptResponse("compact range response lengths do not add up")
@@ -199,14 +205,7 @@ def unpack_compact_array(body: bytes | memoryview) -> tuple[np.ndarray, np.ndarr
 def unpack_compact(body: bytes | memoryview) -> list[tuple[int, bytes]]:
     """-> [(offset, bytes)] in response order; raises CorruptResponse on any inconsistency."""
     view = memoryview(body)
-    if len(view) < _HEAD.size + 4:
-        raise CorruptResponse(f"compact range response too short ({len(view)} bytes)")
-    (crc,) = struct.unpack_from("<I", view, len(view) - 4)
-    if crc32(view[:-4]) != crc:
-        raise CorruptResponse("compact range response checksum mismatch")
-    magic, count = _HEAD.unpack_from(view, 0)
-    if magic != _MAGIC:
-        raise CorruptResponse(f"compact range response has magic {bytes(magic)!r}")
+    count = _compact_count(view)
     pos = _HEAD.size
     entries = []
     for _ in range(count):
