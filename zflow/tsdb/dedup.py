@@ -176,8 +176,9 @@ def trend_keys(u: np.ndarray, rows: np.ndarray, trend: Trend, min_key: int) -> n
 def trend_states(rows: np.ndarray, trend: Trend, min_key: int, max_key: int,
                  ivs: list[tuple[int, int]]) -> np.ndarray:
     """Per row: 1 = the predicate holds whatever u is, 0 = it cannot hold, 2 = depends on u."""
-    lo = np.maximum(trend.line(rows), 0)
-    hi = np.minimum(trend.line(rows) + trend.umax, max_key - min_key)
+    line = trend.line(rows)
+    hi = np.minimum(line + trend.umax, max_key - min_key)
+    lo = np.maximum(line, 0, out=line)
     full = np.zeros(len(lo), dtype=bool)
     touch = np.zeros(len(lo), dtype=bool)
     for a, b in ivs:
@@ -186,7 +187,9 @@ def trend_states(rows: np.ndarray, trend: Trend, min_key: int, max_key: int,
         a_, b_ = max(a, min_key) - min_key, min(b, max_key) - min_key
         full |= (lo >= a_) & (hi <= b_)
         touch |= (lo <= b_) & (hi >= a_)
-    return np.where(full, 1, np.where(touch, 2, 0)).astype(np.int8)
+    out = touch.view(np.int8) << 1  # 2 where touched, then 1 where fully inside
+    out[full] = 1
+    return out
 
 
 def trend_window(n: int, trend: Trend, min_key: int, max_key: int,
