@@ -16,6 +16,7 @@ import tempfile
 import time
 
 import numpy as np
+from _tsdb_data import ROOT  # noqa: F401 - puts the project on sys.path
 
 
 def timed(fn, reps: int) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from urllib.parse import quote, urlsplit
 
@@ -48,6 +49,15 @@ _RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetEr
               http.client.CannotSendRequest, http.client.ResponseNotReady)
 
 
+class _NoDelayConnection(http.client.HTTPConnection):
+    """Nagle off: a request whose body is sent apart from its headers (PUT of a memoryview)
+    would otherwise wait for the server's delayed ACK."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class HttpRangeStore(FragmentStore):
     def __init__(self, url: str, name: str | None = None, timeout: float = 10.0,
                  compact: bool = True):
@@ -73,7 +83,7 @@ class HttpRangeStore(FragmentStore):
         with self._idle_lock:
             if self._idle:
                 return self._idle.pop()
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return _NoDelayConnection(self.host, self.port, timeout=self.timeout)
 
     def _give_back(self, conn: http.client.HTTPConnection) -> None:
         with self._idle_lock:
