@@ -416,3 +416,25 @@ def test_degraded_reads_ask_k_fragments_in_parallel(tmp_path: Path) -> None:
         for srv, _url in servers:
             srv.shutdown()
             srv.server_close()
+
+
+def test_trend_states_of_row_runs_match_the_per_row_evaluation() -> None:
+    """The interval shortcut for contiguous rows of a rising trend line equals evaluating the
+    line on every row (the generic path, taken here for the same rows in reverse order)."""
+    from zflow.tsdb import dedup
+
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        n = int(rng.integers(65, 3000))
+        slope = float(rng.choice([rng.uniform(0.001, 3), rng.uniform(1, 1000), 0.5]))
+        tr = dedup.Trend(slope, int(rng.integers(-50, 50)), int(rng.integers(0, 200)))
+        mn = int(rng.integers(0, 1000))
+        mx = mn + max(1, int(tr.line(np.array([n - 1]))[0] + tr.umax + rng.integers(-20, 50)))
+        r0 = int(rng.integers(0, n - 64))
+        rows = np.arange(r0, int(rng.integers(r0 + 65, n + 1)))
+        ivs = []
+        for _ in range(int(rng.integers(1, 4))):
+            a = int(rng.integers(mn - 100, mx + 100))
+            ivs.append((a, a + int(rng.integers(0, max(2, (mx - mn) // 2)))))
+        fast = dedup.trend_states(rows, tr, mn, mx, ivs)
+        assert np.array_equal(fast, dedup.trend_states(rows[::-1], tr, mn, mx, ivs)[::-1]), (tr, ivs)
