@@ -185,9 +185,14 @@ def test_zenoh_trigger_and_machining_example_into_tsdb(tmp_path: Path, router, z
         sub.undeclare()
     wf = load_workflow(DATA / "zsub.yaml")
     with WorkflowRunner(wf, tmp_path / "z", connect=[router.endpoint]) as runner:
-        time.sleep(0.5)  # the trigger subscribes once started
+        pub = zsession.declare_publisher("test/wf/in/x")
+        deadline = time.monotonic() + 30  # the trigger subscribes once started
+        while not pub.matching_status.matching:
+            assert time.monotonic() < deadline, "the trigger never subscribed"
+            time.sleep(0.05)
         for text in ("a", "bbb"):
-            zsession.put("test/wf/in/x", text.encode())
+            pub.put(text.encode())
+        pub.undeclare()
         records = runner.wait(runs=2, timeout=30)
     assert sorted(r["outputs"]["measure.length"] for r in records) == [1, 3]
 

@@ -127,7 +127,10 @@ def validation_problems(exc: ValidationError, doc: Document, model: type[BaseMod
         path: list[str | int] = []
         node: Any = doc.data
         for part in loc:
-            if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            if isinstance(node, dict) and part in node:
+                path.append(part)
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
                 path.append(part)
                 node = node[part]
             elif err.get("type") in ("missing", "extra_forbidden") and part == loc[-1]:

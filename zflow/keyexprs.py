@@ -7,6 +7,7 @@ Layout (see DESIGN.md):
 - instance control      ``zflow/ctl/instance/{flow}/{instance}/...``
 - daemon control        ``zflow/ctl/daemon/{daemon_id}/...``
 - scheduler             ``zflow/ctl/sched/...``
+- code bundles          ``zflow/ctl/bundle/{sha256}``
 - liveliness            ``zflow/alive/daemon/{daemon_id}``, ``zflow/alive/node/{flow}/{instance}/{node}``
 - time-series store     ``zflow/tsdb/{dataset}/...``; fragment locations ``zflow/tsdb/_loc/{location}/...``
 - workflow runs         ``zflow/runs/{workflow}/{run_id}``
@@ -76,6 +77,11 @@ def daemon_alive(daemon_id: str = "*") -> str:
 
 def sched(*rest: str) -> str:
     return _join(ROOT, "ctl", "sched", *rest)
+
+
+def bundle(digest: str) -> str:
+    """Operator code bundles, content-addressed by sha256 (``*`` for a serving queryable)."""
+    return _join(ROOT, "ctl", "bundle", digest if digest == "*" else chunk(digest, "bundle digest"))
 
 
 # ---- storage, runs, builds ----------------------------------------------------------------------

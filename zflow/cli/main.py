@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "zflow.cli.demo",
     "zflow.cli.workflow",
     "zflow.cli.tsdb",
+    "zflow.cli.daemon",
 )
 
 

@@ -190,15 +190,12 @@ def _serve(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    import signal
-    import threading
 
+    from zflow.runtime.signals import StopSignal
     from zflow.transport.session import SessionOptions, open_session
     from zflow.tsdb.front import Front
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopSignal().install()
     with _open(args.config) as ds, \
             open_session(SessionOptions(mode=args.mode, connect=args.connect, listen=args.listen)) as s, \
             Front(ds, s):

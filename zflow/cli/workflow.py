@@ -262,14 +262,13 @@ def _wf_undeploy(args: argparse.Namespace) -> int:
 
 
 def _wf_storage(args: argparse.Namespace) -> int:
-    import threading
 
+    from zflow.runtime.signals import StopSignal
     from zflow.transport.session import EmbeddedRouter, SessionOptions, open_session
     from zflow.workflows.files import BlobStorage
     from zflow.workflows.runs import RunsStorage
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    stop = StopSignal().install((signal.SIGTERM,))
     router = EmbeddedRouter() if not args.connect else None
     try:
         if router is not None:

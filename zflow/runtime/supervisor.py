@@ -131,6 +131,8 @@ class Supervisor:
             pump.start()
             code = proc.wait()
             pump.join(timeout=2.0)
+            if not pump.is_alive():  # a long-lived supervisor must not keep one pipe per finished child
+                proc.stdout.close()
             child.exit_code = code
             if self._stopping or child.state == "stopped":
                 child.state = "stopped"
@@ -161,7 +163,11 @@ class Supervisor:
                 break
             if child.restart_stdin_data is not None:
                 child.stdin_data = child.restart_stdin_data
-            self._start(child)
+            with self._lock:  # a stop that came during the backoff must not miss the new process
+                if self._stopping or child.state == "stopped":
+                    child.state = "stopped"
+                    break
+                self._start(child)
         child.done.set()
         with self._changed:
             self._changed.notify_all()
@@ -200,11 +206,13 @@ class Supervisor:
         child = self.children.get(name)
         if child is None:
             return
-        child.state = "stopped"
+        with self._lock:
+            child.state = "stopped"
         self._terminate([child], timeout)
 
     def stop_all(self, timeout: float | None = None) -> None:
-        self._stopping = True
+        with self._lock:
+            self._stopping = True
         self._terminate(list(self.children.values()), timeout)
 
     def _terminate(self, children: list[Child], timeout: float | None) -> None:
