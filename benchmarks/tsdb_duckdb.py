@@ -89,10 +89,11 @@ def run(ds, data, label, make, reps, tmp) -> list[dict]:
         con.execute(sql).fetchnumpy()  # warm both
         t_z, b_z, res = timed(lambda sel=sel: ds.query(sel), reps)
         t_d, b_d, dres = timed(lambda sql=sql: con.execute(sql).fetchnumpy(), reps)
+        t_r, _b, _res = timed(lambda sel=sel: ds.query(sel, checked=False), reps)
         n = int(mask.sum())
         assert res.report["rows"] == n and len(next(iter(dres.values()))) == n, (sel, n)
         out.append({"data": label, "sel": float(mask.mean()), "target": s, "selector": sel, "ms_z": t_z * 1e3,
-                    "ms_d": t_d * 1e3, "read_z": b_z, "read_d": b_d, "fetched": res.report["bytes_fetched"],
+                    "ms_d": t_d * 1e3, "ms_raw": t_r * 1e3, "read_z": b_z, "read_d": b_d, "fetched": res.report["bytes_fetched"],
                     "rows": n})
     con.close()
     return out
@@ -108,10 +109,11 @@ def main() -> None:
     if s is not None:
         results += run(*s, "station", station_queries, reps, tmp)
     print(f"{'data':7s} {'sel%':>8s} {'rows':>8s} {'zflow ms':>9s} {'duckdb ms':>9s} {'ratio':>6s} "
+          f"{'raw ms':>7s} {'check':>6s} "
           f"{'zflow read':>11s} {'duckdb read':>11s} {'read ratio':>10s}  query")
     for r in results:
         print(f"{r['data']:7s} {100 * r['sel']:8.3f} {r['rows']:8d} {r['ms_z']:9.2f} {r['ms_d']:9.2f} "
-              f"{r['ms_z'] / r['ms_d']:6.2f} {r['read_z']:11d} {r['read_d']:11d} "
+              f"{r['ms_z'] / r['ms_d']:6.2f} {r['ms_raw']:7.2f} {r['ms_z'] / r['ms_raw']:6.2f} {r['read_z']:11d} {r['read_d']:11d} "
               f"{r['read_z'] / max(1, r['read_d']):10.3f}  {r['selector'][:70]}")
     sel = [r for r in results if r["sel"] <= 0.01]
     ratios = [r["ms_z"] / r["ms_d"] for r in sel]
@@ -121,6 +123,9 @@ def main() -> None:
           f"max {max(ratios):.2f}x; bytes read zflow/duckdb median {statistics.median(reads):.3f}")
     allr = [r["ms_z"] / r["ms_d"] for r in results]
     print(f"  all queries: latency ratio median {statistics.median(allr):.2f}x")
+    check = [r["ms_z"] / r["ms_raw"] for r in results]
+    print(f"  cost of checked reads (checked/raw latency): median {statistics.median(check):.2f}x, "
+          f"max {max(check):.2f}x")
 
 
 if __name__ == "__main__":

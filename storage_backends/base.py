@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 Range = tuple[int, int]  # [start, end): start inclusive, end exclusive
 
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
@@ -74,6 +76,82 @@ def check_within(key: str, ranges: Sequence[Range], size: int) -> None:
     for start, end in ranges:
         if end > size:
             raise RangeNotSatisfiable(f"{key}: range [{start}, {end}) beyond its {size} bytes")
+
+
+def check_range_arrays(starts: Any, ends: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``starts``/``ends`` as int64 arrays of one shape, validated with numpy (no per-range work)."""
+    s = np.asarray(starts, dtype=np.int64).reshape(-1)
+    e = np.asarray(ends, dtype=np.int64).reshape(-1)
+    if s.shape != e.shape:
+        raise RangeNotSatisfiable(f"{len(s)} range starts but {len(e)} ends")
+    bad = np.nonzero((s < 0) | (e < s))[0]
+    if len(bad):
+        i = int(bad[0])
+        raise RangeNotSatisfiable(f"bad range [{int(s[i])}, {int(e[i])}): need 0 <= start <= end")
+    return s, e
+
+
+def merge_spans(starts: np.ndarray, ends: np.ndarray, gap: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cover non-empty ranges (any order, overlaps allowed) with few disjoint spans.
+
+    Ranges closer than ``gap`` bytes share a span. Returns ``(span_starts, span_ends, where)``
+    where ``where[i]`` is the span holding range i. Lets a store read each span once and
+    serve every range out of it with :func:`gather`.
+    """
+    ordered = len(starts) < 2 or bool((starts[1:] >= starts[:-1]).all())
+    order = None if ordered else np.argsort(starts, kind="stable")  # timsort: fast on sorted runs
+    s, e = (starts, ends) if order is None else (starts[order], ends[order])
+    reach = np.maximum.accumulate(e)
+    new = s[1:] > reach[:-1] + gap
+    brk = np.nonzero(new)[0] + 1
+    first = np.concatenate([[0], brk])
+    last = np.concatenate([brk - 1, [len(s) - 1]])
+    span_s, span_e = s[first], reach[last]
+    where_sorted = np.concatenate([[0], np.cumsum(new)])
+    if order is None:
+        return span_s, span_e, where_sorted
+    where = np.empty_like(where_sorted)
+    where[order] = where_sorted
+    return span_s, span_e, where
+
+
+def gather(buf: np.ndarray, pos: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenate ``buf[pos[i] : pos[i] + lengths[i]]`` for every i, vectorised.
+
+    Many short ranges use one fancy-indexing pass; few long ones are copied slice by slice
+    (an index array would cost 8 bytes per byte copied).
+    """
+    total = int(lengths.sum())
+    n = len(lengths)
+    if n == 1:
+        return buf[int(pos[0]) : int(pos[0]) + total]
+    if n <= 64 or total >= 256 * n:
+        out = np.empty(total, dtype=np.uint8)
+        o = 0
+        for p, ln in zip(pos.tolist(), lengths.tolist(), strict=True):
+            out[o : o + ln] = buf[p : p + ln]
+            o += ln
+        return out
+    it = np.int32 if len(buf) < 2**31 else np.int64  # half the index traffic when it fits
+    out_start = np.cumsum(lengths) - lengths
+    idx = np.repeat((pos - out_start).astype(it), lengths)
+    idx += np.arange(total, dtype=it)
+    return buf[idx]
+
+
+def concat_from_compact(store: str, key: str, body: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The data section of a compact range response (a view, no copy), after checking it
+    answers exactly the ranges asked (remote stores' ``_get_ranges_concat``)."""
+    from zflow.tsdb.rangewire import CorruptResponse, unpack_compact_array
+
+    try:
+        offsets, lengths, data = unpack_compact_array(body)
+    except CorruptResponse as exc:
+        raise StoreError(f"{store}: {key}: {exc}") from None
+    if len(offsets) != len(starts) or not (
+            np.array_equal(offsets, starts) and np.array_equal(lengths, ends - starts)):
+        raise StoreError(f"{store}: {key}: response ranges differ from the {len(starts)} asked")
+    return data
 
 
 class FragmentStore(ABC):
@@ -136,6 +214,33 @@ class FragmentStore(ABC):
         self._count(fetched=sum(len(d) for d in got), ranges=len(wanted))
         return out
 
+    def get_ranges_concat(self, key: str, starts: Any, ends: Any,
+                          verify: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised :meth:`get_ranges`: the bytes of every [starts[i], ends[i]) range of ``key``,
+        concatenated in the order given, in ONE request, and ``offsets`` (len n+1) so range i
+        is ``data[offsets[i]:offsets[i + 1]]``.
+
+        Same errors and accounting as :meth:`get_ranges`, but validation and slicing run in
+        numpy, so 10^5 ranges cost milliseconds rather than a Python loop per range.
+        """
+        check_key(key)
+        s, e = check_range_arrays(starts, ends)
+        lengths = e - s
+        offsets = np.zeros(len(s) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        total = int(offsets[-1])
+        if total == 0:
+            return np.zeros(0, dtype=np.uint8), offsets
+        keep = lengths > 0
+        if not keep.all():
+            s, e = s[keep], e[keep]
+        data = self._get_ranges_concat(key, s, e, verify)
+        if len(data) != total:
+            raise RangeNotSatisfiable(f"{self.name}: {key}: {len(s)} ranges of {total} bytes "
+                                      f"returned {len(data)} bytes")
+        self._count(fetched=total, ranges=len(s))
+        return data, offsets
+
     def delete(self, key: str) -> None:
         self._delete(check_key(key))
         self._count()
@@ -179,6 +284,16 @@ class FragmentStore(ABC):
         if bad:
             raise CorruptFragment(f"{self.name}: {key}: chunks {bad} fail their checksum", bad)
         return self._get_ranges(key, ranges)
+
+    def _get_ranges_concat(self, key: str, starts: np.ndarray, ends: np.ndarray,
+                           verify: bool) -> np.ndarray:
+        """Default: through the per-range primitives (stores without a vectorised path)."""
+        ranges = list(zip(starts.tolist(), ends.tolist(), strict=True))
+        got = self._get_ranges_verified(key, ranges) if verify else self._get_ranges(key, ranges)
+        for (a, b), d in zip(ranges, got, strict=True):
+            if len(d) != b - a:
+                raise RangeNotSatisfiable(f"{self.name}: {key}: range [{a}, {b}) returned {len(d)} bytes")
+        return np.frombuffer(b"".join(got), dtype=np.uint8)
 
     def _verify(self, key: str) -> builtins.list[int]:
         """Default: fetch the fragment and check it here (local stores read it anyway)."""

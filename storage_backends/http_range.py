@@ -4,16 +4,19 @@ One ``get_ranges`` call is one HTTP request with a multi-range header (or, past 
 a ``POST`` of a binary range list - see :mod:`zflow.tsdb.rangewire`). The client asks for the
 compact binary body (``Accept: application/x-zflow-ranges``) by default and also understands
 plain ``multipart/byteranges`` and single-range 206 responses, so it works against ordinary web
-servers. Connections are kept alive (``http.client``) and re-opened once when a server closed an
-idle one; connection failures and timeouts become :class:`LocationUnavailable`.
+servers. Connections are kept alive (``http.client``, a small pool shared by threads) and re-opened once
+when a server closed an idle one; connection failures and timeouts become :class:`LocationUnavailable`.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from urllib.parse import quote, urlsplit
+
+import numpy as np
 
 from storage_backends.base import (
     CorruptFragment,
@@ -23,6 +26,7 @@ from storage_backends.base import (
     Range,
     RangeNotSatisfiable,
     StoreError,
+    concat_from_compact,
 )
 from zflow.tsdb.rangewire import (
     COMPACT_TYPE,
@@ -32,14 +36,26 @@ from zflow.tsdb.rangewire import (
     VERIFY_HEADER,
     CorruptResponse,
     format_range_header,
+    pack_range_array,
     pack_range_list,
     parse_content_range,
     parse_multipart,
     unpack_compact,
 )
 
+MAX_IDLE = 16  # idle keep-alive connections kept per store
+
 _RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
               http.client.CannotSendRequest, http.client.ResponseNotReady)
+
+
+class _NoDelayConnection(http.client.HTTPConnection):
+    """Nagle off: a request whose body is sent apart from its headers (PUT of a memoryview)
+    would otherwise wait for the server's delayed ACK."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class HttpRangeStore(FragmentStore):
@@ -55,48 +71,53 @@ class HttpRangeStore(FragmentStore):
         self.base = parts.path.rstrip("/")
         self.timeout = timeout
         self.compact = compact
-        self._local = threading.local()  # one keep-alive connection per thread
-        self._conns: set[http.client.HTTPConnection] = set()  # every thread's, for close()
-        self._conns_lock = threading.Lock()
+        # Keep-alive connections, each used by one request at a time: a thread takes an idle one
+        # (or opens one) and gives it back, so any number of threads may share the store and
+        # short-lived worker threads leave no connections behind.
+        self._idle: list[http.client.HTTPConnection] = []
+        self._idle_lock = threading.Lock()
+        self._closed = False
 
     # ---- transport ----------------------------------------------------------------------------
-    def _conn(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.add(conn)
-        return conn
+    def _take(self) -> http.client.HTTPConnection:
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        return _NoDelayConnection(self.host, self.port, timeout=self.timeout)
 
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            with self._conns_lock:
-                self._conns.discard(conn)
+    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+        with self._idle_lock:
+            if not self._closed and len(self._idle) < MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _request(self, method: str, path: str, body: bytes | memoryview | None = None,
                  headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         url = self.base + "/" + path
         for attempt in (0, 1):
-            conn = self._conn()
+            conn = self._take()
             try:
                 conn.request(method, url, body=body, headers=headers or {})
                 resp = conn.getresponse()
                 data = resp.read()
                 hdrs = {k.lower(): v for k, v in resp.getheaders()}
-                if resp.will_close:
-                    self._drop()
-                return resp.status, hdrs, data
-            except _RETRYABLE as exc:
-                self._drop()
+            except _RETRYABLE as exc:  # the server closed an idle connection: retry once
+                conn.close()
                 if attempt == 1:
                     raise LocationUnavailable(f"{self.name}: connection lost: {exc}") from None
+                continue
             except (ConnectionRefusedError, TimeoutError, OSError) as exc:
-                self._drop()
+                conn.close()
                 raise LocationUnavailable(f"{self.name}: unreachable: {exc}") from None
+            except BaseException:
+                conn.close()
+                raise
+            if resp.will_close:
+                conn.close()
+            else:
+                self._give_back(conn)
+            return resp.status, hdrs, data
         raise AssertionError("unreachable")
 
     def _check(self, key: str, status: int, data: bytes, ok: tuple[int, ...]) -> None:
@@ -162,6 +183,21 @@ class HttpRangeStore(FragmentStore):
             raise StoreError(f"{self.name}: {key}: {exc}") from None
         return _match(key, ranges, parts)
 
+    def _get_ranges_concat(self, key: str, starts: np.ndarray, ends: np.ndarray,
+                           verify: bool) -> np.ndarray:
+        """One POST of a binary range list; the compact body's data section IS the answer."""
+        if not self.compact:  # a plain RFC 7233 server: through the multi-range path
+            return super()._get_ranges_concat(key, starts, ends, verify)
+        extra = {VERIFY_HEADER: "chunks"} if verify else {}
+        status, hdrs, body = self._request("POST", quote(key), body=pack_range_array(starts, ends),
+                                           headers={"Content-Type": RANGE_LIST_TYPE,
+                                                    "Accept": COMPACT_TYPE, **extra})
+        if status == 409:
+            bad = [int(c) for c in hdrs.get(VERIFY_BAD.lower(), "").split(",") if c.strip()]
+            raise CorruptFragment(f"{self.name}: {body.decode('utf-8', 'replace').strip()}", bad)
+        self._check(key, status, body, (206,))
+        return concat_from_compact(self.name, key, body, starts, ends)
+
     def _verify(self, key: str) -> list[int]:
         status, _h, body = self._request("GET", quote(key) + "?verify=1")
         if status == 422:
@@ -193,11 +229,11 @@ class HttpRangeStore(FragmentStore):
         return int(hdrs.get("content-length", "0"))
 
     def close(self) -> None:
-        with self._conns_lock:
-            conns, self._conns = self._conns, set()
+        with self._idle_lock:
+            conns, self._idle = self._idle, []
+            self._closed = True
         for conn in conns:
             conn.close()
-        self._local = threading.local()
 
 
 def _match(key: str, ranges: list[Range], parts: list[tuple[int, bytes]]) -> list[bytes]:

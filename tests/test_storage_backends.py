@@ -281,7 +281,7 @@ def test_http_location_down(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_zenoh_location_down(router, tmp_path: Path) -> None:
     with zenoh_location(tmp_path, "gone", router.endpoint) as proc:
-        s = open_location("zenoh:gone", connect=[router.endpoint], timeout=2)
+        s = open_location("zenoh:gone", connect=[router.endpoint], timeout=10)  # generous: loaded CI
         try:
             s.put("a/b", b"hello")
             many = [(i % 5, i % 5 + 1) for i in range(400)]  # > 256 ranges travel in the payload
@@ -306,9 +306,9 @@ def test_degraded_reads_across_locations(router, tmp_path: Path) -> None:
     with http_server(tmp_path / "h1") as (p1, url1), http_server(tmp_path / "h2") as (p2, url2), \
             zenoh_location(tmp_path / "z1", "z1", router.endpoint) as z1:
         locs: list[FragmentStore] = [
-            LocalDirStore(tmp_path / "d1"), HttpRangeStore(url1, timeout=2),
-            HttpRangeStore(url2, timeout=2),
-            open_location("zenoh:z1", connect=[router.endpoint], timeout=2),
+            LocalDirStore(tmp_path / "d1"), HttpRangeStore(url1, timeout=10),
+            HttpRangeStore(url2, timeout=10),
+            open_location("zenoh:z1", connect=[router.endpoint], timeout=10),
             LocalDirStore(tmp_path / "d2"),
         ]
         stop = {1: p1, 2: p2, 3: z1}
@@ -366,3 +366,112 @@ def test_range_header_roundtrip(case) -> None:
     assert rangewire.unpack_compact(body) == [(a, d) for (a, _b), d in zip(ranges, datas, strict=True)]
     ctype, mp = rangewire.build_multipart(ranges, datas, size)
     assert rangewire.parse_multipart(ctype, mp) == [(a, d) for (a, _b), d in zip(ranges, datas, strict=True)]
+
+
+# ---- vectorised range reads (get_ranges_concat) ------------------------------------------------
+def _range_cases(size: int, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    starts = rng.integers(0, size, 3000)
+    ends = np.minimum(starts + rng.integers(0, 300, 3000), size)
+    sorted_s = np.sort(starts)
+    return {
+        "random": (starts, ends),
+        "sorted dense": (sorted_s, np.minimum(sorted_s + 3, size)),
+        "overlapping, repeated, reversed": (np.concatenate([starts[:500], starts[:500][::-1], [10, 10, 5]]),
+                                            np.concatenate([ends[:500], ends[:500][::-1], [900, 900, 2000]])),
+        "empty among others": (np.array([0, 7, 7, size, 100, size - 1]), np.array([0, 7, 19, size, 100, size])),
+        "all empty": (np.array([3, size]), np.array([3, size])),
+        "none": (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)),
+        "boundaries": (np.array([0, size - 1, 0, size // 2]), np.array([1, size, size, size // 2 + 1])),
+        "few long": (np.array([0, 70_000, 150_000]), np.array([60_000, 140_000, size])),
+    }
+
+
+@pytest.mark.timeout(90)
+def test_get_ranges_concat_equals_per_range_reads(store: FragmentStore) -> None:
+    store.put("ds/obj/1/0", DATA)
+    size = len(DATA)
+    for case, (s, e) in _range_cases(size, np.random.default_rng(5)).items():
+        data, off = store.get_ranges_concat("ds/obj/1/0", s, e)
+        assert len(off) == len(s) + 1 and off[0] == 0 and off[-1] == len(data), case
+        want = store.get_ranges("ds/obj/1/0", list(zip(s.tolist(), e.tolist(), strict=True)))
+        assert [bytes(data[off[i]:off[i + 1]]) for i in range(len(s))] == want, case
+        assert want == [DATA[a:b] for a, b in zip(s.tolist(), e.tolist(), strict=True)], case
+    store.reset_stats()
+    store.get_ranges_concat("ds/obj/1/0", np.array([0, 10, 50]), np.array([4, 10, 60]))
+    assert store.stats()["requests"] == 1 and store.stats()["bytes_fetched"] == 14
+    assert store.stats()["ranges"] == 2  # the empty range costs nothing
+    for s, e in ([size - 1], [size + 1]), ([-1], [3]), ([5], [3]), ([0, 1], [1]):
+        with pytest.raises(RangeNotSatisfiable):
+            store.get_ranges_concat("ds/obj/1/0", np.array(s), np.array(e))
+    with pytest.raises(KeyNotFound):
+        store.get_ranges_concat("ds/obj/9/0", np.array([0]), np.array([1]))
+    with pytest.raises(BadKey):
+        store.get_ranges_concat("../x", np.array([0]), np.array([1]))
+
+
+@pytest.mark.timeout(90)
+def test_verified_concat_reads_refuse_corrupt_chunks(store: FragmentStore) -> None:
+    payload = np.frombuffer(DATA[:4 * 30_000], dtype=np.uint8).reshape(4, -1)
+    blob = bytearray(fragments.make_fragments(payload, rlnc.CodingParams(4, 6, 7), chunk_size=4096)[1])
+    at = fragments.PAYLOAD_OFFSET
+    blob[at + 3 * 4096 + 17] ^= 0xFF  # chunk 3
+    store.put("ds/obj/4/1", bytes(blob))
+    s = np.array([at + 10, at + 5 * 4096, at + 2 * 4096 + 4000])
+    e = s + np.array([100, 5000, 96])  # chunks 0, 5-6, 2: all intact
+    for reps in (1, 20):  # a few ranges (plain path) and many (vectorised path)
+        rs, re_ = np.tile(s, reps), np.tile(e, reps)
+        data, _off = store.get_ranges_concat("ds/obj/4/1", rs, re_, verify=True)
+        assert data.tobytes() == b"".join(bytes(blob[a:b]) for a, b in zip(rs, re_, strict=True))
+        with pytest.raises(CorruptFragment) as exc:
+            store.get_ranges_concat("ds/obj/4/1", np.tile([at, at + 3 * 4096 + 4095], reps),
+                                    np.tile([at + 5, at + 3 * 4096 + 4097], reps), verify=True)
+        assert exc.value.bad_chunks == [3]
+    store.put("ds/obj/4/2", b"not a fragment at all" * 40)
+    with pytest.raises(CorruptFragment):
+        store.get_ranges_concat("ds/obj/4/2", np.array([600]), np.array([610]), verify=True)
+
+
+def test_concat_over_a_plain_rfc7233_client(tmp_path: Path) -> None:
+    """A client that cannot assume the zflow server (no compact body) still answers concat reads."""
+    from zflow.tsdb.range_server import serve_in_thread
+
+    server, url = serve_in_thread(str(tmp_path / "d"))
+    try:
+        with HttpRangeStore(url, compact=False) as plain, HttpRangeStore(url) as compact:
+            compact.put("x/y", DATA)
+            for case, (s, e) in _range_cases(len(DATA), np.random.default_rng(6)).items():
+                a, off_a = plain.get_ranges_concat("x/y", s, e)
+                b, off_b = compact.get_ranges_concat("x/y", s, e)
+                assert np.array_equal(a, b) and np.array_equal(off_a, off_b), case
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_vectorised_wire_formats_match_the_per_range_ones() -> None:
+    rng = np.random.default_rng(2)
+    s = rng.integers(0, 1000, 50)
+    e = s + rng.integers(0, 20, 50)
+    ranges = list(zip(s.tolist(), e.tolist(), strict=True))
+    body = rangewire.pack_range_array(s, e)
+    assert body == rangewire.pack_range_list(ranges)
+    a, b = rangewire.unpack_range_array(body, 1100)
+    assert list(zip(a.tolist(), b.tolist(), strict=True)) == rangewire.unpack_range_list(body, 1100)
+    datas = [DATA[x:y] for x, y in ranges]
+    packed = rangewire.pack_compact_array(s, e, b"".join(datas))
+    assert packed == rangewire.pack_compact(ranges, datas)
+    offs, lens, data = rangewire.unpack_compact_array(packed)
+    assert np.array_equal(offs, s) and np.array_equal(lens, e - s) and data.tobytes() == b"".join(datas)
+    for bad, size, err in [(body[:-3], 1100, rangewire.MalformedRange), (b"", 1100, rangewire.MalformedRange),
+                           (rangewire.pack_range_list([(5, 3)]), 1100, rangewire.MalformedRange),
+                           (rangewire.pack_range_list([(0, 1101)]), 1100, rangewire.UnsatisfiableRange),
+                           (rangewire.pack_range_list([(2**64 - 2, 2**64 - 1)]), 1100, rangewire.UnsatisfiableRange),
+                           (rangewire.pack_range_list([(0, 1000)] * 70), 1000, rangewire.UnsatisfiableRange)]:
+        with pytest.raises(err):
+            rangewire.unpack_range_array(bad, size)
+    flipped = bytearray(packed)
+    flipped[30] ^= 1
+    with pytest.raises(rangewire.CorruptResponse):
+        rangewire.unpack_compact_array(bytes(flipped))
+    with pytest.raises(rangewire.CorruptResponse):
+        rangewire.unpack_compact_array(packed[:6])

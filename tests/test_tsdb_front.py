@@ -21,18 +21,32 @@ def _get(session, selector: str, timeout: float = 10.0) -> list:
     return list(session.get(selector, timeout=timeout))
 
 
+def _wait_for(cond, what: str, timeout: float = 30.0):
+    """Poll ``cond`` until it returns something truthy (never a fixed sleep: loaded CI)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _ok(session, selector: str):
+    rs = _get(session, selector, timeout=5.0)
+    return rs[0].ok if rs and rs[0].ok is not None else None
+
+
 @pytest.mark.timeout(150)
 def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> None:
     schema = synth.schema("intel", k=2, n=3, target_object_bytes=20_000)
     locs = [f"file://{tmp_path}/l{i}" for i in range(3)]
     ds = Dataset.create(schema, locs)
     data = synth.generate(3000, seed=1)
-    with open_session(router.client_options()) as fs, Front(ds, fs):
-        count = keyexprs.tsdb("intel", "query") + "?cols=moteid"
-        deadline = time.monotonic() + 30  # the front's declarations reach this session asynchronously
-        while not any(r.ok is not None for r in _get(zsession, count, timeout=1.0)):
-            assert time.monotonic() < deadline, "the front never answered"
-            time.sleep(0.05)
+    with open_session(router.client_options()) as fs, Front(ds, fs) as front:
+        # The front declares its subscriber, then its queryables, on one session: once the last
+        # queryable answers through the router, the subscriber has reached it too.
+        _wait_for(lambda: _ok(zsession, keyexprs.tsdb("intel", "stats")), "the front's declarations")
         payload, ctype = codec.encode({k: v for k, v in data.items()})
         zsession.put(keyexprs.tsdb("intel", "ingest"), payload, encoding=ctype)
         rows = [{k: data[k][i].item() for k in data} for i in range(5)]
@@ -40,16 +54,16 @@ def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> Non
         zsession.put(keyexprs.tsdb("intel", "flush"), b"")
         full = {k: np.concatenate([v, v[:5]]) for k, v in data.items()}
         sel = keyexprs.tsdb("intel", "query") + "?filter=temperature>21;moteid=7|light>600&cols=time,temperature,moteid"
-        # Puts are applied asynchronously by the front's worker (the first ingest may compile
-        # numba kernels, slow on a loaded machine): wait for every row, however long it takes.
-        deadline = time.monotonic() + 90
-        seen = 0
-        while seen != 3005:
-            assert time.monotonic() < deadline, f"front applied {seen} of 3005 rows"
-            rs = _get(zsession, count)
-            if rs and rs[0].ok is not None:
-                seen = len(codec.decode(rs[0].ok.payload.to_bytes(), str(rs[0].ok.encoding))["columns"]["moteid"])
-            time.sleep(0.1)
+        count = keyexprs.tsdb("intel", "query") + "?cols=moteid"
+
+        def rows_stored() -> bool:  # puts are applied asynchronously by the front's worker
+            ok = _ok(zsession, count)
+            assert not front.errors, front.errors
+            return ok is not None and len(
+                codec.decode(ok.payload.to_bytes(), str(ok.encoding))["columns"]["moteid"]) == 3005
+
+        # the first ingest may compile numba kernels, slow on a loaded machine
+        _wait_for(rows_stored, "3005 ingested rows", timeout=90)
         replies = _get(zsession, sel)
         value = codec.decode(replies[0].ok.payload.to_bytes(), str(replies[0].ok.encoding))
         mask = ((full["temperature"] > 21) & (full["moteid"] == 7)) | (full["light"] > 600)
@@ -83,14 +97,7 @@ def test_serve_command_answers_a_raw_zenoh_get(router, zsession, tmp_path: Path,
     with spawn(["-m", "zflow", "tsdb", "serve", str(tmp_path / "ds.yaml"), "--connect", router.endpoint],
                "serving dataset 'lab'") as (proc, _line):
         sel = keyexprs.tsdb("lab", "query") + "?filter=light>100;voltage<2.7&cols=time,light&format=json"
-        value = None
-        for _ in range(50):
-            replies = _get(zsession, sel)
-            if replies and replies[0].ok is not None:
-                value = json.loads(replies[0].ok.payload.to_bytes())
-                break
-            time.sleep(0.1)
-        assert value is not None
+        value = json.loads(_wait_for(lambda: _ok(zsession, sel), "the served dataset").payload.to_bytes())
         mask = (data["light"] > 100) & (data["voltage"] < 2.7)
         assert value["columns"]["light"] == data["light"][mask].tolist()
         proc.terminate()

@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--limit", type=int)
     c.add_argument("--format", choices=["table", "csv", "json"], default="table")
     c.add_argument("--report", action="store_true", help="print the fetch report to stderr")
-    c.add_argument("--verify", action="store_true", help="check chunk checksums of every byte read")
+    c.add_argument("--verify", action="store_true",
+                   help="check chunk checksums end to end, here (by default each location checks "
+                        "them before serving; this also distrusts the location and the network)")
     c.set_defaults(handler=_query)
 
     for name, fn, help_ in (("stats", _stats, "storage overhead, compression, per-location bytes"),

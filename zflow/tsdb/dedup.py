@@ -176,8 +176,14 @@ def trend_keys(u: np.ndarray, rows: np.ndarray, trend: Trend, min_key: int) -> n
 def trend_states(rows: np.ndarray, trend: Trend, min_key: int, max_key: int,
                  ivs: list[tuple[int, int]]) -> np.ndarray:
     """Per row: 1 = the predicate holds whatever u is, 0 = it cannot hold, 2 = depends on u."""
-    lo = np.maximum(trend.line(rows), 0)
-    hi = np.minimum(trend.line(rows) + trend.umax, max_key - min_key)
+    rows = np.asarray(rows)
+    if trend.slope > 0 and len(rows) > 64 and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+        return _run_states(int(rows[0]), len(rows), trend, max_key - min_key,
+                           [(max(a, min_key) - min_key, min(b, max_key) - min_key)
+                            for a, b in ivs if not (b < min_key or a > max_key)])
+    line = trend.line(rows)
+    hi = np.minimum(line + trend.umax, max_key - min_key)
+    lo = np.maximum(line, 0, out=line)
     full = np.zeros(len(lo), dtype=bool)
     touch = np.zeros(len(lo), dtype=bool)
     for a, b in ivs:
@@ -186,7 +192,31 @@ def trend_states(rows: np.ndarray, trend: Trend, min_key: int, max_key: int,
         a_, b_ = max(a, min_key) - min_key, min(b, max_key) - min_key
         full |= (lo >= a_) & (hi <= b_)
         touch |= (lo <= b_) & (hi >= a_)
-    return np.where(full, 1, np.where(touch, 2, 0)).astype(np.int8)
+    out = touch.view(np.int8) << 1  # 2 where touched, then 1 where fully inside
+    out[full] = 1
+    return out
+
+
+def _run_states(r0: int, n: int, trend: Trend, top: int, ivs: list[tuple[int, int]]) -> np.ndarray:
+    """:func:`trend_states` for the contiguous rows [r0, r0 + n) of a rising line: the line is
+    monotone, so "fully inside" and "touching" are row intervals found from the line's
+    inverse (:func:`_first_row`), not by evaluating it on every row."""
+    end = r0 + n
+
+    def first(target: int) -> int:  # first row (clipped to [r0, end]) with line >= target
+        return min(max(_first_row(end, trend, target), r0), end) - r0
+
+    full = np.zeros(n, dtype=bool)
+    touch = np.zeros(n, dtype=bool)
+    for a, b in ivs:
+        t0, t1 = first(a - trend.umax), first(b + 1)  # line + umax >= a and line <= b
+        touch[t0:t1] = True
+        f0 = first(a) if a > 0 else 0  # max(line, 0) >= a
+        f1 = n if b >= top else first(b - trend.umax + 1)  # min(line + umax, top) <= b
+        full[f0:f1] = True
+    out = touch.view(np.int8) << 1
+    out[full] = 1
+    return out
 
 
 def trend_window(n: int, trend: Trend, min_key: int, max_key: int,

@@ -9,8 +9,9 @@ are fetched from any k live fragments of the object and decoded for just those r
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,9 +34,11 @@ LOCAL_BUDGET = 0.05
 
 
 class Fetcher:
-    def __init__(self, ds: Dataset, gap: int | None = None, verify: bool = False):
+    def __init__(self, ds: Dataset, gap: int | None = None, verify: bool = False, checked: bool = True):
         self.ds = ds
-        self.verify = verify
+        self.verify = verify  # end to end: whole chunks + CRCs cross the wire, checked here
+        self.checked = checked and not verify  # the location checks CRCs before serving
+        self._lock = threading.Lock()
         self.corrupt_chunks = 0
         self.gap = gap
         self.down: set[int] = set(ds.down)
@@ -141,7 +144,7 @@ class Fetcher:
                 requests[key] = (np.concatenate([c[1] for c in chunks]), np.concatenate([c[2] for c in chunks]))
             got = self._execute(requests, metas)
             for key, chunks in plan.items():
-                data = np.frombuffer(b"".join(got[key]), dtype=np.uint8)
+                data = got[key]
                 meta = metas[key[0]]
                 pos = 0
                 for sub, _, ln, sp in chunks:  # scatter each sub-column's ranges, vectorised
@@ -173,77 +176,97 @@ class Fetcher:
             plan[(meta.oid, off // frag_size)].append(
                 (sub, np.array([off % frag_size + g0 - base]), np.array([g1 - g0]), np.array([g0])))
 
-    def fetch_whole(self, metas: list[ObjectMeta]) -> dict[tuple[str, int], bytes]:
+    def fetch_whole(self, metas: list[ObjectMeta]) -> dict[tuple[str, int], np.ndarray]:
         """The naive plan: every data fragment's whole payload."""
         plan = {(m.oid, f): (np.zeros(1, dtype=np.int64), np.array([m.layout.frag_size]))
                 for m in metas for f in range(m.layout.k)}
         self.phases += 1
-        got = self._execute(plan, {m.oid: m for m in metas})
-        return {k: v[0] for k, v in got.items()}
+        return self._execute(plan, {m.oid: m for m in metas})
 
     # ---- requests ----------------------------------------------------------------------------
-    def _execute(self, plan: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
-                 metas: dict[str, ObjectMeta]) -> dict[tuple[str, int], list[bytes]]:
-        from storage_backends.base import LocationUnavailable
+    def _remote(self, locs: object) -> bool:
+        return any(type(self.ds.stores[loc]).__name__ != "LocalDirStore" for loc in locs)
 
+    def _execute(self, plan: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
+                 metas: dict[str, ObjectMeta]) -> dict[tuple[str, int], np.ndarray]:
+        """Every fragment's ranges, concatenated: one request per fragment, locations in
+        parallel; fragments that cannot be read are decoded from k others (in parallel too)."""
         by_loc: dict[int, list[tuple[str, int]]] = defaultdict(list)
         lost: list[tuple[str, int]] = []
         for oid, frag in plan:
             loc = metas[oid].placement[frag]
             (lost if loc in self.down else by_loc[loc]).append((oid, frag))
-        out: dict[tuple[str, int], list[bytes]] = {}
+        out: dict[tuple[str, int], np.ndarray] = {}
 
         def work(loc: int) -> list[tuple[str, int]]:
             failed = []
             for oid, frag in by_loc[loc]:
-                if loc in self.down:
-                    failed.append((oid, frag))
-                    continue
                 key = fragment_key(self.ds.schema.name, oid, frag)
-                try:
-                    if self.verify:
-                        out[(oid, frag)] = self._get_verified(loc, key, plan[(oid, frag)], metas[oid].layout.frag_size)
-                    else:
-                        out[(oid, frag)] = self._get(loc, key, plan[(oid, frag)])
-                except LocationUnavailable:
-                    self.down.add(loc)
-                    failed.append((oid, frag))
-                except Exception:
-                    failed.append((oid, frag))  # missing or unreadable fragment: decode around it
+                got = self._try(loc, key, plan[(oid, frag)], metas[oid].layout.frag_size)
+                if got is None:
+                    failed.append((oid, frag))  # down, missing or corrupt: decode around it
+                else:
+                    out[(oid, frag)] = got
             return failed
 
-        remote = any(type(self.ds.stores[loc]).__name__ != "LocalDirStore" for loc in by_loc)
-        if len(by_loc) > 1 and remote:  # overlap network round trips; local preads need no threads
+        if len(by_loc) > 1 and self._remote(by_loc):  # overlap round trips; local preads need no threads
             with ThreadPoolExecutor(max_workers=min(8, len(by_loc))) as pool:
                 for failed in pool.map(work, list(by_loc)):
                     lost += failed
         else:
             for loc in by_loc:
                 lost += work(loc)
-        for oid, frag in lost:
-            out[(oid, frag)] = self._degraded(metas[oid], frag, plan[(oid, frag)])
+        if len(lost) > 1 and self._remote(range(len(self.ds.stores))):
+            with ThreadPoolExecutor(max_workers=min(4, len(lost))) as pool:
+                decoded = pool.map(lambda x: self._degraded(metas[x[0]], x[1], plan[x]), lost)
+                out.update(zip(lost, decoded, strict=True))
+        else:
+            for oid, frag in lost:
+                out[(oid, frag)] = self._degraded(metas[oid], frag, plan[(oid, frag)])
         return out
 
-    def _get(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
+    def _try(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray], length: int) -> np.ndarray | None:
+        """The ranges of one fragment, or None when it cannot be read (location marked down
+        when unreachable, corrupt chunks counted)."""
+        from storage_backends.base import CorruptFragment, LocationUnavailable
+
+        if loc in self.down:
+            return None
+        try:
+            if self.verify:
+                return self._get_verified(loc, key, ranges, length)
+            return self._get(loc, key, ranges)
+        except LocationUnavailable:
+            self.down.add(loc)
+        except CorruptFragment as exc:
+            with self._lock:
+                self.corrupt_chunks += max(1, len(exc.bad_chunks))
+        except Exception:  # missing or unreadable fragment
+            pass
+        return None
+
+    def _account(self, name: str, ranges: int, nbytes: int) -> None:
+        with self._lock:
+            acc = self.per_loc[name]
+            acc["requests"] += 1
+            acc["ranges"] += ranges
+            acc["bytes"] += nbytes
+
+    def _get(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         from zflow.tsdb.fragments import PAYLOAD_OFFSET
 
         store = self.ds.stores[loc]
         starts = ranges[0] + PAYLOAD_OFFSET
-        concat = getattr(store, "get_ranges_concat", None)  # vectorised variant, when a store has one
-        if concat is not None:
-            data = [concat(key, starts, starts + ranges[1])]  # callers only join the parts
-        else:
-            data = store.get_ranges(key, list(zip(starts.tolist(), (starts + ranges[1]).tolist(), strict=True)))
-        acc = self.per_loc[store.name]
-        acc["requests"] += 1
-        acc["ranges"] += len(ranges[1])
-        acc["bytes"] += int(ranges[1].sum())
+        data, _offsets = store.get_ranges_concat(key, starts, starts + ranges[1], verify=self.checked)
+        self._account(store.name, len(ranges[1]), int(ranges[1].sum()))
         return data
 
-    def _get_verified(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray], length: int) -> list[bytes]:
+    def _get_verified(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray], length: int) -> np.ndarray:
         """Read whole checksum chunks around the ranges plus their CRCs from the trailer, in the
-        same request; a chunk that fails its CRC makes the fragment count as lost (decoded
-        from k others)."""
+        same request, and check them here (end to end: trusts neither the location nor the
+        wire); a chunk that fails its CRC makes the fragment count as lost (decoded from k
+        others)."""
+        from storage_backends.base import CorruptFragment, gather
         from zflow.tsdb.fragments import PAYLOAD_OFFSET, chunk_crcs
 
         chunk = self.ds.schema.chunk_size
@@ -257,58 +280,68 @@ class Fetcher:
         b = reach[np.concatenate([brk - 1, [len(c0) - 1]])]
         p0, p1 = a * chunk, np.minimum(b * chunk, length)
         t0 = PAYLOAD_OFFSET + length + 4 * a
-        req = list(zip((p0 + PAYLOAD_OFFSET).tolist(), (p1 + PAYLOAD_OFFSET).tolist(), strict=True))
-        req += list(zip(t0.tolist(), (t0 + 4 * (b - a)).tolist(), strict=True))
+        starts = np.concatenate([p0 + PAYLOAD_OFFSET, t0])
+        ends = np.concatenate([p1 + PAYLOAD_OFFSET, t0 + 4 * (b - a)])
         store = self.ds.stores[loc]
-        parts = store.get_ranges(key, req)
-        acc = self.per_loc[store.name]
-        acc["requests"] += 1
-        acc["ranges"] += len(req)
-        acc["bytes"] += sum(e - s for s, e in req)
+        data, off = store.get_ranges_concat(key, starts, ends)
+        self._account(store.name, len(starts), int((ends - starts).sum()))
         n = len(a)
-        for data, table in zip(parts[:n], parts[n:], strict=True):
-            bad = int(np.count_nonzero(chunk_crcs(data, chunk) != np.frombuffer(table, dtype="<u4")))
-            if bad:
-                self.corrupt_chunks += bad
-                raise ValueError(f"{store.name}: {key}: {bad} corrupted chunk(s)")
-        out = []
+        bad = []
+        for i in range(n):
+            got = chunk_crcs(data[off[i]:off[i + 1]], chunk)
+            want = np.frombuffer(data[off[n + i]:off[n + i + 1]].tobytes(), dtype="<u4")
+            bad += (int(a[i]) + np.nonzero(got != want)[0]).tolist()
+        if bad:
+            raise CorruptFragment(f"{store.name}: {key}: {len(bad)} corrupted chunk(s)", bad)
         idx = np.searchsorted(p0, fo, side="right") - 1
-        for i, o, m in zip(idx.tolist(), fo.tolist(), ln.tolist(), strict=True):
-            start = o - int(p0[i])
-            out.append(parts[i][start : start + m])
-        return out
+        return gather(data, off[idx] + fo - p0[idx], ln)
 
-    def _degraded(self, meta: ObjectMeta, frag: int, ranges: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
-        """The same ranges from k live fragments, decoded for just those ranges."""
-        from storage_backends.base import LocationUnavailable
+    def _degraded(self, meta: ObjectMeta, frag: int, ranges: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The same ranges from k live fragments (asked in parallel when remote), decoded for
+        just those ranges."""
         from zflow.tsdb.rlnc import CodingParams, decode_ranges
 
         c = self.ds.schema.coding
         params = CodingParams(c.k, c.n, c.seed)
-        self.degraded_ranges += len(ranges[1])
+        with self._lock:
+            self.degraded_ranges += len(ranges[1])
+        cands = [j for j in range(c.n) if j != frag and meta.placement[j] not in self.down]
+        length = meta.layout.frag_size
         avail: dict[int, np.ndarray] = {}
-        order = [j for j in range(c.n) if j != frag]
-        for j in order:
-            if len(avail) == c.k:
-                break
-            loc = meta.placement[j]
-            if loc in self.down:
-                continue
-            try:
-                parts = self._get(loc, fragment_key(self.ds.schema.name, meta.oid, j), ranges)
-            except LocationUnavailable:
-                self.down.add(loc)
-                continue
-            except Exception:
-                continue
-            avail[j] = np.frombuffer(b"".join(parts), dtype=np.uint8)
+
+        def one(j: int) -> tuple[int, np.ndarray | None]:
+            key = fragment_key(self.ds.schema.name, meta.oid, j)
+            return j, self._try(meta.placement[j], key, ranges, length)
+
+        if not self._remote(meta.placement[j] for j in cands):
+            for j in cands:  # local preads: sequential is cheapest
+                if len(avail) == c.k:
+                    break
+                _, got = one(j)
+                if got is not None:
+                    avail[j] = got
+        else:  # k requests at once; each failure is replaced by the next candidate
+            todo = iter(cands)
+            with ThreadPoolExecutor(max_workers=c.k) as pool:
+                pending: set = set()
+                while True:
+                    while len(pending) < c.k - len(avail):
+                        j = next(todo, None)
+                        if j is None:
+                            break
+                        pending.add(pool.submit(one, j))
+                    if not pending or len(avail) >= c.k:
+                        break
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        j, got = fut.result()
+                        if got is not None:
+                            avail[j] = got
         if len(avail) < c.k:
             raise RuntimeFailure(
                 f"object {meta.oid}: fragment {frag} unreachable and only {len(avail)} of the "
                 f"k={c.k} fragments needed to decode it answered")
-        region = decode_ranges(avail, params, want=[frag])[frag]
-        ends = np.cumsum(ranges[1])
-        return [region[e - n : e].tobytes() for e, n in zip(ends.tolist(), ranges[1].tolist(), strict=True)]
+        return decode_ranges(avail, params, want=[frag])[frag]
 
     def fetched(self) -> int:
         return sum(v["bytes"] for v in self.per_loc.values())

@@ -186,6 +186,20 @@ def verify_range(header: FragmentHeader, crcs: np.ndarray, start: int, data: Any
     return bad
 
 
+def touched_chunks(header: FragmentHeader, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sorted indices of the payload chunks any FILE byte range [starts[i], ends[i]) touches
+    (vectorised: a difference array over chunks, no per-range loop)."""
+    lo, hi, c = PAYLOAD_OFFSET, header.trailer_offset, header.chunk_size
+    m = (ends > lo) & (starts < hi) & (ends > starts)
+    if not m.any():
+        return np.zeros(0, dtype=np.int64)
+    a = np.maximum(starts[m], lo) - lo
+    b = np.minimum(ends[m], hi) - lo
+    n = header.chunks
+    mark = np.bincount(a // c, minlength=n + 1) - np.bincount((b - 1) // c + 1, minlength=n + 1)
+    return np.nonzero(np.cumsum(mark)[:n] > 0)[0].astype(np.int64)
+
+
 def bad_chunks_for_ranges(read: Callable[[list[tuple[int, int]]], list[bytes]],
                           ranges: list[tuple[int, int]]) -> list[int]:
     """Chunks touched by FILE byte ranges whose CRC fails, reading through ``read(ranges)``.

@@ -75,19 +75,22 @@ def _may_match(meta: ObjectMeta, compiled: Compiled) -> bool:
     return False
 
 
+def _ordered(st: np.ndarray) -> np.ndarray:
+    """State 0 false, 1 true, 2 unknown -> order false(0) < unknown(1) < true(2), and back
+    (the map is its own inverse; bit operations on int8, no lookup)."""
+    return ((st << 1) & 3) | (st >> 1)
+
+
 def _three_valued(compiled: Compiled, states: list[list[np.ndarray]], n: int) -> np.ndarray:
-    res_any1 = np.zeros(n, dtype=bool)
-    res_all0 = np.ones(n, dtype=bool)
+    """Kleene logic over per-row states: with states ordered false < unknown < true, AND is a
+    minimum and OR a maximum (no per-case masks)."""
+    res = np.zeros(n, dtype=np.int8)
     for conj_states in states:
-        any0 = np.zeros(n, dtype=bool)
-        all1 = np.ones(n, dtype=bool)
+        conj = np.full(n, 2, dtype=np.int8)
         for st in conj_states:
-            any0 |= st == 0
-            all1 &= st == 1
-        conj = np.where(any0, 0, np.where(all1, 1, 2))
-        res_any1 |= conj == 1
-        res_all0 &= conj == 0
-    return np.where(res_any1, 1, np.where(res_all0, 0, 2)).astype(np.int8)
+            np.minimum(conj, _ordered(np.asarray(st, dtype=np.int8)), out=conj)
+        np.maximum(res, conj, out=res)
+    return _ordered(res)
 
 
 def _window(m: ObjectMeta, compiled: Compiled) -> np.ndarray:
@@ -201,7 +204,8 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
         matches[m.oid] = win[np.nonzero(res == 1)[0]]
     return matches
 
-def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False) -> Result:
+def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False,
+        checked: bool = True) -> Result:
     check_query(q, ds.schema)
     schema = ds.schema
     where = effective_where(q, ds)
@@ -209,7 +213,7 @@ def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False) -> 
     out_cols = q.cols or schema.names
     objects = ds.catalog.sorted_objects()
     cand = [m for m in objects if _may_match(m, compiled)]
-    f = Fetcher(ds, gap, verify)
+    f = Fetcher(ds, gap, verify, checked)
     matches: dict[str, np.ndarray] = {}
     if not compiled:
         matches = {m.oid: np.arange(m.n_rows) for m in cand}
@@ -268,7 +272,7 @@ def run_naive(ds: Dataset, q: Query) -> Result:
     parts: dict[str, list[np.ndarray]] = {c: [] for c in out_cols}
     remaining = q.limit
     for m in cand:
-        data = np.frombuffer(b"".join(whole[(m.oid, i)] for i in range(m.layout.k)), dtype=np.uint8)
+        data = np.concatenate([whole[(m.oid, i)] for i in range(m.layout.k)])
         keys = decode_object(m, data)
         mask = np.zeros(m.n_rows, dtype=bool) if compiled else np.ones(m.n_rows, dtype=bool)
         for conj in compiled:

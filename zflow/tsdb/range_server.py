@@ -35,6 +35,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+
 from storage_backends.base import (
     BadKey,
     CorruptFragment,
@@ -52,9 +54,9 @@ from zflow.tsdb.rangewire import (
     MalformedRange,
     UnsatisfiableRange,
     build_multipart,
-    pack_compact,
+    pack_compact_array,
     parse_range_header,
-    unpack_range_list,
+    unpack_range_array,
 )
 
 MAX_PUT = 1 << 31
@@ -62,6 +64,9 @@ MAX_PUT = 1 << 31
 
 class RangeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: one TCP connection serves many requests
+    # headers and body go out in two writes: with Nagle on, the body waits for the client's
+    # delayed ACK of the headers (~40 ms per response on Linux)
+    disable_nagle_algorithm = True
     server_version = "zflow-range/1"
     store: LocalDirStore  # set on the subclass made by make_server
 
@@ -145,9 +150,11 @@ class RangeHandler(BaseHTTPRequestHandler):
                 return self._head(size)
             return self._send(200, self.store.get(key), "application/octet-stream")
         ranges = parse_range_header(rng, size)
-        datas = self.store.get_ranges(key, ranges, verify=bool(self.headers.get(VERIFY_HEADER)))
+        verify = bool(self.headers.get(VERIFY_HEADER))
         if COMPACT_TYPE in self.headers.get("Accept", ""):
-            return self._send(206, pack_compact(ranges, datas), COMPACT_TYPE)
+            return self._compact(key, np.array([a for a, _ in ranges], dtype=np.int64),
+                                 np.array([b for _, b in ranges], dtype=np.int64), verify)
+        datas = self.store.get_ranges(key, ranges, verify=verify)
         if len(ranges) == 1:
             (a, b), data = ranges[0], datas[0]
             return self._send(206, data, "application/octet-stream",
@@ -172,9 +179,13 @@ class RangeHandler(BaseHTTPRequestHandler):
         key, _ = self._key()
         body = self._body()
         self._size = self.store.size(key)
-        ranges = unpack_range_list(body, self._size)
-        datas = self.store.get_ranges(key, ranges, verify=bool(self.headers.get(VERIFY_HEADER)))
-        self._send(206, pack_compact(ranges, datas), COMPACT_TYPE)
+        starts, ends = unpack_range_array(body, self._size)
+        self._compact(key, starts, ends, bool(self.headers.get(VERIFY_HEADER)))
+
+    def _compact(self, key: str, starts: np.ndarray, ends: np.ndarray, verify: bool) -> None:
+        """Ranges -> compact body, vectorised end to end (no per-range Python work)."""
+        data, _offsets = self.store.get_ranges_concat(key, starts, ends, verify=verify)
+        self._send(206, pack_compact_array(starts, ends, data), COMPACT_TYPE)
 
     def _put(self) -> None:
         key, _ = self._key()

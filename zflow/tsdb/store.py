@@ -203,9 +203,15 @@ class Dataset:
     def query(self, selector: str | Query | None = None, *, filter: str | None = None,
               cols: list[str] | None = None, time: str | tuple | None = None,
               limit: int | None = None, naive: bool = False, gap: int | None = None,
-              verify: bool = False) -> Result:
-        """Run a query. ``verify`` reads whole checksum chunks and checks them (a corrupted chunk
-        is then decoded from other fragments), at the cost of reading more bytes."""
+              verify: bool = False, checked: bool = True) -> Result:
+        """Run a query.
+
+        By default (``checked``) every location checks the CRC of each chunk the query's ranges
+        touch before serving them (next to the data: same bytes on the wire, one request), and
+        a fragment with a bad chunk is decoded from k others, so corruption at rest never
+        reaches a result. ``verify`` checks end to end instead: whole checksum chunks and their
+        CRCs cross the wire and are checked here (trusts neither location nor network), at the
+        cost of fetching more bytes. ``checked=False`` serves raw bytes (measurement only)."""
         if isinstance(selector, Query):
             q = selector
         elif selector:
@@ -222,7 +228,7 @@ class Dataset:
             q.limit = limit
         if naive:
             return run_naive(self, q)
-        return run(self, q, gap=gap, verify=verify)
+        return run(self, q, gap=gap, verify=verify, checked=checked)
 
     # ---- maintenance -----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
