@@ -100,13 +100,9 @@ def raw_pub(endpoint: str, n: int, size: int, rate: float, out: str) -> None:
         for _ in range(n):
             pub.put(payload)
     else:
-        period = 1.0 / rate
-        start = time.perf_counter()
-        for i in range(n):
-            target = start + i * period
-            while (now := time.perf_counter()) < target:
-                if target - now > 0.0005:
-                    time.sleep(target - now - 0.0004)
+        from hop_nodes import paced
+
+        for _ in paced(n, rate):
             pub.put(pack(time.time_ns()) + body)
     Path(out + ".src").write_text(json.dumps({"cpu_s": time.process_time() - cpu}))
     time.sleep(0.5)

@@ -14,6 +14,19 @@ import numpy as np
 import zflow
 
 
+def paced(n: int, rate: float):
+    """Yield ``n`` times at ``rate`` per second (sleeping, then spinning the last 0.4 ms);
+    the raw zenoh-python publisher of benchmarks/hop.py paces itself with it too."""
+    period = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(n):
+        target = start + i * period
+        while (now := time.perf_counter()) < target:
+            if target - now > 0.0005:
+                time.sleep(target - now - 0.0004)
+        yield i
+
+
 class Blast(zflow.Source):
     """Emits ``n`` payloads of ``size`` bytes; ``rate`` msg/s (0 = flat out). The first 8 bytes
     carry the send time (ns) for one-way latency. Writes its CPU time to ``out`` + ``.src``."""
@@ -29,13 +42,7 @@ class Blast(zflow.Source):
             for _ in range(n):
                 yield payload
         else:
-            period = 1.0 / rate
-            start = time.perf_counter()
-            for i in range(n):
-                target = start + i * period
-                while (now := time.perf_counter()) < target:
-                    if target - now > 0.0005:
-                        time.sleep(target - now - 0.0004)
+            for _ in paced(n, rate):
                 yield pack(time.time_ns()) + body
         with open(ctx.config["out"] + ".src", "w") as f:
             json.dump({"cpu_s": time.process_time() - cpu}, f)

@@ -471,12 +471,7 @@ class Host:
         unpack = msgpack.unpackb
         recv = sub.recv
         octet = _OCTET
-        # Single feeder with a synchronous handler: the handler is called straight from here.
-        fast = rt.fast
-        deliver = rt.deliver
-        on_input = rt.on_input
-        ctx = rt.ctx
-        message = rt._message
+        deliver = rt.deliverer(port)  # the handler itself for a single-feeder synchronous node
         try:
             while True:
                 try:
@@ -490,16 +485,7 @@ class Host:
                 encoding = sample.encoding
                 value = raw if encoding == octet else decode(raw, str(encoding))
                 attachment = sample.attachment
-                metadata = None if attachment is None else unpack(attachment.to_bytes())
-                if not fast:
-                    deliver(port, value, metadata)
-                elif not rt.done:
-                    message.port = port
-                    message.value = value
-                    message._metadata = metadata
-                    result = on_input(port, value, ctx)  # type: ignore[misc]
-                    if result is not None:
-                        rt.emit(result)
+                deliver(value, None if attachment is None else unpack(attachment.to_bytes()))
         except BaseException as exc:
             self.fail(rt.spec.id, exc)
 
