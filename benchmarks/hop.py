@@ -8,7 +8,9 @@ sending and receiving processes spend per message, and one-way latency p50/p99 a
 1,000 msg/s; each zflow figure also as a ratio to raw Zenoh measured in the same run.
 
 Fairness: all traffic goes client → embedded router → client on loopback, for zflow and raw
-alike; both publishers put with congestion control ``block``; both subscribers materialise each
+alike; every publisher and subscriber process runs in its own session, as zflow's supervisor
+starts node hosts (Linux schedules each session as a group: mixing would favour one side);
+both publishers put with congestion control ``block``; both subscribers materialise each
 payload as ``bytes`` and run the same measuring code; the raw subscriber is a plain callback
 (zenoh-python runs it on its own thread behind a 256-deep channel), and the zflow link's queue
 is set to the same depth. Raw, zflow and in-memory runs are interleaved round by round, so a
@@ -114,13 +116,16 @@ def run_raw(endpoint: str, n: int, size: int, rate: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "raw.json")
         me = [sys.executable, __file__]
-        sub = subprocess.Popen([*me, "--role", "raw-sub", endpoint, str(n), out, str(int(rate > 0))])
+        # Each in its own session, as zflow's supervisor starts node hosts: same scheduling (autogroup).
+        sub = subprocess.Popen([*me, "--role", "raw-sub", endpoint, str(n), out, str(int(rate > 0))],
+                               start_new_session=True)
         try:
             while not Path(out + ".ready").exists():
                 if sub.poll() is not None:
                     raise RuntimeError("raw subscriber failed to start")
                 time.sleep(0.01)
-            pub = subprocess.Popen([*me, "--role", "raw-pub", endpoint, str(n), str(size), str(rate), out])
+            pub = subprocess.Popen([*me, "--role", "raw-pub", endpoint, str(n), str(size), str(rate), out],
+                                   start_new_session=True)
             try:
                 sub.wait(TIMEOUT_S + 10)
                 pub.wait(30)
