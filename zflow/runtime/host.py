@@ -421,7 +421,8 @@ class Host:
                 if inp.upstream is not None and inp.upstream.node not in mine:
                     sub = self.session.declare_subscriber(inp.upstream.key, _channel(inp.qos))
                     self._subscribers.append(sub)
-                    self._thread(f"in:{rt.spec.id}.{port}", self._read_input, rt, port, sub)
+                    self._thread(f"in:{rt.spec.id}.{port}", self._read_input, rt, port, sub,
+                                 self._bytes_link(inp))
                 elif inp.timer_ms is not None:
                     self._thread(f"timer:{rt.spec.id}.{port}", self._run_timer, rt, port, inp)
         self._drop_needless_locks(mine)
@@ -466,7 +467,16 @@ class Host:
         for thread in self._threads:
             thread.start()
 
-    def _read_input(self, rt: _NodeRuntime, port: str, sub: Any) -> None:
+    def _bytes_link(self, inp: InputSpec) -> bool:
+        """Both ends of the link are typed ``bytes``: the payload is the value, whatever its
+        encoding says, so the reader need not look at the encoding."""
+        up = inp.upstream
+        if inp.type != "bytes" or up is None or up.node not in self.graph.nodes:
+            return False
+        out = self.graph.nodes[up.node].outputs.get(up.output)
+        return out is not None and out.type == "bytes"
+
+    def _read_input(self, rt: _NodeRuntime, port: str, sub: Any, bytes_only: bool = False) -> None:
         decode = codec.decode
         unpack = msgpack.unpackb
         recv = sub.recv
@@ -482,8 +492,8 @@ class Host:
                 if not raw and sample.kind == _DELETE:  # end of stream (a DELETE has no payload)
                     rt.end_input(port)
                     return
-                encoding = sample.encoding
-                value = raw if encoding == octet else decode(raw, str(encoding))
+                value = raw if bytes_only or (encoding := sample.encoding) == octet else \
+                    decode(raw, str(encoding))
                 attachment = sample.attachment
                 deliver(value, None if attachment is None else unpack(attachment.to_bytes()))
         except BaseException as exc:
