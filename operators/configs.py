@@ -113,9 +113,12 @@ class SensorSimConfig(Config):
 Aggregate = Literal["count", "mean", "min", "max", "sum", "std", "first", "last"]
 
 
+_DEFAULT_AGGREGATES: tuple[Aggregate, ...] = ("mean", "min", "max")
+
+
 class WindowConfig(Config):
     fields: list[str] = Field(min_length=1)
-    aggregates: list[Aggregate] = Field(default_factory=lambda: ["mean", "min", "max"], min_length=1)
+    aggregates: list[Aggregate] = Field(default_factory=lambda: list(_DEFAULT_AGGREGATES), min_length=1)
     by: Literal["count", "time"] = "count"
     size: float = Field(gt=0)
     slide: float | None = Field(None, gt=0)

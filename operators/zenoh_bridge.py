@@ -51,19 +51,14 @@ class ZenohSubscribe(Source):
                                     name=f"zenoh-subscribe:{ctx.node}.{port}") for port, sub in self.subs.items()]
         for reader in readers:
             reader.start()
-        try:
-            while self.error is None and ctx.sleep(0.1):
-                pass
-        finally:
-            self.teardown(ctx)  # closes the channels: each reader's recv() returns
-            for reader in readers:
-                reader.join(timeout=1.0)
+        while self.error is None and ctx.sleep(0.1):
+            pass
         if self.error is not None:
             raise self.error
 
     def teardown(self, ctx: Context) -> None:
-        for sub in getattr(self, "subs", {}).values():
-            sub.undeclare()
+        # Undeclaring a subscriber while its reader is blocked in recv() raises "Already
+        # borrowed"; the host's session.close() undeclares them all and ends the readers.
         self.subs = {}
 
     def _read(self, ctx: Context, port: str, sub: Any) -> None:

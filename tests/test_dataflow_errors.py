@@ -150,6 +150,22 @@ CASES: list[tuple[str, dict[str, str], list[tuple[str, str, str, str | None]], d
         sinks:
           - {id: k, operator: print, inputs: {i: c/o}}
         """}, [("flow.yaml", "operators[0].operator", "operator file not found", "did you mean 'clean.py'?")], None),
+    ("operator-file-syntax-error", {"clean.py": "def clean(value, ctx)\n    return value\n", "flow.yaml": """
+        name: t
+        sources:
+          - {id: s, operator: sensor-sim, outputs: [o]}
+        operators:
+          - {id: c, operator: ./clean.py, inputs: {i: s/o}, outputs: [o]}  #<
+        sinks:
+          - {id: k, operator: print, inputs: {i: c/o}}
+        """}, [("flow.yaml", "operators[0].operator", "clean.py:1: expected ':'", None)], None),
+    ("unknown-node-close-to-a-broken-one", {"flow.yaml": """
+        name: t
+        sources:
+          - {id: sensors, operater: sensor-sim, outputs: [o]}
+        sinks:
+          - {id: k, operator: print, inputs: {i: sensrs/o}}  #<
+        """}, [("flow.yaml", "sinks[0].inputs.i", "unknown node 'sensrs'", "did you mean 'sensors'?")], None),
     ("attribute-missing", {"clean.py": OK_PY, "flow.yaml": """
         name: t
         sources:

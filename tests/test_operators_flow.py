@@ -132,14 +132,14 @@ def test_jsonl_replay_in_a_shared_process_group(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_bad_operator_configuration_fails_the_flow_with_a_clear_message():
-    from zflow.errors import RuntimeFailure
+    from zflow.errors import UserError
 
     lines: list[str] = []
     g = graph("bad", [
         node("tick", "source", "timer", builtin=True, outputs=["out"], config={"period_ms": 0}),
         node("show", "sink", "print", builtin=True, inputs=["in"]),
     ], [("tick", "out", "show", "in")])
-    with pytest.raises(RuntimeFailure, match="failed to start"):
+    with pytest.raises(UserError, match="refused their input: bad/tick"):
         run_flow(g, log=lambda name, line: lines.append(line))
     assert any("tick.configuration.period_ms: timer: input should be greater than 0" in line for line in lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -165,83 +166,76 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_the_flow_and_leaves_no_child(tmp_path, cli_env, zflow_cmd, sig):
-    g = graph("forever", [
+def _forever(tmp_path: Path):
+    return graph("forever", [
         node("src", "source", NODES, attr="forever", outputs=["out"]),
         node("sink", "sink", NODES, attr="Collect", inputs=["in"], config={"path": str(tmp_path / "o.jsonl")}),
     ], [("src", "out", "sink", "in")])
+
+
+@contextlib.contextmanager
+def _running_forever(tmp_path: Path, cli_env, zflow_cmd):
+    """``zflow run`` of an endless two-node flow, yielded once data reaches the sink."""
     gfile = tmp_path / "graph.json"
-    gfile.write_text(json.dumps(g.to_dict()))
+    gfile.write_text(json.dumps(_forever(tmp_path).to_dict()))
     proc = subprocess.Popen([*zflow_cmd, "run", str(gfile)], env=cli_env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while not (tmp_path / "o.jsonl").exists() or not (tmp_path / "o.jsonl").read_text():
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def _gone(pids: list[int], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while [p for p in pids if Path(f"/proc/{p}").exists()]:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_the_flow_and_leaves_no_child(tmp_path, cli_env, zflow_cmd, sig):
+    with _running_forever(tmp_path, cli_env, zflow_cmd) as proc:
         children = _children_of(proc.pid)
         assert len(children) == 2
         proc.send_signal(sig)
         assert proc.wait(timeout=20) == 0
         assert "stopped" in proc.stderr.read()
-        for _ in range(50):
-            if not [c for c in children if Path(f"/proc/{c}").exists()]:
-                break
-            time.sleep(0.05)
-        assert not [c for c in children if Path(f"/proc/{c}").exists()]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert _gone(children)
 
 
 def test_children_die_when_the_supervisor_is_killed(tmp_path, cli_env, zflow_cmd):
-    g = graph("forever", [
-        node("src", "source", NODES, attr="forever", outputs=["out"]),
-        node("sink", "sink", NODES, attr="Collect", inputs=["in"], config={"path": str(tmp_path / "o.jsonl")}),
-    ], [("src", "out", "sink", "in")])
-    gfile = tmp_path / "graph.json"
-    gfile.write_text(json.dumps(g.to_dict()))
-    proc = subprocess.Popen([*zflow_cmd, "run", str(gfile)], env=cli_env, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "o.jsonl").exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    with _running_forever(tmp_path, cli_env, zflow_cmd) as proc:
         children = _children_of(proc.pid)
         assert children
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        for _ in range(100):
-            if not [c for c in children if Path(f"/proc/{c}").exists()]:
-                break
-            time.sleep(0.05)
-        assert not [c for c in children if Path(f"/proc/{c}").exists()]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert _gone(children)
 
 
 def test_duration_stops_an_endless_flow(tmp_path):
-    g = graph("forever", [
-        node("src", "source", NODES, attr="forever", outputs=["out"]),
-        node("sink", "sink", NODES, attr="Collect", inputs=["in"], config={"path": str(tmp_path / "o.jsonl")}),
-    ], [("src", "out", "sink", "in")])
-    result = run_flow(g, duration=1.0, log=None)
+    result = run_flow(_forever(tmp_path), duration=1.0, log=None)
     assert result.stopped and result.exit_code == 0
     assert _rows(tmp_path / "o.jsonl")
 
 
 def test_a_missing_operator_file_is_a_clear_startup_failure(tmp_path):
-    from zflow.errors import RuntimeFailure
+    from zflow.errors import UserError
 
     g = graph("bad", [
         node("src", "source", str(tmp_path / "nope.py"), outputs=["out"]),
         node("sink", "sink", NODES, attr="Collect", inputs=["in"], config={"path": str(tmp_path / "o.jsonl")}),
     ], [("src", "out", "sink", "in")])
     lines: list[str] = []
-    with pytest.raises(RuntimeFailure, match="bad/src"):
+    with pytest.raises(UserError, match="bad/src"):
         run_flow(g, log=lambda name, line: lines.append(f"{name}: {line}"), ready_timeout=20)
     assert any("nope.py: operator file not found" in line for line in lines)
     assert not any("Traceback" in line for line in lines)

@@ -143,6 +143,9 @@ def validation_problems(exc: ValidationError, doc: Document, model: type[BaseMod
             hint = did_you_mean(str(path[-1]), _field_names_near(model, path[:-1], doc))
             if hint is None and isinstance(parent, dict):
                 hint = None
+        elif err.get("type") in ("literal_error", "enum") and isinstance(err.get("input"), str):
+            allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+            hint = did_you_mean(err["input"], allowed)
         problems.append(doc.problem(tuple(path), _expected(err), hint))
     return problems
 

@@ -7,8 +7,9 @@ Layout (see DESIGN.md):
 - instance control      ``zflow/ctl/instance/{flow}/{instance}/...``
 - daemon control        ``zflow/ctl/daemon/{daemon_id}/...``
 - scheduler             ``zflow/ctl/sched/...``
+- code bundles          ``zflow/ctl/bundle/{sha256}``
 - liveliness            ``zflow/alive/daemon/{daemon_id}``, ``zflow/alive/node/{flow}/{instance}/{node}``
-- time-series store     ``zflow/tsdb/{dataset}/...``
+- time-series store     ``zflow/tsdb/{dataset}/...``; fragment locations ``zflow/tsdb/_loc/{location}/...``
 - workflow runs         ``zflow/runs/{workflow}/{run_id}``
 - builds                ``zflow/build/...``
 """
@@ -78,9 +79,29 @@ def sched(*rest: str) -> str:
     return _join(ROOT, "ctl", "sched", *rest)
 
 
+def bundle(digest: str) -> str:
+    """Operator code bundles, content-addressed by sha256 (``*`` for a serving queryable)."""
+    return _join(ROOT, "ctl", "bundle", digest if digest == "*" else chunk(digest, "bundle digest"))
+
+
 # ---- storage, runs, builds ----------------------------------------------------------------------
 def tsdb(dataset: str, *rest: str) -> str:
+    if dataset == "_loc":
+        raise UserError("dataset name '_loc' is reserved for fragment locations (zflow/tsdb/_loc/...)")
     return _join(ROOT, "tsdb", chunk(dataset, "dataset"), *rest)
+
+
+def tsdb_location(location: str, *rest: str) -> str:
+    """A Zenoh fragment location: ``zflow/tsdb/_loc/{location}/...`` (``@`` is reserved by Zenoh).
+
+    ``_loc`` is therefore not usable as a dataset name.
+    """
+    return _join(ROOT, "tsdb", "_loc", chunk(location, "location"), *rest)
+
+
+def tsdb_fragment(location: str, key: str) -> str:
+    """The key of fragment ``key`` (``a/b/c``) at Zenoh location ``location``."""
+    return tsdb_location(location, "f", *(chunk(part, "fragment key chunk") for part in key.split("/")))
 
 
 def runs(workflow: str, run_id: str = "*") -> str:
@@ -89,6 +110,29 @@ def runs(workflow: str, run_id: str = "*") -> str:
 
 def build(*rest: str) -> str:
     return _join(ROOT, "build", *rest)
+
+
+def run_event(workflow: str, run_id: str = "*", step: str = "*") -> str:
+    """Step events of workflow runs, folded into run records by the runs storage."""
+    return _join(ROOT, "runlog", chunk(workflow, "workflow") if workflow not in ("*", "**") else workflow,
+                 run_id if run_id in ("*", "**") else chunk(run_id, "run id"),
+                 step if step == "*" else chunk(step, "step"))
+
+
+def run_records(workflow: str = "*") -> str:
+    """Selector for every run record (of one workflow, or of all with ``*``)."""
+    return _join(ROOT, "runs", workflow if workflow in ("*", "**") else chunk(workflow, "workflow"), "*")
+
+
+def blob(store: str, digest: str = "*") -> str:
+    """Content-addressed file blobs in a site's store (or the ``global`` store)."""
+    return _join(ROOT, "blobs", store if store == "*" else chunk(store, "store"),
+                 digest if digest == "*" else chunk(digest, "digest"))
+
+
+def activator(workflow: str, instance: str, step: str, *rest: str) -> str:
+    """The scale-to-zero activator of an on-demand workflow step (pending messages, acks)."""
+    return instance_ctl(workflow, instance, "activator", chunk(step, "step"), *rest)
 
 
 # ---- user-written key expressions -----------------------------------------------------------------

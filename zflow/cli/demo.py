@@ -71,6 +71,8 @@ def run_demo(args: argparse.Namespace) -> int:
             raise UserError(f"--{name} must be at least 1 (got {getattr(args, name)})")
     if args.speed is not None and args.speed < 0:
         raise UserError(f"--speed must be 0 or more (got {args.speed:g})")
+    if args.duration is not None and args.duration <= 0:
+        raise UserError(f"--duration must be more than 0 seconds (got {args.duration:g})")
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="zflow-demo-"))
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,7 @@ def run_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     try:
         result = run_flow(graph, duration=args.duration, log=log)
-    except RuntimeFailure:
+    except (RuntimeFailure, UserError):
         _show_node_output(lines)
         raise
     elapsed = time.monotonic() - t0

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zflow.dataflow.graph import Graph
 
 SCHEMAS = {"dataflow": "DataflowModel", "composite": "CompositeModel", "node": "NodeFileModel"}
 
@@ -33,10 +38,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_schema)
 
 
+def warn_unused_vars(graph: Graph, overrides: dict[str, object]) -> None:
+    """Print a warning for each ``--var`` the flow's files neither declare nor use."""
+    from zflow.dataflow.vars import unused_overrides
+
+    files = [graph.source_file, *(n.source_file for n in graph.nodes.values())]
+    for problem in unused_overrides(overrides, files):
+        print(f"warning: {problem.render()}", file=sys.stderr)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from zflow.dataflow import compile_file, parse_cli_vars
 
-    graph = compile_file(args.flow, parse_cli_vars(args.var), instance="check")
+    overrides = parse_cli_vars(args.var)
+    graph = compile_file(args.flow, overrides, instance="check")
+    warn_unused_vars(graph, overrides)
     print(f"ok: {graph.flow}: {len(graph.nodes)} nodes, {len(graph.links)} links")
     return 0
 
@@ -45,7 +61,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from zflow.dataflow import compile_file, parse_cli_vars
     from zflow.dataflow.render import render
 
-    graph = compile_file(args.flow, parse_cli_vars(args.var), instance=args.instance)
+    overrides = parse_cli_vars(args.var)
+    graph = compile_file(args.flow, overrides, instance=args.instance)
+    warn_unused_vars(graph, overrides)
     print(render(graph, args.format))
     return 0
 
@@ -53,10 +71,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from zflow.dataflow import models
     from zflow.documents import dump_schema
+    from zflow.errors import UserError
 
     out = Path(args.out)
     for name, model in SCHEMAS.items():
         path = out / f"{name}.schema.json"
-        dump_schema(getattr(models, model), path)
+        try:
+            dump_schema(getattr(models, model), path)
+        except OSError as exc:
+            raise UserError(f"--out {args.out}: cannot write {path}: {exc.strerror}") from None
         print(f"wrote {path}")
     return 0

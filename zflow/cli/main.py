@@ -18,6 +18,9 @@ COMMAND_MODULES = (
     "zflow.cli.flow",
     "zflow.cli.run",
     "zflow.cli.demo",
+    "zflow.cli.workflow",
+    "zflow.cli.tsdb",
+    "zflow.cli.daemon",
 )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import deque
 from pathlib import Path
+from typing import Any
 
 from zflow.cli.flow import add_var_argument
-from zflow.errors import UserError
+from zflow.errors import Problem, RuntimeFailure, UserError
 
 
 def load_graph(path: str, variables: dict[str, object], instance: str | None):
@@ -22,20 +24,62 @@ def load_graph(path: str, variables: dict[str, object], instance: str | None):
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
         if isinstance(data, dict) and "nodes" in data and "flow" in data:
-            graph = Graph.from_dict(data)
+            try:
+                graph = Graph.from_dict(data)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                raise UserError(Problem(f"not a compiled graph ({type(exc).__name__}: {exc})", file=path,
+                                        hint="expected the output of zflow graph --format json")) from None
             return graph.with_instance(instance) if instance else graph
+    from zflow.cli.flow import warn_unused_vars
     from zflow.dataflow import compile_file
 
-    return compile_file(path, vars=variables, instance=instance)
+    graph = compile_file(path, vars=variables, instance=instance)
+    warn_unused_vars(graph, variables)
+    return graph
 
 
 def _run(args: argparse.Namespace) -> int:
     from zflow.dataflow import parse_cli_vars
+    from zflow.runtime.supervisor import print_prefixed
+
+    if args.duration is not None and args.duration <= 0:
+        raise UserError(f"--duration must be more than 0 seconds (got {args.duration:g})")
+    graph = load_graph(args.flow, parse_cli_vars(args.var), args.instance)
+    tails: dict[str, deque[str]] = {}
+
+    def log(name: str, line: str) -> None:
+        """Quiet runs still keep each node's last lines, to show why one failed."""
+        if args.quiet:
+            tails.setdefault(name, deque(maxlen=30)).append(line)
+        else:
+            print_prefixed(name, line)
+
+    try:
+        result = _run_flow(args, graph, log)
+    except (RuntimeFailure, UserError):
+        _show_tails(tails)
+        raise
+    _show_tails({n: t for n, t in tails.items() if n in result.failed})
+    how = "stopped" if result.stopped else "finished"
+    print(f"zflow: flow {graph.flow!r} {how} in {result.elapsed_s:.2f}s "
+          f"(ready in {result.ready_s:.2f}s)", file=sys.stderr)
+    for name, st in result.status.items():
+        extra = f", {st['restarts']} restart(s)" if st["restarts"] else ""
+        print(f"  {name}: {st['state']} (exit {st['exit_code']}{extra})", file=sys.stderr)
+    return result.exit_code
+
+
+def _show_tails(tails: dict[str, deque[str]]) -> None:
+    for name, lines in tails.items():
+        useful = [line for line in lines if not line.startswith(("-- started", "-- stopped"))]
+        for line in useful:
+            print(f"[{name}] {line}", file=sys.stderr)
+
+
+def _run_flow(args: argparse.Namespace, graph: Any, log: Any) -> Any:
     from zflow.runtime.run import run_flow
 
-    graph = load_graph(args.flow, parse_cli_vars(args.var), args.instance)
-    log = None if args.quiet else __import__("zflow.runtime.supervisor", fromlist=["x"]).print_prefixed
-    result = run_flow(
+    return run_flow(
         graph,
         connect=args.connect or None,
         listen=args.listen or None,
@@ -47,13 +91,6 @@ def _run(args: argparse.Namespace) -> int:
             f"({len(graph.nodes)} nodes); tap it with: zflow/data/{graph.flow}/{graph.instance}/**",
             file=sys.stderr, flush=True),
     )
-    how = "stopped" if result.stopped else "finished"
-    print(f"zflow: flow {graph.flow!r} {how} in {result.elapsed_s:.2f}s "
-          f"(ready in {result.ready_s:.2f}s)", file=sys.stderr)
-    for name, st in result.status.items():
-        extra = f", {st['restarts']} restart(s)" if st["restarts"] else ""
-        print(f"  {name}: {st['state']} (exit {st['exit_code']}{extra})", file=sys.stderr)
-    return result.exit_code
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,5 +104,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where the embedded router listens (default: a free port on 127.0.0.1)")
     p.add_argument("--router-config", help="Zenoh JSON5 config for the embedded router (router_config/)")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--quiet", "-q", action="store_true", help="do not print node output")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="do not print node output (except a failed node's last lines)")
     p.set_defaults(handler=_run)

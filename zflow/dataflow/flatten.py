@@ -97,6 +97,9 @@ class _Inherited:
     chain: tuple[str, ...]  # composite files being expanded (recursion guard)
 
 
+_BRIDGE_SIDES = {"zenoh-subscribe": "outputs", "zenoh-publish": "inputs"}
+
+
 class _Builder:
     def __init__(self, ir: FlowIR):
         self.ir = ir
@@ -371,6 +374,9 @@ class _Builder:
         is checked here rather than when the node starts."""
         assert n.run is not None
         defaults = builtin_ports(n.run.target)
+        keys = n.config.get("keys")
+        if n.run.target in _BRIDGE_SIDES and isinstance(keys, dict):  # one port per key expression
+            defaults = {_BRIDGE_SIDES[n.run.target]: [str(k) for k in keys]}
         if node.inputs is None and defaults.get("inputs"):
             n.inputs = self._port_list(list(defaults["inputs"]), where.at("inputs"), n.base_dir)
         if node.outputs is None and defaults.get("outputs") and n.kind != "sink":

@@ -102,6 +102,8 @@ def _file_target(body: str, attr: str | None, base_dir: str) -> RunSpec:
         hint = did_you_mean(os.path.basename(path), siblings)
         where = "directory does not exist" if not os.path.isdir(folder) else "file not found"
         raise TargetError(f"operator {where}: {path}", hint)
+    if path.endswith(".py") and (error := syntax_error(path)):
+        raise TargetError(f"syntax error in {error}")
     if attr is not None:
         _check_attr(path, attr)
     return RunSpec(kind="python", target=path, attr=attr)
@@ -114,33 +116,48 @@ def _listdir(folder: str) -> list[str]:
         return []
 
 
-_NAMES_CACHE: dict[tuple[str, float], set[str] | None] = {}
+_PARSED: dict[tuple[str, float], ast.Module | SyntaxError | None] = {}
 
 
-def top_level_names(path: str) -> set[str] | None:
-    """Names a Python file defines at top level (None if it cannot be parsed)."""
+def _parse(path: str) -> ast.Module | SyntaxError | None:
+    """The file's syntax tree, its SyntaxError, or None when it cannot be read (cached)."""
     try:
         key = (path, os.stat(path).st_mtime)
     except OSError:
         return None
-    if key in _NAMES_CACHE:
-        return _NAMES_CACHE[key]
-    try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        names = None
-    else:
-        names = set()
-        for stmt in tree.body:
-            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                names.add(stmt.name)
-            elif isinstance(stmt, ast.Assign):
-                names.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
-            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                names.add(stmt.target.id)
-            elif isinstance(stmt, ast.Import | ast.ImportFrom):
-                names.update((a.asname or a.name).split(".")[0] for a in stmt.names)
-    _NAMES_CACHE[key] = names
+    if key not in _PARSED:
+        try:
+            _PARSED[key] = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+        except SyntaxError as exc:
+            _PARSED[key] = exc
+        except (OSError, UnicodeDecodeError, ValueError):
+            _PARSED[key] = None
+    return _PARSED[key]
+
+
+def syntax_error(path: str) -> str | None:
+    """``file.py:3: expected ':'`` when a Python file does not parse."""
+    tree = _parse(path)
+    if isinstance(tree, SyntaxError):
+        return f"{path}:{tree.lineno}: {tree.msg}"
+    return None
+
+
+def top_level_names(path: str) -> set[str] | None:
+    """Names a Python file defines at top level (None if it cannot be parsed)."""
+    tree = _parse(path)
+    if not isinstance(tree, ast.Module):
+        return None
+    names: set[str] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(stmt.name)
+        elif isinstance(stmt, ast.Assign):
+            names.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            names.add(stmt.target.id)
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in stmt.names)
     return names
 
 

@@ -39,7 +39,7 @@ class _Resolver:
         if member is None:
             self.problems.append(where_node.problem(
                 f"unknown node '{node}'",
-                did_you_mean(node, scope.members) or _known("nodes", scope.members)))
+                did_you_mean(node, [*scope.members, *scope.broken]) or _known("nodes", scope.members)))
             return None
         if member.kind == "sink" and direction == "output":
             self.problems.append(where_node.problem(

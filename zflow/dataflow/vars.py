@@ -146,4 +146,27 @@ def declared_vars(doc: Document) -> tuple[dict[str, Any], list[Problem]]:
     return {str(k): v for k, v in raw.items()}, problems
 
 
-__all__ = ["declared_vars", "merged_vars", "parse_cli_vars", "substitute"]
+def unused_overrides(overrides: Mapping[str, Any], files: Iterable[str | None]) -> list[Problem]:
+    """``--var`` names that no file of the flow declares or uses: a misspelt override is
+    otherwise ignored without a word. ``files`` are the flow's descriptor files."""
+    from zflow.documents import load_document
+
+    known: set[str] = set()
+    files = {f for f in files if f}
+    if not files:
+        return []
+    for file in files:
+        try:
+            doc = load_document(str(file))
+        except UserError:
+            return []  # cannot tell
+        known.update(declared_vars(doc)[0])
+        known.update(m.group(1) for m in _VAR.finditer(json.dumps(doc.data, default=str)))
+    return [
+        Problem(f"--var {name}: the flow neither declares nor uses this variable",
+                hint=did_you_mean(name, known) or (f"its variables: {', '.join(sorted(known))}" if known else None))
+        for name in overrides if name not in known
+    ]
+
+
+__all__ = ["declared_vars", "merged_vars", "parse_cli_vars", "substitute", "unused_overrides"]

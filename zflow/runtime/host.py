@@ -229,6 +229,9 @@ class _NodeRuntime:
         out.send(value, metadata)
 
     def _emit_error(self, value: Any, metadata: dict[str, Any] | None = None) -> None:
+        if not self.outputs:
+            raise TypeError(f"node {self.spec.id!r} returned or yielded a value but declares no outputs; "
+                            "add outputs: [out] to it in the descriptor, or return None")
         raise TypeError(
             f"node {self.spec.id!r} returned or yielded a value but has {len(self.outputs)} outputs; "
             "use ctx.put(output, value)"
@@ -370,12 +373,12 @@ class Host:
                 self._tokens.append(self.session.liveliness().declare_token(
                     keyexprs.node_alive(self.graph.flow, self.graph.instance, node_id)))
             while not start.wait(0.05):
-                if self.stop_event.is_set():
+                if self.stopping:
                     return 0
             self._start_threads()
             if not self.runtimes:
                 self.done.set()
-            while not self.done.wait(0.2):
+            while not self.done.wait(0.2) and not self.stopping:
                 pass
             return 1 if self.failure is not None else 0
         finally:
@@ -537,11 +540,20 @@ class Host:
     def _shutdown(self) -> None:
         self.stopping = True
         self.stop_event.set()
+        # A teardown that hangs must not keep the flow alive: give up after a while, loudly.
+        tearing: list[str] = []
+        watchdog = threading.Timer(TEARDOWN_TIMEOUT_S, _abandon, (tearing,))
+        watchdog.daemon = True
+        watchdog.start()
         for rt in self.runtimes.values():
-            with contextlib.suppress(Exception):
+            tearing[:] = [rt.spec.id]
+            try:
                 result = rt.node.teardown(rt.ctx)
                 if inspect.iscoroutine(result):
                     self.run_async(result)
+            except Exception as exc:  # reported, and the host exits 1
+                self.fail(rt.spec.id, exc)
+        watchdog.cancel()
         for token in self._tokens:
             with contextlib.suppress(Exception):
                 token.undeclare()
@@ -552,6 +564,27 @@ class Host:
                 thread.join(timeout=1.0)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+TEARDOWN_TIMEOUT_S = float(os.environ.get("ZFLOW_TEARDOWN_TIMEOUT", "5"))
+
+
+def _abandon(tearing: list[str]) -> None:
+    print(f"node {tearing[0] if tearing else '?'!r}: teardown did not return within "
+          f"{TEARDOWN_TIMEOUT_S:g}s; exiting without it", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+def stop_on_signals(host: Host) -> None:
+    """SIGTERM/SIGINT stop the host. The handler only sets a flag that the main loop polls:
+    taking a lock in a handler (``Event.set``) deadlocks when the signal lands while the main
+    thread holds that lock, e.g. two signals in a row (the parent's SIGTERM and PDEATHSIG)."""
+
+    def on_signal(*_: object) -> None:
+        host.stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
 def _die_with_parent() -> None:
@@ -576,10 +609,10 @@ def main() -> int:
     except UserError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: host.stop())
-    signal.signal(signal.SIGINT, lambda *_: host.stop())
+    stop_on_signals(host)
     try:
-        return host.run()
+        code = host.run()
+        return 1 if code == 0 and host.failure is not None else code  # a teardown failed
     except UserError as exc:
         print(exc.render(), file=sys.stderr, flush=True)
         return 2

@@ -86,8 +86,9 @@ class FlowRunner:
             return RestartPolicy()
         return max(on_failure, key=lambda p: p.max_restarts)
 
-    def wait_ready(self, session: Any, timeout: float = 30.0) -> bool:
-        """Wait until every node of this runner has declared its liveliness token."""
+    def wait_ready(self, session: Any, timeout: float = 30.0, cancel: threading.Event | None = None) -> bool:
+        """Wait until every node of this runner has declared its liveliness token (False on
+        timeout, a failed host, or ``cancel`` set, e.g. by Ctrl-C during a slow setup)."""
         expected = set(self.node_ids)
         seen: set[str] = set()
         lock = threading.Condition()
@@ -106,7 +107,7 @@ class FlowRunner:
             with lock:
                 while not expected <= seen:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self.failed():
+                    if remaining <= 0 or self.failed() or (cancel is not None and cancel.is_set()):
                         return False
                     lock.wait(min(0.05, remaining))
             return True

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from zflow.dataflow.graph import NodeSpec, RunSpec
-from zflow.errors import UserError, did_you_mean
+from zflow.errors import Problem, UserError, did_you_mean
 from zflow.runtime.api import Node
 
 _BRIDGES = {"zenoh-subscriber": "zenoh-subscribe", "zenoh-publisher": "zenoh-publish"}
@@ -38,7 +38,11 @@ def _load_file(path: str) -> ModuleType:
     parent = str(file.parent.resolve())
     if parent not in sys.path:  # sibling imports (helpers next to the operator) work
         sys.path.insert(0, parent)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:  # the user's file, not the runtime: no traceback
+        del sys.modules[name]
+        raise UserError(Problem(exc.msg, file=exc.filename or path, line=exc.lineno)) from None
     return module
 
 

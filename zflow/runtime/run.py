@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zflow.dataflow.graph import Graph
-from zflow.errors import RuntimeFailure
+from zflow.errors import RuntimeFailure, UserError
 from zflow.runtime.launcher import FlowRunner
-from zflow.runtime.supervisor import LogSink, print_prefixed
+from zflow.runtime.supervisor import EXIT_BAD_INPUT, LogSink, print_prefixed
 from zflow.transport.session import EmbeddedRouter, SessionOptions, open_session
 
 
@@ -32,7 +32,11 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """0 ok; 2 when every failed host refused its input (exit 2, e.g. a file with no node); else 1."""
+        if not self.failed:
+            return 0
+        bad_input = all(self.status[n]["exit_code"] == EXIT_BAD_INPUT for n in self.failed)
+        return EXIT_BAD_INPUT if bad_input else 1
 
 
 @contextlib.contextmanager
@@ -77,9 +81,14 @@ def run_flow(
         stack.callback(runner.supervisor.stop_all)
         stack.enter_context(_stop_on_signals(stop))
         runner.start()
-        if not runner.wait_ready(ctl, timeout=ready_timeout):
+        if not runner.wait_ready(ctl, timeout=ready_timeout, cancel=stop):
             runner.supervisor.stop_all()
+            if stop.is_set() and not runner.failed():  # Ctrl-C while the nodes were starting
+                return RunResult(graph, runner.status(), [], 0.0, time.monotonic() - t0, stopped=True)
             failed = runner.failed()
+            status = runner.status()
+            if failed and all(status[n]["exit_code"] == EXIT_BAD_INPUT for n in failed):
+                raise UserError(f"node host(s) refused their input: {', '.join(failed)} (see their messages)")
             detail = f"node host(s) failed to start: {', '.join(failed)}" if failed else \
                 f"nodes not ready after {ready_timeout:.0f}s"
             raise RuntimeFailure(detail)

@@ -7,6 +7,7 @@ kernel to SIGTERM them if the supervisor dies anyway (see ``zflow.runtime.host``
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -23,7 +24,12 @@ from zflow.dataflow.graph import RestartPolicy
 State = Literal["starting", "running", "exited", "failed", "restarting", "stopped"]
 LogSink = Callable[[str, str], None]
 
-EXIT_BAD_INPUT = 2  # a child that says its input is bad is never restarted
+EXIT_BAD_INPUT = 2
+
+# Children ask the kernel for SIGTERM when their parent goes (PR_SET_PDEATHSIG), and Linux ties
+# that to the *thread* that forked them. So every child is forked by this one long-lived thread,
+# never by a short-lived one (a Zenoh callback, a restart watcher) whose exit would kill it.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="zflow-spawner")  # a child that says its input is bad is never restarted
 
 
 def print_prefixed(name: str, line: str) -> None:
@@ -101,7 +107,8 @@ class Supervisor:
         env = dict(os.environ if child.env is None else child.env)
         env["ZFLOW_PARENT_PID"] = str(os.getpid())
         env.setdefault("PYTHONUNBUFFERED", "1")
-        child.proc = subprocess.Popen(
+        child.proc = _SPAWNER.submit(
+            subprocess.Popen,
             child.argv,
             stdin=subprocess.PIPE if child.stdin_data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -109,7 +116,7 @@ class Supervisor:
             env=env,
             cwd=child.cwd,
             start_new_session=True,
-        )
+        ).result()
         if child.stdin_data is not None and child.proc.stdin is not None:
             with contextlib.suppress(BrokenPipeError):
                 child.proc.stdin.write(child.stdin_data)
@@ -131,6 +138,8 @@ class Supervisor:
             pump.start()
             code = proc.wait()
             pump.join(timeout=2.0)
+            if not pump.is_alive():  # a long-lived supervisor must not keep one pipe per finished child
+                proc.stdout.close()
             child.exit_code = code
             if self._stopping or child.state == "stopped":
                 child.state = "stopped"
@@ -161,7 +170,11 @@ class Supervisor:
                 break
             if child.restart_stdin_data is not None:
                 child.stdin_data = child.restart_stdin_data
-            self._start(child)
+            with self._lock:  # a stop that came during the backoff must not miss the new process
+                if self._stopping or child.state == "stopped":
+                    child.state = "stopped"
+                    break
+                self._start(child)
         child.done.set()
         with self._changed:
             self._changed.notify_all()
@@ -200,11 +213,13 @@ class Supervisor:
         child = self.children.get(name)
         if child is None:
             return
-        child.state = "stopped"
+        with self._lock:
+            child.state = "stopped"
         self._terminate([child], timeout)
 
     def stop_all(self, timeout: float | None = None) -> None:
-        self._stopping = True
+        with self._lock:
+            self._stopping = True
         self._terminate(list(self.children.values()), timeout)
 
     def _terminate(self, children: list[Child], timeout: float | None) -> None:

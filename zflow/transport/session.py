@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,13 +83,20 @@ def make_config(opts: SessionOptions) -> zenoh.Config:
     return cfg
 
 
+def zenoh_error_text(exc: BaseException) -> str:
+    """A Zenoh error without the Rust source locations and debug wrappers a person cannot use."""
+    text = re.sub(r"\s+at \S+\.rs:\d+\.?", "", str(exc))
+    inner = re.search(r'msg: "(.*?)"', text)
+    return inner.group(1) if inner else text
+
+
 @contextlib.contextmanager
 def open_session(opts: SessionOptions) -> Iterator[zenoh.Session]:
     """Open a session and always close it."""
     try:
         session = zenoh.open(make_config(opts))
     except zenoh.ZError as exc:
-        raise UserError(f"cannot open Zenoh session ({opts.mode}): {exc}") from None
+        raise UserError(f"cannot open Zenoh session ({opts.mode}): {zenoh_error_text(exc)}") from None
     try:
         yield session
     finally:

@@ -1,0 +1,6 @@
+import time
+
+
+def handle(inputs):
+    time.sleep(inputs["seconds"])
+    return {"slept": inputs["seconds"]}

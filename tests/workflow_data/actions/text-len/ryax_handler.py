@@ -1,0 +1,2 @@
+def handle(inputs):
+    return {"length": len(inputs["text"]), "upper": inputs["text"].upper()}

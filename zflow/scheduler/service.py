@@ -1,0 +1,88 @@
+"""The scheduler as a Zenoh queryable (``zflow/ctl/sched/place``), standalone or in a daemon.
+
+It asks every daemon for its live status, drops daemons without a valid bootstrap token
+(when a cluster secret is configured), runs the placement core and answers with one decision
+per node, including why each other candidate was rejected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from zflow import codec, keyexprs
+from zflow.daemon.auth import check_token
+from zflow.daemon.client import ControlClient
+from zflow.errors import RuntimeFailure
+from zflow.scheduler.model import Demand, Pool
+from zflow.scheduler.placement import Decision, Placer
+
+
+def pools_from_statuses(statuses: Iterable[dict[str, Any]], secret: bytes | None,
+                        trusted: list[str] | None = None) -> list[Pool]:
+    pools = []
+    for st in statuses:
+        why = check_token(secret, st["id"], st.get("token")) if secret is not None else None
+        if why is None and trusted is not None and st["id"] not in trusted:
+            why = f"daemon {st['id']!r} was not verified when the instance was created"
+        for p in st.get("pools", []):
+            pool = Pool.from_dict(p)
+            pool.ineligible = why
+            pools.append(pool)
+    return pools
+
+
+def decide(session: Any, request: dict[str, Any], secret: bytes | None) -> dict[str, Any]:
+    statuses = ControlClient(session).statuses()
+    pools = pools_from_statuses(statuses, secret, request.get("trusted"))
+    demands = [Demand.from_dict(d) for d in request.get("demands", [])]
+    placer = Placer(pools, request.get("policy", "weighted"))
+    decisions = placer.place_all(demands, explain=bool(request.get("explain")))
+    verified = sorted({p.daemon for p in pools if p.ineligible is None})
+    return {"ok": True, "decisions": [d.to_dict() for d in decisions], "daemons": [s["id"] for s in statuses],
+            "verified": verified if secret is not None else None}
+
+
+class SchedulerService:
+    """Answers placement queries; each query is worked on its own thread (it queries daemons)."""
+
+    def __init__(self, session: Any, secret: bytes | None):
+        self.session = session
+        self.secret = secret
+        self._queryable = session.declare_queryable(keyexprs.sched("place"), self._on_query)
+
+    def _on_query(self, query: Any) -> None:
+        threading.Thread(target=self._answer, args=(query,), daemon=True, name="zflow-sched").start()
+
+    def _answer(self, query: Any) -> None:
+        try:
+            request = codec.decode(query.payload.to_bytes(), str(query.encoding)) if query.payload else {}
+            answer = decide(self.session, request, self.secret)
+        except Exception as exc:  # answered, not raised: the caller shows it
+            answer = {"ok": False, "error": str(exc)}
+        payload, enc = codec.encode(answer)
+        with contextlib.suppress(Exception):
+            query.reply(keyexprs.sched("place"), payload, encoding=enc)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._queryable.undeclare()
+
+
+def request_placement(session: Any, demands: list[Demand], policy: str = "weighted", explain: bool = False,
+                      trusted: list[str] | None = None, secret: bytes | None = None,
+                      timeout: float = 10.0) -> tuple[list[Decision], dict[str, Any]]:
+    """Ask the scheduler queryable; with none reachable, place here with the same core."""
+    request = {"demands": [d.to_dict() for d in demands], "policy": policy, "explain": explain,
+               "trusted": trusted}
+    client = ControlClient(session, timeout)
+    answers = client.get_all(keyexprs.sched("place"), request, timeout=timeout)
+    answer = next((a for a in answers if a.get("ok")), None)
+    if answer is None and answers:
+        raise RuntimeFailure(f"scheduler: {answers[0].get('error')}")
+    if answer is None:
+        answer = decide(session, request, secret)
+        answer["local"] = True
+    return [Decision.from_dict(d) for d in answer["decisions"]], answer

@@ -1,0 +1,174 @@
+"""The metadata catalog, replicated to every location.
+
+Entries: ``{dataset}/catalog/schema`` (schema, location names, coding parameters) and one
+``{dataset}/catalog/obj/{object_id}`` per sealed object (row count, layout, per-column dedup
+split, base dictionary, min/max keys, fragment -> location map). Each entry is msgpack
+(numpy arrays via :mod:`zflow.codec`) behind a CRC32, written to *every* location, so any
+single surviving location holds the whole catalog: losing n-k locations loses no metadata
+(replication costs little here — the catalog is a few KB per object, against MBs of data).
+Loading takes the union of entries over the locations that answer.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from zflow import codec
+from zflow.errors import RuntimeFailure
+from zflow.tsdb.dedup import Trend, join_keys, trend_keys
+from zflow.tsdb.layout import ObjectLayout
+from zflow.tsdb.schema import Schema
+
+_CRC = struct.Struct("<I")
+
+
+def schema_key(ds: str) -> str:
+    return f"{ds}/catalog/schema"
+
+
+def object_key(ds: str, oid: str) -> str:
+    return f"{ds}/catalog/obj/{oid}"
+
+
+def fragment_key(ds: str, oid: str, index: int) -> str:
+    return f"{ds}/obj/{oid}/{index}"
+
+
+def pack_entry(value: Any) -> bytes:
+    body, _ = codec.encode(value)
+    return _CRC.pack(zlib.crc32(body)) + body
+
+
+def unpack_entry(data: bytes) -> Any | None:
+    """The entry, or None when its checksum does not match (a corrupted replica)."""
+    if len(data) < 4:
+        return None
+    (crc,) = _CRC.unpack_from(data)
+    body = data[4:]
+    if zlib.crc32(body) != crc:
+        return None
+    return codec.decode(body, codec.MSGPACK)
+
+
+@dataclass
+class ColumnMeta:
+    dev_bits: int
+    bases: np.ndarray  # sorted unique bases (uint64)
+    min_key: int
+    max_key: int
+    width: int = 64  # bits of the value the split applies to (the key, or the trend residual)
+    trend: Trend | None = None
+
+    def keys(self, ids: np.ndarray, dev: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Order-preserving keys of ``rows`` from their base ids and deviations."""
+        v = join_keys(ids, dev, self.bases, self.dev_bits)
+        return v if self.trend is None else trend_keys(v, rows, self.trend, self.min_key)
+
+    @property
+    def dict_bits(self) -> int:
+        return len(self.bases) * (self.width - self.dev_bits)
+
+    def to_dict(self) -> dict:
+        return {"dev_bits": self.dev_bits, "bases": self.bases, "min_key": self.min_key,
+                "max_key": self.max_key, "width": self.width,
+                "trend": self.trend.to_list() if self.trend else None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ColumnMeta:
+        trend = Trend.from_list(d["trend"]) if d.get("trend") else None
+        return cls(d["dev_bits"], np.asarray(d["bases"], dtype=np.uint64), d["min_key"], d["max_key"],
+                   d.get("width", 64), trend)
+
+
+@dataclass
+class ObjectMeta:
+    oid: str
+    n_rows: int
+    layout: ObjectLayout
+    columns: dict[str, ColumnMeta]
+    placement: list[int]  # fragment index -> location index
+    fragment_bytes: int = 0  # stored size of one fragment (header + payload + trailer)
+
+    def to_dict(self) -> dict:
+        return {"oid": self.oid, "n_rows": self.n_rows, "layout": self.layout.to_dict(),
+                "columns": {k: v.to_dict() for k, v in self.columns.items()},
+                "placement": self.placement, "fragment_bytes": self.fragment_bytes}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ObjectMeta:
+        return cls(d["oid"], d["n_rows"], ObjectLayout.from_dict(d["layout"]),
+                   {k: ColumnMeta.from_dict(v) for k, v in d["columns"].items()},
+                   list(d["placement"]), d.get("fragment_bytes", 0))
+
+
+@dataclass
+class Catalog:
+    schema: Schema
+    locations: list[str]
+    objects: dict[str, ObjectMeta] = field(default_factory=dict)
+
+    def header(self) -> dict:
+        return {"schema": self.schema.model_dump(mode="json"), "locations": self.locations}
+
+    def sorted_objects(self) -> list[ObjectMeta]:
+        return [self.objects[k] for k in sorted(self.objects)]
+
+
+def write_entry(stores: list, key: str, value: Any) -> list[str]:
+    """Write an entry to every location; names of locations that failed."""
+    from storage_backends.base import StoreError
+
+    blob = pack_entry(value)
+    failed = []
+    for s in stores:
+        try:
+            s.put(key, blob)
+        except (StoreError, OSError):
+            failed.append(s.name)
+    if len(failed) == len(stores):
+        raise RuntimeFailure(f"catalog entry {key}: no location accepted it ({', '.join(failed)})")
+    return failed
+
+
+def load(stores: list, dataset: str) -> Catalog:
+    """The catalog from whichever locations answer (union of entries, checksums verified)."""
+    from storage_backends.base import StoreError
+
+    header = None
+    keys: dict[str, list] = {}
+    live = []
+    for s in stores:
+        try:
+            names = s.list(f"{dataset}/catalog/")
+        except (StoreError, OSError):
+            continue
+        live.append(s)
+        for key in names:
+            keys.setdefault(key, []).append(s)
+    if not live:
+        raise RuntimeFailure(f"dataset '{dataset}': no location answered")
+    entries: dict[str, Any] = {}
+    for key, holders in keys.items():
+        for s in holders:
+            try:
+                value = unpack_entry(s.get(key))
+            except (StoreError, OSError):
+                continue
+            if value is not None:
+                entries[key] = value
+                break
+    header = entries.pop(schema_key(dataset), None)
+    if header is None:
+        raise RuntimeFailure(f"dataset '{dataset}' not found at {', '.join(s.name for s in live)}")
+    cat = Catalog(Schema.model_validate(header["schema"]), list(header["locations"]))
+    prefix = f"{dataset}/catalog/obj/"
+    for key, value in entries.items():
+        if key.startswith(prefix):
+            meta = ObjectMeta.from_dict(value)
+            cat.objects[meta.oid] = meta
+    return cat

@@ -1,0 +1,219 @@
+"""Run records: step events folded into one record per run, kept in a Zenoh storage on disk.
+
+Steps publish events on ``zflow/runlog/{workflow}/{run}/{step}``; the runs storage folds them
+into a record, publishes it on ``zflow/runs/{workflow}/{run}`` and answers queries there from
+its directory (one JSON file per run, written behind a short delay so a busy workflow costs a
+few file writes per second, not one per event). Restarting the storage loses nothing written.
+
+A run completes when every step has run as many times as its parents fed it: a handler that
+returns a list of N dicts feeds N executions downstream, one that returns [] feeds none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import zenoh
+
+from zflow import codec, keyexprs
+
+RUNNING, COMPLETED, ERROR, CANCELED = "Running", "Completed", "Error", "Canceled"
+FINAL = (COMPLETED, ERROR, CANCELED)
+
+
+def new_record(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "workflow": event["workflow"], "run": event["run"], "status": RUNNING,
+        "created": event.get("created", event.get("start")), "ended": None, "duration": None,
+        "trigger": event["step"], "plan": event.get("plan", {}), "steps": {}, "outputs": {},
+        "results": {}, "results_spec": event.get("results", {}), "error": None,
+    }
+
+
+def fold(record: dict[str, Any], event: dict[str, Any]) -> None:
+    """Apply one step event to a run record and recompute its status."""
+    if event.get("plan"):
+        record["plan"] = event["plan"]
+        record["results_spec"] = event.get("results", record.get("results_spec", {}))
+        record["created"] = event.get("created", record.get("created"))
+        record["trigger"] = event["step"]
+    execution = {k: event.get(k) for k in ("status", "start", "end", "host", "site", "daemon", "error", "code",
+                                           "logs", "branch", "emitted", "transfers")}
+    if event.get("start") is not None and event.get("end") is not None:
+        execution["duration"] = event["end"] - event["start"]
+    record["steps"].setdefault(event["step"], []).append(execution)
+    for name, value in (event.get("outputs") or {}).items():
+        record["outputs"][f"{event['step']}.{name}"] = value
+    if record["status"] in FINAL:
+        return
+    if event.get("status") == ERROR:
+        record["status"] = ERROR
+        record["error"] = f"step {event['step']!r} failed: {event.get('error')}"
+        record["ended"] = event.get("end")
+    elif event.get("status") == CANCELED:
+        record["status"] = CANCELED
+        record["error"] = event.get("error")
+        record["ended"] = event.get("end")
+    elif _complete(record):
+        record["status"] = COMPLETED
+        record["ended"] = max((e.get("end") or 0) for ex in record["steps"].values() for e in ex)
+    if record["status"] in FINAL and record.get("created") and record.get("ended"):
+        record["duration"] = record["ended"] - record["created"]
+        for key, ref in (record.get("results_spec") or {}).items():
+            if ref in record["outputs"]:
+                record["results"][key] = record["outputs"][ref]
+
+
+def _complete(record: dict[str, Any]) -> bool:
+    plan: dict[str, list[str]] = record.get("plan") or {}
+    if not plan:
+        return False
+    done: dict[str, int] = {s: sum(1 for e in ex if e.get("status") == "Success")
+                            for s, ex in record["steps"].items()}
+    for step, parents in plan.items():  # plan is in topological order
+        if not parents:
+            if done.get(step, 0) < 1:
+                return False
+            continue
+        fed = sum((e.get("emitted") or {}).get(step, 0) for p in parents for e in record["steps"].get(p, []))
+        if fed % len(parents):
+            return False
+        if done.get(step, 0) < fed // len(parents):
+            return False
+    return True
+
+
+class RunStore:
+    """Run records on disk: ``{dir}/{workflow}/{run}.json``."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, workflow: str, run: str) -> Path:
+        return self.dir / workflow / f"{run}.json"
+
+    def save(self, record: dict[str, Any]) -> None:
+        p = self.path(record["workflow"], record["run"])
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, default=_jsonable), encoding="utf-8")
+        os.replace(tmp, p)
+
+    def load(self, workflow: str, run: str) -> dict[str, Any] | None:
+        p = self.path(workflow, run)
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def list(self, workflow: str = "*") -> list[dict[str, Any]]:
+        out = []
+        for p in sorted(self.dir.glob(f"{workflow}/*.json")):
+            with contextlib.suppress(json.JSONDecodeError, OSError):
+                out.append(json.loads(p.read_text(encoding="utf-8")))
+        return sorted(out, key=lambda r: r.get("created") or 0)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes | bytearray):
+        return {"bytes": len(v)}
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return str(v)
+
+
+class RunsStorage:
+    """The runs storage process's core: subscriber on step events + queryable on records."""
+
+    def __init__(self, session: Any, directory: str | Path, workflow: str = "*", flush_s: float = 0.05):
+        self.session = session
+        self.store = RunStore(directory)
+        self.records: dict[tuple[str, str], dict[str, Any]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.flush_s = flush_s
+        self._sub = session.declare_subscriber(keyexprs.run_event(workflow, "*", "*"), self._on_event)
+        self._q = session.declare_queryable(keyexprs.run_records(workflow), self._on_query)
+        self._flusher = threading.Thread(target=self._flush_loop, name="runs-flush", daemon=True)
+        self._flusher.start()
+
+    def _on_event(self, sample: Any) -> None:
+        try:
+            event = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
+        except Exception:
+            return
+        key = (event["workflow"], event["run"])
+        with self._lock:
+            record = self.records.get(key)
+            if record is None:
+                record = self.store.load(*key) or new_record(event)
+                self.records[key] = record
+            fold(record, event)
+            self._dirty.add(key)
+            payload, ctype = codec.encode(record)
+        self.session.put(keyexprs.runs(key[0], key[1]), payload, encoding=ctype,
+                         congestion_control=zenoh.CongestionControl.BLOCK)
+
+    def _on_query(self, query: Any) -> None:
+        key = str(query.key_expr)
+        parts = key.split("/")
+        wf, run = parts[2], parts[3]
+        with self._lock:
+            if "*" in wf or "*" in run:
+                found = {(r["workflow"], r["run"]): r for r in self.store.list(wf if "*" not in wf else "*")}
+                found.update({k: v for k, v in self.records.items()
+                              if (wf in ("*", "**") or k[0] == wf)})
+                # `run-show ID` asks zflow/runs/*/ID: only that run (a reply outside the query's key fails it)
+                records = [r for r in found.values() if "*" in run or r["run"] == run]
+            else:
+                r = self.records.get((wf, run)) or self.store.load(wf, run)
+                records = [r] if r else []
+        for r in records:
+            payload, ctype = codec.encode(r)
+            query.reply(keyexprs.runs(r["workflow"], r["run"]), payload, encoding=ctype)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            records = [dict(self.records[k]) for k in dirty]
+            for k in dirty:  # finished runs leave memory once on disk
+                if self.records[k]["status"] in FINAL:
+                    self.records.pop(k, None)
+        for r in records:
+            self.store.save(r)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._flusher.join(timeout=2)
+        with contextlib.suppress(Exception):
+            self._sub.undeclare()
+            self._q.undeclare()
+        self.flush()
+
+
+def query_runs(session: Any, workflow: str = "*", run: str = "*", timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Run records from whatever runs storage answers on the Zenoh network."""
+    selector = keyexprs.runs(workflow, run) if workflow not in ("*", "**") else f"zflow/runs/*/{run}"
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for reply in session.get(selector, timeout=timeout):
+        if reply.ok is None:
+            continue
+        r = codec.decode(reply.ok.payload.to_bytes(), str(reply.ok.encoding))
+        out[(r["workflow"], r["run"])] = r
+    return sorted(out.values(), key=lambda r: r.get("created") or 0)
+
+
+def now() -> float:
+    return time.time()
