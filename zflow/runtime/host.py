@@ -514,8 +514,13 @@ class Host:
         try:
             result = rt.node.run(rt.ctx)  # type: ignore[attr-defined]
             if inspect.isgenerator(result):
+                out = rt._single
+                # Only a remote consumer, always: bytes go straight to the publisher.
+                put = out.publisher.put if out is not None and out.remote and not out.local else None
                 for value in result:
-                    if value is not None:
+                    if put is not None and type(value) is bytes:
+                        put(value)
+                    elif value is not None:
                         rt.emit(value)  # read each time: a tap found on the way changes it
                     if self.stopping:
                         result.close()
