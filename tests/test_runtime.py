@@ -239,3 +239,16 @@ def test_a_missing_operator_file_is_a_clear_startup_failure(tmp_path):
         run_flow(g, log=lambda name, line: lines.append(f"{name}: {line}"), ready_timeout=20)
     assert any("nope.py: operator file not found" in line for line in lines)
     assert not any("Traceback" in line for line in lines)
+
+
+def test_consumers_send_end_of_stream_receipts_that_producers_wait_for(tmp_path, router, zsession):
+    """A producer host closes only after every remote consumer has received its end of stream."""
+    receipts: list[str] = []
+    sub = zsession.declare_subscriber("zflow/eos/pipe/**", lambda s: receipts.append(str(s.key_expr)))
+    try:
+        result = run_flow(_pipeline(tmp_path, n=50), connect=[router.endpoint], log=None)
+    finally:
+        sub.undeclare()
+    assert result.exit_code == 0
+    assert sorted(k.split("/", 4)[4] for k in receipts) == ["dbl/out/sink/in", "src/out/dbl/in"]
+    assert len(_rows(tmp_path / "out.jsonl")) == 50

@@ -55,6 +55,15 @@ def eos(flow: str, instance: str, node: str, output: str) -> str:
                  chunk(output, "output"))
 
 
+def eos_ack(flow: str, instance: str, node: str, output: str, consumer: str, port: str) -> str:
+    """A consumer's receipt for an output's end of stream: the producer may now close."""
+    return _join(eos(flow, instance, node, output), chunk(consumer, "node"), chunk(port, "input"))
+
+
+def eos_acks(flow: str, instance: str) -> str:
+    return _join(ROOT, "eos", chunk(flow, "flow"), chunk(instance, "instance"), "**")
+
+
 # ---- instance control ---------------------------------------------------------------------------
 def instance_ctl(flow: str, instance: str, *rest: str) -> str:
     return _join(ROOT, "ctl", "instance", chunk(flow, "flow"), chunk(instance, "instance"), *rest)

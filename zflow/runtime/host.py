@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -325,6 +326,9 @@ class Host:
         self._subscribers: list[Any] = []
         self._tokens: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._receipts_due: set[tuple[str, str, str, str]] = set()
+        self._receipts: set[tuple[str, str, str, str]] = set()
+        self._receipts_changed = threading.Condition()
         self._loop_lock = threading.Lock()
 
     # -- helpers for nodes ------------------------------------------------------------------------
@@ -380,9 +384,51 @@ class Host:
                 self.done.set()
             while not self.done.wait(0.2) and not self.stopping:
                 pass
+            if self.failure is None and not self.stopping:
+                self._await_end_of_stream_receipts()
             return 1 if self.failure is not None else 0
         finally:
             self._shutdown()
+
+    # -- end of stream receipts --------------------------------------------------------------------
+    def _expect_receipts(self, mine: set[str]) -> None:
+        """Closing a session right after the last put can lose the tail if Zenoh's flush at
+        close gives up; so a host whose outputs feed other processes waits, before closing, until
+        each consumer has received the end of stream (which travels behind all the data)."""
+        self._receipts_due = {
+            (lk.src_node, lk.src_output, lk.dst_node, lk.dst_input)
+            for lk in self.graph.links if lk.src_node in mine and lk.dst_node not in mine
+        }
+        if not self._receipts_due:
+            return
+
+        def on_receipt(sample: Any) -> None:
+            parts = str(sample.key_expr).split("/")
+            if len(parts) >= 8:
+                with self._receipts_changed:
+                    self._receipts.add((parts[4], parts[5], parts[6], parts[7]))
+                    self._receipts_changed.notify_all()
+
+        self._subscribers.append(self.session.declare_subscriber(
+            keyexprs.eos_acks(self.graph.flow, self.graph.instance), on_receipt))
+
+    def _ack_end_of_stream(self, rt: _NodeRuntime, port: str) -> None:
+        up = rt.spec.inputs[port].upstream
+        if up is not None:
+            self.session.put(keyexprs.eos_ack(self.graph.flow, self.graph.instance, up.node, up.output,
+                                              rt.spec.id, port), b"")
+
+    def _await_end_of_stream_receipts(self) -> None:
+        deadline = time.monotonic() + EOS_RECEIPT_TIMEOUT_S
+        with self._receipts_changed:
+            while not self._receipts_due <= self._receipts and not self.stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    missing = sorted(f"{d}.{i}" for _, _, d, i in self._receipts_due - self._receipts)
+                    log.warning("no end-of-stream receipt from %s after %.0fs; closing anyway",
+                                ", ".join(missing), EOS_RECEIPT_TIMEOUT_S)
+                    return
+                self._receipts_changed.wait(min(0.1, remaining))
 
     def stop(self) -> None:
         self.stopping = True
@@ -395,6 +441,7 @@ class Host:
         for node_id in self.spec.nodes:
             spec = graph.nodes[node_id]
             self.runtimes[node_id] = _NodeRuntime(self, spec, load_node_class(spec.run, spec.base_dir))
+        self._expect_receipts(mine)
         # Wire outputs: local consumers are direct calls, others go through Zenoh.
         for link in graph.links:
             if link.src_node not in mine:
@@ -493,6 +540,7 @@ class Host:
                     return  # channel closed: the host is shutting down
                 raw = sample.payload.to_bytes()
                 if not raw and sample.kind == _DELETE:  # end of stream (a DELETE has no payload)
+                    self._ack_end_of_stream(rt, port)
                     rt.end_input(port)
                     return
                 value = raw if bytes_only or (encoding := sample.encoding) == octet else \
@@ -572,6 +620,7 @@ class Host:
 
 
 TEARDOWN_TIMEOUT_S = float(os.environ.get("ZFLOW_TEARDOWN_TIMEOUT", "5"))
+EOS_RECEIPT_TIMEOUT_S = float(os.environ.get("ZFLOW_EOS_RECEIPT_TIMEOUT", "10"))
 
 
 def _abandon(tearing: list[str]) -> None:
