@@ -76,6 +76,19 @@ def tls_client(endpoint: str, tmp: Path, cn: str | None) -> SessionOptions:
     return SessionOptions(mode="client", connect=[endpoint], extra=extra)
 
 
+def edge_daemon(site: tuple[str, Path], name: str, cn: str | None = None):
+    """A daemon named ``name`` in this process on edge-daemon.json5 with certificate ``cn`` (default: name)."""
+    from zflow.daemon.config import DaemonConfig
+    from zflow.daemon.server import Daemon
+
+    endpoint, tmp = site
+    cfg = tmp / f"{name}.json5"
+    cfg.write_text(Path(localized("edge-daemon.json5", tmp)).read_text()
+                   .replace("certs/edge-1", f"certs/{cn or name}"))
+    conf = DaemonConfig(id=name, data_dir=str(tmp / name), zenoh={"connect": [endpoint], "config_file": str(cfg)})
+    return Daemon(conf, echo=False)
+
+
 @pytest.fixture
 def site(tmp_path: Path):
     make_pki(tmp_path / "certs", ["router", "zflow-ops", "edge-1", "edge-2", "rogue"])
@@ -159,23 +172,12 @@ def test_daemons_work_through_the_shipped_mtls_and_acl_configs(site):
     from daemon_helpers import lines, pipeline, wait_until, write_operators
 
     from zflow.daemon.client import ControlClient
-    from zflow.daemon.config import DaemonConfig
     from zflow.daemon.deploy import create_instance, delete_instance
-    from zflow.daemon.server import Daemon
 
     endpoint, tmp = site
-    edge_cfg = localized("edge-daemon.json5", tmp)
-    rogue_cfg = tmp / "rogue.json5"
-    rogue_cfg.write_text(Path(edge_cfg).read_text().replace("certs/edge-1", "certs/rogue"))
     ops = write_operators(tmp / "ops")
     out = tmp / "out.jsonl"
-
-    def daemon(name: str, cfg: str) -> Daemon:
-        conf = DaemonConfig(id=name, data_dir=str(tmp / name),
-                            zenoh={"connect": [endpoint], "config_file": cfg})
-        return Daemon(conf, echo=False)
-
-    with daemon("edge-1", edge_cfg), daemon("rogue", str(rogue_cfg)), \
+    with edge_daemon(site, "edge-1"), edge_daemon(site, "rogue"), \
             open_session(tls_client(endpoint, tmp, "zflow-ops")) as ops_session:
         assert [s["id"] for s in ControlClient(ops_session).statuses()] == ["edge-1"]
         rec = create_instance(ops_session, pipeline(ops, out), instance="tls1", policy="spread")
@@ -194,26 +196,16 @@ def test_daemon_sends_the_stop_signal_through_the_acl_on_daemon_loss(site):
     from daemon_helpers import lines, pipeline, wait_until, write_operators
 
     from zflow import keyexprs
-    from zflow.daemon.config import DaemonConfig
     from zflow.daemon.deploy import create_instance, delete_instance, find_instance
-    from zflow.daemon.server import Daemon
 
     endpoint, tmp = site
-    edge_cfg = localized("edge-daemon.json5", tmp)
-    edge2_cfg = tmp / "edge-2.json5"
-    edge2_cfg.write_text(Path(edge_cfg).read_text().replace("certs/edge-1", "certs/edge-2"))
     ops = write_operators(tmp / "ops")
     out = tmp / "out.jsonl"
     hints = {"src": {"daemon": "edge-1"}, "dbl": {"daemon": "edge-2"}, "sink": {"daemon": "edge-1"}}
     signals: queue.Queue[str] = queue.Queue()
-
-    def daemon(name: str, cfg: str) -> Daemon:
-        conf = DaemonConfig(id=name, data_dir=str(tmp / name), zenoh={"connect": [endpoint], "config_file": cfg})
-        return Daemon(conf, echo=False)
-
-    with daemon("edge-1", edge_cfg), contextlib.ExitStack() as edge2, \
+    with edge_daemon(site, "edge-1"), contextlib.ExitStack() as edge2, \
             open_session(tls_client(endpoint, tmp, "zflow-ops")) as ops_session:
-        edge2.enter_context(daemon("edge-2", str(edge2_cfg)))
+        edge2.enter_context(edge_daemon(site, "edge-2"))
         sub = ops_session.declare_subscriber(keyexprs.instance_ctl("pipe", "s1", "stop"),
                                              lambda s: signals.put(str(s.key_expr)))
         try:
