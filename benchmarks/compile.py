@@ -38,7 +38,7 @@ def write_flow(folder: Path, chains: int = 5, length: int = 8) -> Path:
                 lines.append(f"  - {{id: {nid}, operator: './op.py:Op', inputs: {{in: {prev}/out}},"
                              " outputs: [{id: out, type: json}]}")
             else:
-                lines.append(f"  - {{id: {nid}, operator: window, inputs: [{{id: in, type: json}}], outputs: [out]}}")
+                lines.append(f"  - {{id: {nid}, operator: window, inputs: [{{id: in, type: json}}], outputs: [out], configuration: {{size: 10, fields: [temperature]}}}}")
                 links.append(f"  - {{from: {{node: {prev}, output: out}}, to: {{node: {nid}, input: in}}}}")
             prev = nid
         links.append(f"  - {{from: {{node: {prev}, output: out}}, to: {{node: sink{c}, input: in}},"

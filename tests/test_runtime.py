@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,24 @@ def test_shared_process_group_uses_one_host_and_in_memory_links(tmp_path):
     assert list(result.status) == ["pipe/all"]
     assert result.exit_code == 0
     assert [r["i"] for r in _rows(tmp_path / "out.jsonl")] == [2 * i for i in range(300)]
+
+
+def test_a_link_typed_bytes_at_both_ends_delivers_payloads_and_metadata_as_sent(tmp_path):
+    g = graph("blob", [
+        node("src", "source", NODES, attr="blobs", outputs=["out"], config={"n": 30}),
+        node("desc", "operator", NODES, attr="describe", inputs=["in"], outputs=["out"]),
+        node("sink", "sink", NODES, attr="Collect", inputs=["in"], config={"path": str(tmp_path / "out.jsonl")},
+             group="desc"),
+    ], [("src", "out", "desc", "in"), ("desc", "out", "sink", "in")])
+    src, desc = g.nodes["src"], g.nodes["desc"]
+    g = replace(g, nodes={**g.nodes,
+                          "src": replace(src, outputs={"out": replace(src.outputs["out"], type="bytes")}),
+                          "desc": replace(desc, inputs={"in": replace(desc.inputs["in"], type="bytes")})})
+    assert run_flow(g, log=None).exit_code == 0
+    assert _rows(tmp_path / "out.jsonl") == [
+        {"type": "bytes", "hex": (i.to_bytes(4, "little") * 3).hex(), "meta": {} if i % 3 else {"i": i}}
+        for i in range(30)
+    ]
 
 
 @pytest.mark.parametrize("group", [None, "all"])

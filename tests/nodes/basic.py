@@ -114,3 +114,21 @@ class Ticks(zflow.Operator):
         if port == "tick":
             self.ticks += 1
             ctx.put("out", {"tick": self.ticks, "t": value, "node": ctx.node, "flow": ctx.flow})
+
+
+@zflow.source
+def blobs(ctx):
+    """Byte payloads; every third goes with metadata."""
+    for i in range(int(ctx.config.get("n", 10))):
+        payload = i.to_bytes(4, "little") * 3
+        if i % 3:
+            yield payload
+        else:
+            ctx.put("out", payload, {"i": i})
+
+
+@zflow.operator
+def describe(value, ctx):
+    """A JSON-able account of the value received and its metadata."""
+    return {"type": type(value).__name__, "hex": value.hex() if isinstance(value, bytes) else None,
+            "meta": dict(ctx.message.metadata)}

@@ -19,21 +19,38 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
-@dataclass(slots=True)
 class Message:
     """The input being handled (``ctx.message``): port, value and metadata.
 
     Valid during the handler call only: the runtime reuses one object per node so the hot
-    path allocates nothing; copy what you keep."""
+    path allocates nothing (``metadata`` is made on first access); copy what you keep."""
 
-    port: str
-    value: Any
-    timestamp: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("_metadata", "port", "timestamp", "value")
+
+    def __init__(self, port: str, value: Any, timestamp: int | None = None,
+                 metadata: dict[str, Any] | None = None):
+        self.port = port
+        self.value = value
+        self.timestamp = timestamp
+        self._metadata = metadata
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The sender's metadata (the Zenoh attachment); an empty dict when there is none."""
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any] | None) -> None:
+        self._metadata = value
+
+    def __repr__(self) -> str:
+        return (f"Message(port={self.port!r}, value={self.value!r}, timestamp={self.timestamp!r}, "
+                f"metadata={self.metadata!r})")
 
 
 class Context:

@@ -104,39 +104,73 @@ def _channel(qos: QoS) -> Any:
     return zenoh.handlers.RingChannel(max(1, qos.queue_size))
 
 
+def _drop(value: Any, metadata: dict[str, Any] | None = None) -> None:
+    """The sender of an output nobody listens to."""
+
+
 class _Output:
     """One output port: direct calls to consumers in this process, a Zenoh publisher for the rest.
 
-    ``send`` is the hot path; ``publish`` is one flag kept up to date by the publisher's
-    matching listener, so an unheard output costs no encoding and no Zenoh call.
+    ``send`` is the hot path: a closure rebuilt whenever the output's audience changes (a tap
+    found or gone through the publisher's matching listener, wiring done), specialised for
+    what is there, so an unheard output costs nothing and a lone consumer is a direct call.
     """
 
-    __slots__ = ("listener", "local", "publish", "publisher", "remote", "spec")
+    __slots__ = ("listener", "local", "lock", "owner", "publish", "publisher", "remote", "send", "spec")
 
-    def __init__(self, spec: OutputSpec):
+    def __init__(self, spec: OutputSpec, owner: _NodeRuntime):
         self.spec = spec
+        self.owner = owner
         self.local: list[tuple[_NodeRuntime, str]] = []
         self.remote = False  # a consumer in another process: always publish
         self.publish = False
         self.publisher: Any = None
         self.listener: Any = None
+        self.lock = threading.Lock()
+        self.send: Callable[..., None] = _drop
 
     def set_tapped(self, tapped: bool) -> None:
-        self.publish = self.remote or tapped
+        with self.lock:
+            self.publish = self.remote or tapped
+            self._rebuild()
 
-    def send(self, value: Any, metadata: dict[str, Any] | None = None) -> None:
-        for consumer, port in self.local:
-            consumer.deliver(port, value, metadata)
-        if self.publish:
-            if metadata is None and type(value) is bytes:
-                self.publisher.put(value)  # the publisher's default encoding is octet-stream
-                return
-            payload, content_type = codec.encode(value)
-            if metadata:
-                self.publisher.put(payload, encoding=_ENCODINGS[content_type],
-                                   attachment=msgpack.packb(metadata, default=str))
-            else:
-                self.publisher.put(payload, encoding=_ENCODINGS[content_type])
+    def rebuild(self) -> None:
+        with self.lock:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        delivers = [consumer.deliverer(port) for consumer, port in self.local]
+        publish = _publisher_send(self.publisher) if self.publish and self.publisher is not None else None
+        if not delivers:
+            send = publish or _drop
+        elif len(delivers) == 1 and publish is None:
+            send = delivers[0]
+        else:
+            def send(value: Any, metadata: dict[str, Any] | None = None) -> None:
+                for deliver in delivers:
+                    deliver(value, metadata)
+                if publish is not None:
+                    publish(value, metadata)
+        self.send = send
+        self.owner.output_changed(self)
+
+
+def _publisher_send(publisher: Any) -> Callable[..., None]:
+    put = publisher.put
+    packb = msgpack.packb
+    encode = codec.encode
+
+    def publish(value: Any, metadata: dict[str, Any] | None = None) -> None:
+        if metadata is None and type(value) is bytes:
+            put(value)  # the publisher's default encoding is octet-stream
+            return
+        payload, content_type = encode(value)
+        if metadata:
+            put(payload, encoding=_ENCODINGS[content_type], attachment=packb(metadata, default=str))
+        else:
+            put(payload, encoding=_ENCODINGS[content_type])
+
+    return publish
 
 
 class _NodeRuntime:
@@ -146,7 +180,7 @@ class _NodeRuntime:
         self.host = host
         self.spec = spec
         self.cls = cls
-        self.outputs: dict[str, _Output] = {p: _Output(o) for p, o in spec.outputs.items()}
+        self.outputs: dict[str, _Output] = {p: _Output(o, self) for p, o in spec.outputs.items()}
         self.lock = threading.RLock()
         self.open_inputs = {p for p, i in spec.inputs.items() if i.upstream is not None}
         self.finished = threading.Event()
@@ -167,13 +201,25 @@ class _NodeRuntime:
         self._async_input = inspect.iscoroutinefunction(self.on_input)
         self._message = Message("", None)
         self.ctx.message = self._message
-        single = next(iter(self.outputs.values())) if len(self.outputs) == 1 else None
-        self.emit: Callable[[Any], None] = single.send if single is not None else self._emit_error
+        self._single = next(iter(self.outputs.values())) if len(self.outputs) == 1 else None
+        # ``emit`` sends a returned or yielded value: the single output's current sender.
+        self.emit: Callable[..., None] = _drop if self._single is not None else self._emit_error
         self.deliver: Callable[[str, Any, dict[str, Any] | None], None] = self._deliver_locked
+        self.single_feeder = False
 
     def use_single_feeder(self) -> None:
         """Only one thread ever delivers to this node: skip the lock on the hot path."""
+        self.single_feeder = True
         self.deliver = self._deliver_unlocked
+
+    @property
+    def fast(self) -> bool:
+        """Inputs can call a synchronous ``on_input`` straight, with no lock."""
+        return self.single_feeder and self.on_input is not None and not self._async_input
+
+    def output_changed(self, out: _Output) -> None:
+        if out is self._single:
+            self.emit = out.send
 
     # -- data out ---------------------------------------------------------------------------------
     def put(self, output: str, value: Any, metadata: dict[str, Any] | None = None) -> None:
@@ -182,7 +228,7 @@ class _NodeRuntime:
             raise KeyError(f"node {self.spec.id!r} has no output {output!r} (outputs: {sorted(self.outputs)})")
         out.send(value, metadata)
 
-    def _emit_error(self, value: Any) -> None:
+    def _emit_error(self, value: Any, metadata: dict[str, Any] | None = None) -> None:
         if not self.outputs:
             raise TypeError(f"node {self.spec.id!r} returned or yielded a value but declares no outputs; "
                             "add outputs: [out] to it in the descriptor, or return None")
@@ -192,13 +238,36 @@ class _NodeRuntime:
         )
 
     # -- data in ----------------------------------------------------------------------------------
+    def deliverer(self, port: str) -> Callable[..., None]:
+        """A ``(value, metadata=None)`` function delivering to one input port, for producers in
+        this process: the handler called straight when only one thread ever feeds this node."""
+        if not self.fast:
+            deliver = self.deliver
+            return lambda value, metadata=None: deliver(port, value, metadata)
+        rt = self
+        on_input = self.on_input
+        ctx = self.ctx
+        message = self._message
+
+        def deliver_fast(value: Any, metadata: dict[str, Any] | None = None) -> None:
+            if rt.done:
+                return
+            message.port = port
+            message.value = value
+            message._metadata = metadata
+            result = on_input(port, value, ctx)  # type: ignore[misc]
+            if result is not None:
+                rt.emit(result)
+
+        return deliver_fast
+
     def _deliver_unlocked(self, port: str, value: Any, metadata: dict[str, Any] | None) -> None:
         if self.done:
             return
         message = self._message
         message.port = port
         message.value = value
-        message.metadata = metadata or {}
+        message._metadata = metadata
         result = self.on_input(port, value, self.ctx)  # type: ignore[misc]
         if self._async_input:
             result = self.host.run_async(result)
@@ -355,10 +424,14 @@ class Host:
                 if inp.upstream is not None and inp.upstream.node not in mine:
                     sub = self.session.declare_subscriber(inp.upstream.key, _channel(inp.qos))
                     self._subscribers.append(sub)
-                    self._thread(f"in:{rt.spec.id}.{port}", self._read_input, rt, port, sub)
+                    self._thread(f"in:{rt.spec.id}.{port}", self._read_input, rt, port, sub,
+                                 self._bytes_link(inp))
                 elif inp.timer_ms is not None:
                     self._thread(f"timer:{rt.spec.id}.{port}", self._run_timer, rt, port, inp)
         self._drop_needless_locks(mine)
+        for rt in self.runtimes.values():  # senders specialised for the final wiring
+            for out in rt.outputs.values():
+                out.rebuild()
 
     def _drop_needless_locks(self, mine: set[str]) -> None:
         """A node fed by exactly one thread (one remote input, one timer, or one local producer
@@ -397,10 +470,21 @@ class Host:
         for thread in self._threads:
             thread.start()
 
-    def _read_input(self, rt: _NodeRuntime, port: str, sub: Any) -> None:
+    def _bytes_link(self, inp: InputSpec) -> bool:
+        """Both ends of the link are typed ``bytes``: the payload is the value, whatever its
+        encoding says, so the reader need not look at the encoding."""
+        up = inp.upstream
+        if inp.type != "bytes" or up is None or up.node not in self.graph.nodes:
+            return False
+        out = self.graph.nodes[up.node].outputs.get(up.output)
+        return out is not None and out.type == "bytes"
+
+    def _read_input(self, rt: _NodeRuntime, port: str, sub: Any, bytes_only: bool = False) -> None:
         decode = codec.decode
         unpack = msgpack.unpackb
         recv = sub.recv
+        octet = _OCTET
+        deliver = rt.deliverer(port)  # the handler itself for a single-feeder synchronous node
         try:
             while True:
                 try:
@@ -411,10 +495,10 @@ class Host:
                 if not raw and sample.kind == _DELETE:  # end of stream (a DELETE has no payload)
                     rt.end_input(port)
                     return
-                encoding = sample.encoding
-                value = raw if encoding == _OCTET else decode(raw, str(encoding))
+                value = raw if bytes_only or (encoding := sample.encoding) == octet else \
+                    decode(raw, str(encoding))
                 attachment = sample.attachment
-                rt.deliver(port, value, None if attachment is None else unpack(attachment.to_bytes()))
+                deliver(value, None if attachment is None else unpack(attachment.to_bytes()))
         except BaseException as exc:
             self.fail(rt.spec.id, exc)
 
@@ -430,10 +514,14 @@ class Host:
         try:
             result = rt.node.run(rt.ctx)  # type: ignore[attr-defined]
             if inspect.isgenerator(result):
-                emit = rt.emit
+                out = rt._single
+                # Only a remote consumer, always: bytes go straight to the publisher.
+                put = out.publisher.put if out is not None and out.remote and not out.local else None
                 for value in result:
-                    if value is not None:
-                        emit(value)
+                    if put is not None and type(value) is bytes:
+                        put(value)
+                    elif value is not None:
+                        rt.emit(value)  # read each time: a tap found on the way changes it
                     if self.stopping:
                         result.close()
                         break
