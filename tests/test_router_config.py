@@ -76,9 +76,22 @@ def tls_client(endpoint: str, tmp: Path, cn: str | None) -> SessionOptions:
     return SessionOptions(mode="client", connect=[endpoint], extra=extra)
 
 
+def edge_daemon(site: tuple[str, Path], name: str, cn: str | None = None):
+    """A daemon named ``name`` in this process on edge-daemon.json5 with certificate ``cn`` (default: name)."""
+    from zflow.daemon.config import DaemonConfig
+    from zflow.daemon.server import Daemon
+
+    endpoint, tmp = site
+    cfg = tmp / f"{name}.json5"
+    cfg.write_text(Path(localized("edge-daemon.json5", tmp)).read_text()
+                   .replace("certs/edge-1", f"certs/{cn or name}"))
+    conf = DaemonConfig(id=name, data_dir=str(tmp / name), zenoh={"connect": [endpoint], "config_file": str(cfg)})
+    return Daemon(conf, echo=False)
+
+
 @pytest.fixture
 def site(tmp_path: Path):
-    make_pki(tmp_path / "certs", ["router", "zflow-ops", "edge-1", "rogue"])
+    make_pki(tmp_path / "certs", ["router", "zflow-ops", "edge-1", "edge-2", "rogue"])
     endpoint = f"tls/127.0.0.1:{free_port()}"
     with EmbeddedRouter(listen=[endpoint], config_file=localized("site-router.json5", tmp_path)):
         yield endpoint, tmp_path
@@ -132,12 +145,14 @@ def test_sessions_outside_the_acl_cannot_write_control_keys(site) -> None:
             assert time.monotonic() < deadline, "the queryable never answered the permitted session"
             edge_replies = [r for r in edge.get("zflow/ctl/daemon/edge-1/status", timeout=1.0) if r.ok]
         rogue.put("zflow/ctl/instance/f/i/stop", b"stop")
+        rogue.put("zflow/ctl/instance/f/i/start", b"")
+        edge.put("zflow/ctl/instance/f/i/start", b"")  # a daemon may stop an instance, never start one
         edge.put("zflow/ctl/instance/f/i/stop", b"stop")
         for pub in data_pubs:
             pub.put(b"1")
         rogue_replies = [r for r in rogue.get("zflow/ctl/daemon/edge-1/status", timeout=1.0) if r.ok]
         deadline = time.monotonic() + 3
-        while len(got) < 2 and time.monotonic() < deadline:
+        while len(got) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.2)
         sub.undeclare()
@@ -145,7 +160,7 @@ def test_sessions_outside_the_acl_cannot_write_control_keys(site) -> None:
         for pub in data_pubs:
             pub.undeclare()
         probe.undeclare()
-    assert sorted(got) == ["zflow/data/f/i/n/edge", "zflow/data/f/i/n/rogue"]
+    assert sorted(got) == ["zflow/ctl/instance/f/i/stop", "zflow/data/f/i/n/edge", "zflow/data/f/i/n/rogue"]
     assert rogue_replies == []
     assert len(edge_replies) == 1
 
@@ -157,29 +172,51 @@ def test_daemons_work_through_the_shipped_mtls_and_acl_configs(site):
     from daemon_helpers import lines, pipeline, wait_until, write_operators
 
     from zflow.daemon.client import ControlClient
-    from zflow.daemon.config import DaemonConfig
     from zflow.daemon.deploy import create_instance, delete_instance
-    from zflow.daemon.server import Daemon
 
     endpoint, tmp = site
-    edge_cfg = localized("edge-daemon.json5", tmp)
-    rogue_cfg = tmp / "rogue.json5"
-    rogue_cfg.write_text(Path(edge_cfg).read_text().replace("certs/edge-1", "certs/rogue"))
     ops = write_operators(tmp / "ops")
     out = tmp / "out.jsonl"
-
-    def daemon(name: str, cfg: str) -> Daemon:
-        conf = DaemonConfig(id=name, data_dir=str(tmp / name),
-                            zenoh={"connect": [endpoint], "config_file": cfg})
-        return Daemon(conf, echo=False)
-
-    with daemon("edge-1", edge_cfg), daemon("rogue", str(rogue_cfg)), \
+    with edge_daemon(site, "edge-1"), edge_daemon(site, "rogue"), \
             open_session(tls_client(endpoint, tmp, "zflow-ops")) as ops_session:
         assert [s["id"] for s in ControlClient(ops_session).statuses()] == ["edge-1"]
         rec = create_instance(ops_session, pipeline(ops, out), instance="tls1", policy="spread")
         assert set(rec.placement.values()) == {"edge-1/default"}
         assert wait_until(lambda: lines(out) >= 3, 15)
         delete_instance(ops_session, "tls1")
+
+
+@pytest.mark.timeout(60)
+def test_daemon_sends_the_stop_signal_through_the_acl_on_daemon_loss(site):
+    """``--on-daemon-loss stop`` under the shipped ACL: when edge-2 goes, edge-1 (the leader)
+    puts the instance stop signal, and the router lets it through to everyone."""
+    import contextlib
+    import queue
+
+    from daemon_helpers import lines, pipeline, wait_until, write_operators
+
+    from zflow import keyexprs
+    from zflow.daemon.deploy import create_instance, delete_instance, find_instance
+
+    endpoint, tmp = site
+    ops = write_operators(tmp / "ops")
+    out = tmp / "out.jsonl"
+    hints = {"src": {"daemon": "edge-1"}, "dbl": {"daemon": "edge-2"}, "sink": {"daemon": "edge-1"}}
+    signals: queue.Queue[str] = queue.Queue()
+    with edge_daemon(site, "edge-1"), contextlib.ExitStack() as edge2, \
+            open_session(tls_client(endpoint, tmp, "zflow-ops")) as ops_session:
+        edge2.enter_context(edge_daemon(site, "edge-2"))
+        sub = ops_session.declare_subscriber(keyexprs.instance_ctl("pipe", "s1", "stop"),
+                                             lambda s: signals.put(str(s.key_expr)))
+        try:
+            create_instance(ops_session, pipeline(ops, out, deploy=hints), instance="s1", on_daemon_loss="stop")
+            assert wait_until(lambda: lines(out) >= 2, 15)
+            edge2.close()
+            assert signals.get(timeout=10) == "zflow/ctl/instance/pipe/s1/stop"
+            assert find_instance(ops_session, "s1")[0].state == "stopped"
+            delete_instance(ops_session, "s1")
+        finally:
+            sub.undeclare()
 
 
 @pytest.mark.timeout(60)

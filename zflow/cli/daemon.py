@@ -173,6 +173,8 @@ def cmd_instance_status(args: argparse.Namespace) -> int:
     print("events:")
     for ev in rec.events:
         print(f"  {time.strftime('%H:%M:%S', time.localtime(ev['time']))} {ev['what']}")
+        for line in ev.get("log", []):
+            print(f"      | {line}")
     return 0
 
 

@@ -173,6 +173,7 @@ def find_instance(session: Any, ref: str) -> tuple[InstanceRecord, dict[str, str
         states.update(a.get("nodes", {}))
     if best is None:
         raise UserError(f"instance {matches[0]!r} disappeared while being looked up")
+    best.adopt_events(*holders)  # node failures are recorded by the daemon that ran the node
     daemons = sorted({d for r in holders for d in r.daemons()} | best.daemons())
     return best, states, daemons
 

@@ -36,9 +36,12 @@ class DaemonRunner(FlowRunner):
             python = next((self.pythons[n] for n in nodes if n in self.pythons), None)
             argv = [python, *host_argv()[1:]] if python else host_argv()
             spec = HostSpec(self.graph, nodes, self.session_opts, self.wait_start)
+            # A restarted host joins a running instance: waiting for a start signal would hang it.
+            restarted = HostSpec(self.graph, nodes, self.session_opts, wait_start=False)
             name = self.child_name(group)
             self.supervisor.spawn(name, argv, env=env, restart=self._restart_for(nodes),
-                                  stdin_data=spec.to_json().encode())
+                                  stdin_data=spec.to_json().encode(),
+                                  restart_stdin_data=restarted.to_json().encode())
             self.children.append(name)
 
     def node_states(self) -> dict[str, str]:

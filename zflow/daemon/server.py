@@ -36,6 +36,7 @@ from zflow.scheduler.model import Pool
 from zflow.transport.session import Mode, SessionOptions, free_port, open_session
 
 log = logging.getLogger("zflow.daemon")
+FAILURE_LOG_LINES = 20  # output lines kept with a node-failure event
 
 
 class Daemon:
@@ -103,7 +104,7 @@ class Daemon:
         os.makedirs(data, exist_ok=True)
         self.store = RecordStore(data)
         self.bundles = BundleCache(os.path.join(data, "bundles"))
-        self.supervisor = self._stack.enter_context(Supervisor(log=self._child_log))
+        self.supervisor = self._stack.enter_context(Supervisor(log=self._child_log, on_final=self._on_child_final))
         self.opts = self.session_options()
         self.session = self._stack.enter_context(open_session(self.opts))
         self.client = ControlClient(self.session)
@@ -152,6 +153,37 @@ class Daemon:
         if self.echo:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()
+
+    def _child_lines(self, name: str, count: int = FAILURE_LOG_LINES) -> list[str]:
+        """The last lines a child wrote (its own output, not the supervisor's ``--`` events)."""
+        tag = f" [{name}] "
+        out = [t.split(tag, 1)[1] for t in list(self.logs) if tag in t]
+        return [t for t in out if not t.startswith("-- ")][-count:]
+
+    # -- node failures ------------------------------------------------------------------------------
+    def _on_child_final(self, child: Any) -> None:
+        if child.state == "failed":  # on the supervisor's watcher thread: hand over at once
+            self._pool.submit(self._record_failure, child.name, child.exit_code, child.restarts)
+
+    def _record_failure(self, name: str, code: int | None, restarts: int) -> None:
+        """A node host failed for good (restart policy exhausted): an event in the instance record."""
+        with self._lock:
+            for key, runners in self.runners.items():
+                runner = next((r for r in runners if name in r.children), None)
+                if runner is None:
+                    continue
+                group = name.split("/", 2)[-1].split("#")[0]
+                nodes = ", ".join(runner.groups().get(group, [group]))
+                rec = self.records[key]
+                what = (f"node {nodes} failed on daemon {self.cfg.id} (exit {code})"
+                        + (f" after {restarts} restart(s)" if restarts else ""))
+                rec.event(what, kind="node-failed", node=nodes, daemon=self.cfg.id, exit_code=code,
+                          log=self._child_lines(name))
+                self.store.save(rec)
+                break
+            else:
+                return
+        self.log(f"{key}: {what}")
 
     # -- queries ----------------------------------------------------------------------------------
     def _on_query(self, query: Any) -> None:
@@ -343,6 +375,8 @@ class Daemon:
                 return {"adopted": False}
             before = set(old.nodes_on(self.cfg.id)) if old else set()
             after = set(new.nodes_on(self.cfg.id))
+            if old is not None:
+                new.adopt_events(old)
             self.records[new.key] = new
             self.store.save(new)
             if new.state == "stopped" or before - after:
@@ -407,6 +441,7 @@ class Daemon:
         """Pick up persisted instances, preferring a newer copy held by another daemon."""
         for rec in self.store.load_all():
             newest = self._newest(rec)
+            newest.adopt_events(rec)
             self.records[rec.key] = newest
             self.store.save(newest)
             if newest.state != "stopped":

@@ -15,6 +15,7 @@ from typing import Any
 
 OnLoss = str  # "replace" | "stop" | "ignore"
 ON_LOSS = ("replace", "stop", "ignore")
+MAX_EVENTS = 200
 
 
 @dataclass
@@ -41,9 +42,15 @@ class InstanceRecord:
     def nodes_on(self, daemon: str) -> list[str]:
         return sorted(n for n, p in self.placement.items() if p.split("/", 1)[0] == daemon)
 
-    def event(self, what: str) -> None:
-        self.events.append({"time": time.time(), "what": what})
-        del self.events[:-200]
+    def event(self, what: str, **details: Any) -> None:
+        """Append an event; ``details`` (node, daemon, exit code, log lines...) stay machine-readable."""
+        self.events.append({"time": time.time(), "what": what, **details})
+        del self.events[:-MAX_EVENTS]
+
+    def adopt_events(self, *others: InstanceRecord) -> None:
+        """Keep events other copies of this record have and this one lacks: each daemon records
+        what happens to its own node hosts, and a newer record must not erase that."""
+        self.events = merge_events(self.events, *(o.events for o in others))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +58,15 @@ class InstanceRecord:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> InstanceRecord:
         return InstanceRecord(**d)
+
+
+def merge_events(*lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The union of event lists (copies of one record share events), oldest first."""
+    seen: dict[tuple[float, str], dict[str, Any]] = {}
+    for events in lists:
+        for e in events:
+            seen.setdefault((e["time"], e["what"]), e)
+    return sorted(seen.values(), key=lambda e: e["time"])[-MAX_EVENTS:]
 
 
 class RecordStore:

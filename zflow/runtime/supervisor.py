@@ -23,6 +23,7 @@ from zflow.dataflow.graph import RestartPolicy
 
 State = Literal["starting", "running", "exited", "failed", "restarting", "stopped"]
 LogSink = Callable[[str, str], None]
+FinalHook = Callable[["Child"], None]
 
 EXIT_BAD_INPUT = 2
 
@@ -71,8 +72,12 @@ class Child:
 class Supervisor:
     """Spawns, watches, restarts and stops child processes."""
 
-    def __init__(self, log: LogSink | None = print_prefixed, stop_timeout: float = 5.0):
+    def __init__(self, log: LogSink | None = print_prefixed, stop_timeout: float = 5.0,
+                 on_final: FinalHook | None = None):
+        """``on_final(child)`` runs on the watcher thread once a child reaches its final state
+        (exited, failed after its restarts, stopped): keep it short."""
         self.log = log
+        self.on_final = on_final
         self.stop_timeout = stop_timeout
         self.children: dict[str, Child] = {}
         self.events: list[Event] = []
@@ -178,6 +183,12 @@ class Supervisor:
         child.done.set()
         with self._changed:
             self._changed.notify_all()
+        if self.on_final is not None:
+            try:
+                self.on_final(child)
+            except Exception as exc:  # a hook's bug must not kill the watcher silently
+                if self.log is not None:
+                    self.log(child.name, f"-- on_final hook failed: {exc!r}")
 
     def _sleep_unless_stopping(self, seconds: float) -> bool:
         end = time.monotonic() + seconds
