@@ -89,6 +89,19 @@ class Fetcher:
         buf, _ = self._buf(meta, sub)
         return bitpack.unpack_rows(buf, rows, sc.bits)
 
+    def stream(self, meta: ObjectMeta, sub: str) -> tuple[np.ndarray, int]:
+        """The (padded, sparse) packed stream of a sub-column and its bit width."""
+        return self._buf(meta, sub)[0], meta.layout.subcolumns[sub].bits
+
+    def lookup(self, meta: ObjectMeta, sub: str, r0: int, n: int, table: np.ndarray) -> np.ndarray:
+        """``table[value]`` of the rows ``[r0, r0 + n)`` (unpacked and looked up in one pass)."""
+        sc = meta.layout.subcolumns[sub]
+        if sc.bits == 0:
+            return np.full(n, table[0], dtype=table.dtype)
+        from zflow.tsdb.rowstates import lookup_run
+
+        return lookup_run(self._buf(meta, sub)[0], r0, n, sc.bits, table)
+
     # ---- one phase -----------------------------------------------------------------------------
     def fetch(self, items: list[tuple[ObjectMeta, str, np.ndarray]]) -> None:
         plan: dict[tuple[str, int], list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)

@@ -1,0 +1,61 @@
+"""numba kernels behind :mod:`zflow.tsdb.rowstates` (imported only when numba is installed;
+top-level functions so ``cache=True`` really caches them across processes)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def get(buf, row, bits, mask):  # pragma: no cover - compiled
+    # fixed 9-byte load (branch-free, so the loop vectorises); buffers are padded past the end
+    pos = row * bits
+    b0 = pos >> 3
+    sh = np.uint64(pos & 7)
+    v = np.uint64(0)
+    for t in range(8):
+        v |= np.uint64(buf[b0 + t]) << np.uint64(8 * t)
+    v >>= sh
+    v |= (np.uint64(buf[b0 + 8]) << np.uint64(1)) << (np.uint64(63) - sh)  # 9th byte, no branch
+    return v & mask
+
+
+@njit(cache=True, nogil=True)
+def states(id_buf, id_bits, dev_buf, dev_bits, rows, bases, shift, lo, hi, out):  # pragma: no cover
+    full = np.uint64(0xFFFFFFFFFFFFFFFF)
+    im = full if id_bits == 64 else (np.uint64(1) << np.uint64(id_bits)) - np.uint64(1)
+    dm = full if dev_bits == 64 else (np.uint64(1) << np.uint64(dev_bits)) - np.uint64(1)
+    plain = shift >= 64
+    sh = np.uint64(0) if plain else np.uint64(shift)
+    top = np.uint64(bases.shape[0] - 1)
+    bad = False
+    const = np.uint64(0) if plain else bases[0] << sh  # the base when ids take 0 bits
+    one = plain or id_bits == 0
+    for j in range(rows.shape[0]):
+        r = rows[j]
+        key = get(dev_buf, r, dev_bits, dm)
+        if one:
+            key |= const
+        else:
+            i = get(id_buf, r, id_bits, im)
+            bad |= i > top
+            key |= bases[min(i, top)] << sh
+        s = 0
+        for t in range(lo.shape[0]):
+            s |= (key >= lo[t]) & (key <= hi[t])
+        out[j] = s << 1
+    return bad
+
+
+@njit(cache=True, nogil=True)
+def lookup(buf, r0, bits, table, out):  # pragma: no cover - compiled
+    full = np.uint64(0xFFFFFFFFFFFFFFFF)
+    m = full if bits == 64 else (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    top = np.uint64(table.shape[0] - 1)
+    bad = False
+    for j in range(out.shape[0]):
+        v = get(buf, r0 + j, bits, m)
+        bad |= v > top
+        out[j] = table[min(v, top)]
+    return bad
