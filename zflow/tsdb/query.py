@@ -161,7 +161,7 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
             for (c, ivs), cls in zip(conj, cconj, strict=True):
                 cm = m.columns[c]
                 if cls is None:
-                    row.append(_ORD.take(dedup.trend_states(win, cm.trend, cm.min_key, cm.max_key, ivs)))
+                    row.append(dedup.trend_states(win, cm.trend, cm.min_key, cm.max_key, ivs, ordered=True))
                 elif cls.min() == cls.max():  # one class for every base: no ids needed
                     row.append(np.full(len(win), cls[0], dtype=np.int8))
                 else:
