@@ -16,6 +16,7 @@ after one sort, adjacent distinct keys share a base for split ``d`` iff their XO
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -248,17 +249,21 @@ def trend_window(n: int, trend: Trend, min_key: int, max_key: int,
 
 
 def _first_row(n: int, trend: Trend, target: int) -> int:
-    """Smallest row i in [0, n] with line(i) >= target (line non-decreasing)."""
+    """Smallest row i in [0, n] with line(i) >= target (line non-decreasing). Scalar float
+    arithmetic here equals :meth:`Trend.line` (both IEEE doubles), without array set-up."""
     guess = int(np.clip(np.floor((target - trend.rmin) / trend.slope), 0, n)) if trend.slope else 0
+    slope, rmin = trend.slope, trend.rmin
+
+    def line(i: int) -> int:
+        return math.floor(float(i) * slope) + rmin
+
     lo = max(0, guess - 4)
-    while lo > 0 and int(trend.line(np.array([lo]))[0]) >= target:
+    while lo > 0 and line(lo) >= target:
         lo = max(0, lo - 64)
-    rows = np.arange(lo, min(n, guess + 8))
-    vals = trend.line(rows)
-    hit = np.nonzero(vals >= target)[0]
-    if len(hit):
-        return int(rows[hit[0]])
+    for i in range(lo, min(n, guess + 8)):
+        if line(i) >= target:
+            return i
     i = min(n, guess + 8)
-    while i < n and int(trend.line(np.array([i]))[0]) < target:
+    while i < n and line(i) < target:
         i += 1
     return i
