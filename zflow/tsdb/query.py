@@ -114,6 +114,23 @@ def _base_states(f: Fetcher, m: ObjectMeta, c: str, win: np.ndarray, table: np.n
     return f.lookup(m, f"{c}.base", int(win[0]), len(win), table)
 
 
+def _undecided(res: np.ndarray) -> np.ndarray | slice | None:
+    """Positions of the unknown rows: None when there are none, a slice when they form a run
+    (the usual case: then every later step slices instead of gathering)."""
+    und = np.flatnonzero(res == UNKNOWN)
+    if len(und) == 0:
+        return None
+    a, b = int(und[0]), int(und[-1]) + 1
+    return slice(a, b) if b - a == len(und) else und
+
+
+def _positions(picked: np.ndarray, und: np.ndarray | slice, nonzero: bool = True) -> np.ndarray:
+    """Window positions of the undecided entries selected by ``picked`` (a mask over the
+    undecided rows, or their indices when ``nonzero`` is False)."""
+    idx = np.flatnonzero(picked) if nonzero else picked
+    return idx + und.start if isinstance(und, slice) else und[idx]
+
+
 def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str, np.ndarray]:
     """Matching rows per object (phases A and B)."""
     matches: dict[str, np.ndarray] = {}
@@ -149,7 +166,7 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
     # undecided positions (``und``) are carried past this point, never full-window masks
     states: dict[str, list[list[np.ndarray]]] = {}
     results: dict[str, np.ndarray] = {}
-    undecided: dict[str, np.ndarray] = {}
+    undecided: dict[str, np.ndarray | slice | None] = {}
     items = []
     for m in cand:
         win = windows[m.oid]
@@ -169,16 +186,16 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
             st.append(row)
         states[m.oid] = st
         res = _three_valued(st)
-        und = np.flatnonzero(res == UNKNOWN)
-        if len(und):
+        und = _undecided(res)
+        if und is not None:
             need_pos: dict[str, list[np.ndarray]] = {}
             for conj, srow in zip(compiled, st, strict=True):
                 for (c, _), s_ in zip(conj, srow, strict=True):
-                    need_pos.setdefault(c, []).append(und[s_[und] == UNKNOWN])
+                    need_pos.setdefault(c, []).append(_positions(s_[und] == UNKNOWN, und))
             for c, parts in need_pos.items():
                 pos = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
                 if len(pos):
-                    rows = win[pos]
+                    rows = win[0] + pos  # windows are row runs: no gather
                     items.append((m, f"{c}.dev", rows))
                     if m.columns[c].trend is not None:
                         items.append((m, f"{c}.base", rows))
@@ -191,8 +208,8 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
             matches[m.oid] = win
             continue
         res = results[m.oid]
-        und = undecided[m.oid]  # positions inside the window
-        if len(und):
+        und = undecided[m.oid]  # positions inside the window (a slice when they are a run)
+        if und is not None:
             sub_states = []
             for conj, srow in zip(compiled, states[m.oid], strict=True):
                 sub_row = []
@@ -201,7 +218,7 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
                     pos = np.flatnonzero(sub == UNKNOWN)
                     if len(pos):
                         cm = m.columns[c]
-                        rows = win[und[pos]]
+                        rows = win[0] + _positions(pos, und, nonzero=False)
                         if cm.trend is None:  # unpack, join and compare in one pass
                             sub[pos] = rowstates.key_states(*f.stream(m, f"{c}.base"), *f.stream(m, f"{c}.dev"),
                                                             rows, cm.bases, cm.dev_bits, ivs)
@@ -211,7 +228,7 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
                     sub_row.append(sub)
                 sub_states.append(sub_row)
             res[und] = _three_valued(sub_states)
-        matches[m.oid] = win[np.flatnonzero(res == TRUE)]
+        matches[m.oid] = win[0] + np.flatnonzero(res == TRUE)
     return matches
 
 def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False,
