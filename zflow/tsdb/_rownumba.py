@@ -59,3 +59,33 @@ def lookup(buf, r0, bits, table, out):  # pragma: no cover - compiled
         bad |= v > top
         out[j] = table[min(v, top)]
     return bad
+
+
+@njit(cache=True, nogil=True)
+def run_in_range(buf, r0, bits, lo, hi, out):  # pragma: no cover - compiled
+    """out[j] = 2 if lo <= value(r0 + j) <= hi else 0 for a row run (one base, one interval).
+    For bits <= 8 eight rows share one 8-byte word (``bits`` bytes, byte-aligned at rows that
+    are multiples of 8): one load per eight rows instead of one per row."""
+    full = np.uint64(0xFFFFFFFFFFFFFFFF)
+    m = full if bits == 64 else (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    n = out.shape[0]
+    j = 0
+    if 0 < bits <= 8:
+        while j < n and (r0 + j) % 8:
+            v = get(buf, r0 + j, bits, m)
+            out[j] = ((v >= lo) & (v <= hi)) << 1
+            j += 1
+        ub = np.uint64(bits)
+        while j + 8 <= n:
+            b0 = (r0 + j) // 8 * bits
+            w = np.uint64(0)
+            for t in range(8):
+                w |= np.uint64(buf[b0 + t]) << np.uint64(8 * t)
+            for k in range(8):
+                v = (w >> (np.uint64(k) * ub)) & m
+                out[j + k] = ((v >= lo) & (v <= hi)) << 1
+            j += 8
+    while j < n:
+        v = get(buf, r0 + j, bits, m)
+        out[j] = ((v >= lo) & (v <= hi)) << 1
+        j += 1

@@ -19,7 +19,7 @@ _KERNEL: object = None
 
 
 def _kernel() -> object:
-    """(states, lookup) compiled kernels, or False without numba."""
+    """(states, lookup, run_in_range) compiled kernels, or False without numba."""
     global _KERNEL
     if _KERNEL is None:
         try:
@@ -27,7 +27,7 @@ def _kernel() -> object:
         except ImportError:
             _KERNEL = False
         else:
-            _KERNEL = (_rownumba.states, _rownumba.lookup)
+            _KERNEL = (_rownumba.states, _rownumba.lookup, _rownumba.run_in_range)
     return _KERNEL
 
 
@@ -43,13 +43,26 @@ def key_states_numpy(id_buf: np.ndarray, id_bits: int, dev_buf: np.ndarray, dev_
 def key_states(id_buf: np.ndarray, id_bits: int, dev_buf: np.ndarray, dev_bits: int,
                rows: np.ndarray, bases: np.ndarray, shift: int,
                ivs: list[tuple[int, int]]) -> np.ndarray:
-    """:func:`key_states_numpy` in one compiled pass (buffers padded >= 9 bytes past the
-    last row, as :class:`zflow.tsdb.fetch.Fetcher` keeps them)."""
+    """:func:`key_states_numpy` in one compiled pass (``rows`` ascending; buffers padded >= 9
+    bytes past the last row, as :class:`zflow.tsdb.fetch.Fetcher` keeps them)."""
     kernel = _kernel() if len(rows) > 256 else False
     if not kernel:
         return key_states_numpy(id_buf, id_bits, dev_buf, dev_bits, rows, bases, shift, ivs)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     last = int(rows.max())
+    r0 = int(rows[0])
+    if (shift >= 64 or id_bits == 0) and last - r0 + 1 == len(rows) and len(dev_buf) >= (last + 1) * dev_bits // 8 + 9:
+        # one base and a row run (ascending rows): compare the deviations themselves
+        base = 0 if shift >= 64 else int(bases[0]) << shift
+        dmax = (1 << dev_bits) - 1
+        out = np.zeros(len(rows), dtype=np.int8)
+        for a, b in ivs:
+            lo, hi = max(a - base, 0), min(b - base, dmax)
+            if lo <= hi:
+                part = np.empty(len(rows), dtype=np.int8)
+                kernel[2](dev_buf, r0, dev_bits, U64(lo), U64(hi), part)
+                np.maximum(out, part, out=out)
+        return out
     for buf, bits in ((id_buf, id_bits), (dev_buf, dev_bits)):
         if len(buf) < (last + 1) * bits // 8 + 9:
             return key_states_numpy(id_buf, id_bits, dev_buf, dev_bits, rows, bases, shift, ivs)
