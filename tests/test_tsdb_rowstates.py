@@ -41,10 +41,14 @@ def test_key_states_kernel_matches_numpy(dev_bits: int, n_bases: int) -> None:
     keys = (bases[ids.astype(np.int64)] << U64(shift)) | dev if shift < 64 else dev
     picks = np.sort(keys[rng.integers(0, n, 4)])
     ivs = [(0, int(picks[0])), (int(picks[1]), int(picks[2])), (int(picks[3]), int(picks[3]))]
-    for rows in (np.arange(n), np.sort(rng.choice(n, 900, replace=False)), np.arange(n - 300, n)):
+    for rows in (np.arange(n), np.sort(rng.choice(n, 900, replace=False)), np.arange(n - 300, n),
+                 np.arange(5, n - 3)):
         got = rowstates.key_states(id_buf, id_bits, dev_buf, dev_bits, rows, bases, shift, ivs)
         ref = rowstates.key_states_numpy(id_buf, id_bits, dev_buf, dev_bits, rows, bases, shift, ivs)
         assert got.dtype == np.int8 and np.array_equal(got, ref)
+        if rows[-1] - rows[0] + 1 == len(rows):  # the same run given as a range
+            run = range(int(rows[0]), int(rows[-1]) + 1)
+            assert np.array_equal(rowstates.key_states(id_buf, id_bits, dev_buf, dev_bits, run, bases, shift, ivs), ref)
         want = np.zeros(len(rows), dtype=bool)
         for a, b in ivs:
             want |= (keys[rows] >= U64(a)) & (keys[rows] <= U64(b))

@@ -117,16 +117,20 @@ def _base_states(f: Fetcher, m: ObjectMeta, c: str, win: np.ndarray, table: np.n
 def _undecided(res: np.ndarray) -> np.ndarray | slice | None:
     """Positions of the unknown rows: None when there are none, a slice when they form a run
     (the usual case: then every later step slices instead of gathering)."""
-    und = np.flatnonzero(res == UNKNOWN)
-    if len(und) == 0:
+    mask = res == UNKNOWN
+    count = int(np.count_nonzero(mask))
+    if count == 0:
         return None
-    a, b = int(und[0]), int(und[-1]) + 1
-    return slice(a, b) if b - a == len(und) else und
+    a = int(np.argmax(mask))
+    b = len(mask) - int(np.argmax(mask[::-1]))
+    return slice(a, b) if b - a == count else np.flatnonzero(mask)
 
 
 def _positions(picked: np.ndarray, und: np.ndarray | slice, nonzero: bool = True) -> np.ndarray:
     """Window positions of the undecided entries selected by ``picked`` (a mask over the
     undecided rows, or their indices when ``nonzero`` is False)."""
+    if nonzero and isinstance(und, slice) and picked.all():
+        return np.arange(und.start, und.stop)
     idx = np.flatnonzero(picked) if nonzero else picked
     return idx + und.start if isinstance(und, slice) else und[idx]
 
@@ -215,9 +219,17 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
                 sub_row = []
                 for (c, ivs), s_ in zip(conj, srow, strict=True):
                     sub = s_[und]
-                    pos = np.flatnonzero(sub == UNKNOWN)
+                    cm = m.columns[c]
+                    unknown = sub == UNKNOWN
+                    if isinstance(und, slice) and cm.trend is None and unknown.all():
+                        # every undecided row of a row run: no index arrays at all
+                        sub[:] = rowstates.key_states(*f.stream(m, f"{c}.base"), *f.stream(m, f"{c}.dev"),
+                                                      range(int(win[0]) + und.start, int(win[0]) + und.stop),
+                                                      cm.bases, cm.dev_bits, ivs)
+                        sub_row.append(sub)
+                        continue
+                    pos = np.flatnonzero(unknown)
                     if len(pos):
-                        cm = m.columns[c]
                         rows = win[0] + _positions(pos, und, nonzero=False)
                         if cm.trend is None:  # unpack, join and compare in one pass
                             sub[pos] = rowstates.key_states(*f.stream(m, f"{c}.base"), *f.stream(m, f"{c}.dev"),

@@ -41,17 +41,23 @@ def key_states_numpy(id_buf: np.ndarray, id_bits: int, dev_buf: np.ndarray, dev_
 
 
 def key_states(id_buf: np.ndarray, id_bits: int, dev_buf: np.ndarray, dev_bits: int,
-               rows: np.ndarray, bases: np.ndarray, shift: int,
+               rows: np.ndarray | range, bases: np.ndarray, shift: int,
                ivs: list[tuple[int, int]]) -> np.ndarray:
-    """:func:`key_states_numpy` in one compiled pass (``rows`` ascending; buffers padded >= 9
-    bytes past the last row, as :class:`zflow.tsdb.fetch.Fetcher` keeps them)."""
+    """:func:`key_states_numpy` in one compiled pass (``rows`` ascending, or a ``range`` for a
+    run; buffers padded >= 9 bytes past the last row, as :class:`zflow.tsdb.fetch.Fetcher`
+    keeps them)."""
     kernel = _kernel() if len(rows) > 256 else False
+    if isinstance(rows, range):  # a row run given by its bounds (step 1)
+        run, r0, last = True, rows.start, rows.stop - 1
+        if not kernel or not (shift >= 64 or id_bits == 0):
+            rows = np.arange(rows.start, rows.stop)
+    else:
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        r0, last = (int(rows[0]), int(rows.max())) if len(rows) else (0, -1)
+        run = last - r0 + 1 == len(rows)
     if not kernel:
         return key_states_numpy(id_buf, id_bits, dev_buf, dev_bits, rows, bases, shift, ivs)
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    last = int(rows.max())
-    r0 = int(rows[0])
-    if (shift >= 64 or id_bits == 0) and last - r0 + 1 == len(rows) and len(dev_buf) >= (last + 1) * dev_bits // 8 + 9:
+    if (shift >= 64 or id_bits == 0) and run and len(dev_buf) >= (last + 1) * dev_bits // 8 + 9:
         # one base and a row run (ascending rows): compare the deviations themselves
         base = 0 if shift >= 64 else int(bases[0]) << shift
         dmax = (1 << dev_bits) - 1
@@ -63,6 +69,8 @@ def key_states(id_buf: np.ndarray, id_bits: int, dev_buf: np.ndarray, dev_bits: 
                 kernel[2](dev_buf, r0, dev_bits, U64(lo), U64(hi), part)
                 np.maximum(out, part, out=out)
         return out
+    if isinstance(rows, range):
+        rows = np.arange(rows.start, rows.stop)
     for buf, bits in ((id_buf, id_bits), (dev_buf, dev_bits)):
         if len(buf) < (last + 1) * bits // 8 + 9:
             return key_states_numpy(id_buf, id_bits, dev_buf, dev_bits, rows, bases, shift, ivs)
