@@ -438,3 +438,7 @@ def test_trend_states_of_row_runs_match_the_per_row_evaluation() -> None:
             ivs.append((a, a + int(rng.integers(0, max(2, (mx - mn) // 2)))))
         fast = dedup.trend_states(rows, tr, mn, mx, ivs)
         assert np.array_equal(fast, dedup.trend_states(rows[::-1], tr, mn, mx, ivs)[::-1]), (tr, ivs)
+        order = np.array([0, 2, 1], dtype=np.int8)  # the query's Kleene order
+        for r in (rows, rows[::-1]):
+            assert np.array_equal(dedup.trend_states(r, tr, mn, mx, ivs, ordered=True),
+                                  order[dedup.trend_states(r, tr, mn, mx, ivs)]), (tr, ivs)

@@ -16,6 +16,7 @@ after one sort, adjacent distinct keys share a base for split ``d`` iff their XO
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,13 +175,16 @@ def trend_keys(u: np.ndarray, rows: np.ndarray, trend: Trend, min_key: int) -> n
 
 
 def trend_states(rows: np.ndarray, trend: Trend, min_key: int, max_key: int,
-                 ivs: list[tuple[int, int]]) -> np.ndarray:
-    """Per row: 1 = the predicate holds whatever u is, 0 = it cannot hold, 2 = depends on u."""
+                 ivs: list[tuple[int, int]], ordered: bool = False) -> np.ndarray:
+    """Per row: 1 = the predicate holds whatever u is, 0 = it cannot hold, 2 = depends on u.
+    With ``ordered`` the codes are 0 cannot, 1 depends, 2 holds (the query's Kleene order)."""
     rows = np.asarray(rows)
     if trend.slope > 0 and len(rows) > 64 and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
         return _run_states(int(rows[0]), len(rows), trend, max_key - min_key,
                            [(max(a, min_key) - min_key, min(b, max_key) - min_key)
-                            for a, b in ivs if not (b < min_key or a > max_key)])
+                            for a, b in ivs if not (b < min_key or a > max_key)], ordered)
+    if ordered:
+        return np.array([0, 2, 1], dtype=np.int8)[trend_states(rows, trend, min_key, max_key, ivs)]
     line = trend.line(rows)
     hi = np.minimum(line + trend.umax, max_key - min_key)
     lo = np.maximum(line, 0, out=line)
@@ -197,7 +201,8 @@ def trend_states(rows: np.ndarray, trend: Trend, min_key: int, max_key: int,
     return out
 
 
-def _run_states(r0: int, n: int, trend: Trend, top: int, ivs: list[tuple[int, int]]) -> np.ndarray:
+def _run_states(r0: int, n: int, trend: Trend, top: int, ivs: list[tuple[int, int]],
+                ordered: bool = False) -> np.ndarray:
     """:func:`trend_states` for the contiguous rows [r0, r0 + n) of a rising line: the line is
     monotone, so "fully inside" and "touching" are row intervals found from the line's
     inverse (:func:`_first_row`), not by evaluating it on every row."""
@@ -206,16 +211,17 @@ def _run_states(r0: int, n: int, trend: Trend, top: int, ivs: list[tuple[int, in
     def first(target: int) -> int:  # first row (clipped to [r0, end]) with line >= target
         return min(max(_first_row(end, trend, target), r0), end) - r0
 
-    full = np.zeros(n, dtype=bool)
-    touch = np.zeros(n, dtype=bool)
+    touch, full = [], []
     for a, b in ivs:
-        t0, t1 = first(a - trend.umax), first(b + 1)  # line + umax >= a and line <= b
-        touch[t0:t1] = True
+        touch.append((first(a - trend.umax), first(b + 1)))  # line + umax >= a and line <= b
         f0 = first(a) if a > 0 else 0  # max(line, 0) >= a
         f1 = n if b >= top else first(b - trend.umax + 1)  # min(line + umax, top) <= b
-        full[f0:f1] = True
-    out = touch.view(np.int8) << 1
-    out[full] = 1
+        full.append((f0, f1))
+    out = np.zeros(n, dtype=np.int8)  # row intervals: slice fills, no per-row masks
+    for t0, t1 in touch:
+        out[t0:t1] = 1 if ordered else 2
+    for f0, f1 in full:
+        out[f0:f1] = 2 if ordered else 1
     return out
 
 
@@ -243,17 +249,21 @@ def trend_window(n: int, trend: Trend, min_key: int, max_key: int,
 
 
 def _first_row(n: int, trend: Trend, target: int) -> int:
-    """Smallest row i in [0, n] with line(i) >= target (line non-decreasing)."""
+    """Smallest row i in [0, n] with line(i) >= target (line non-decreasing). Scalar float
+    arithmetic here equals :meth:`Trend.line` (both IEEE doubles), without array set-up."""
     guess = int(np.clip(np.floor((target - trend.rmin) / trend.slope), 0, n)) if trend.slope else 0
+    slope, rmin = trend.slope, trend.rmin
+
+    def line(i: int) -> int:
+        return math.floor(float(i) * slope) + rmin
+
     lo = max(0, guess - 4)
-    while lo > 0 and int(trend.line(np.array([lo]))[0]) >= target:
+    while lo > 0 and line(lo) >= target:
         lo = max(0, lo - 64)
-    rows = np.arange(lo, min(n, guess + 8))
-    vals = trend.line(rows)
-    hit = np.nonzero(vals >= target)[0]
-    if len(hit):
-        return int(rows[hit[0]])
+    for i in range(lo, min(n, guess + 8)):
+        if line(i) >= target:
+            return i
     i = min(n, guess + 8)
-    while i < n and int(trend.line(np.array([i]))[0]) < target:
+    while i < n and line(i) < target:
         i += 1
     return i

@@ -89,6 +89,33 @@ class Fetcher:
         buf, _ = self._buf(meta, sub)
         return bitpack.unpack_rows(buf, rows, sc.bits)
 
+    def stream(self, meta: ObjectMeta, sub: str) -> tuple[np.ndarray, int]:
+        """The (padded, sparse) packed stream of a sub-column and its bit width."""
+        return self._buf(meta, sub)[0], meta.layout.subcolumns[sub].bits
+
+    def lookup(self, meta: ObjectMeta, sub: str, r0: int, n: int, table: np.ndarray) -> np.ndarray:
+        """``table[value]`` of the rows ``[r0, r0 + n)`` (unpacked and looked up in one pass)."""
+        sc = meta.layout.subcolumns[sub]
+        if sc.bits == 0:
+            return np.full(n, table[0], dtype=table.dtype)
+        from zflow.tsdb.rowstates import lookup_run
+
+        return lookup_run(self._buf(meta, sub)[0], r0, n, sc.bits, table)
+
+    @staticmethod
+    def _missing(have: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Per value: is any byte of ``[start, end)`` not yet fetched? A value spans at most 9
+        bytes, so this looks at those bytes only (not a prefix sum over the whole stream)."""
+        span = int((ends - starts).max(initial=0))
+        if span > 9 or len(starts) * span > len(have):
+            cs = np.concatenate([[0], np.cumsum(have[:-1], dtype=np.int64)])
+            return (cs[ends] - cs[starts]) != (ends - starts)
+        ok = np.ones(len(starts), dtype=bool)
+        last = ends - 1
+        for j in range(span):
+            ok &= have[np.minimum(starts + j, last)]
+        return ~ok
+
     # ---- one phase -----------------------------------------------------------------------------
     def fetch(self, items: list[tuple[ObjectMeta, str, np.ndarray]]) -> None:
         plan: dict[tuple[str, int], list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
@@ -107,8 +134,7 @@ class Fetcher:
             starts = rows * b // 8
             ends = ((rows + 1) * b + 7) // 8
             if (meta.oid, sub) in self.touched:
-                cs = np.concatenate([[0], np.cumsum(have[:-1], dtype=np.int64)])
-                new = (cs[ends] - cs[starts]) != (ends - starts)
+                new = self._missing(have, starts, ends)
                 if not new.any():
                     continue
             else:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zflow.tsdb import dedup, ordkeys
+from zflow.tsdb import dedup, ordkeys, rowstates
 from zflow.tsdb.catalog import ObjectMeta
 from zflow.tsdb.fetch import Fetcher
 from zflow.tsdb.selector import Pred, Query, check_query
@@ -75,22 +75,23 @@ def _may_match(meta: ObjectMeta, compiled: Compiled) -> bool:
     return False
 
 
-def _ordered(st: np.ndarray) -> np.ndarray:
-    """State 0 false, 1 true, 2 unknown -> order false(0) < unknown(1) < true(2), and back
-    (the map is its own inverse; bit operations on int8, no lookup)."""
-    return ((st << 1) & 3) | (st >> 1)
+# Per-row states inside the filter are kept *ordered*: false 0 < unknown 1 < true 2, so Kleene
+# AND is a minimum and OR a maximum with no conversion per pass. ``_ORD`` maps the dedup/trend
+# encoding (0 false, 1 true, 2 unknown) to it (and back: the map is its own inverse).
+_ORD = np.array([0, 2, 1], dtype=np.int8)
+FALSE, UNKNOWN, TRUE = 0, 1, 2
 
 
-def _three_valued(compiled: Compiled, states: list[list[np.ndarray]], n: int) -> np.ndarray:
-    """Kleene logic over per-row states: with states ordered false < unknown < true, AND is a
-    minimum and OR a maximum (no per-case masks)."""
-    res = np.zeros(n, dtype=np.int8)
+def _three_valued(states: list[list[np.ndarray]]) -> np.ndarray:
+    """Kleene logic over ordered per-row states: AND is a minimum, OR a maximum."""
+    res = None
     for conj_states in states:
-        conj = np.full(n, 2, dtype=np.int8)
-        for st in conj_states:
-            np.minimum(conj, _ordered(np.asarray(st, dtype=np.int8)), out=conj)
-        np.maximum(res, conj, out=res)
-    return _ordered(res)
+        conj = conj_states[0].copy()
+        for st in conj_states[1:]:
+            np.minimum(conj, st, out=conj)
+        res = conj if res is None else np.maximum(res, conj, out=res)
+    assert res is not None
+    return res
 
 
 def _window(m: ObjectMeta, compiled: Compiled) -> np.ndarray:
@@ -106,6 +107,32 @@ def _window(m: ObjectMeta, compiled: Compiled) -> np.ndarray:
         if r0 < r1:
             lo, hi = min(lo, r0), max(hi, r1)
     return np.arange(lo, hi) if lo < hi else np.zeros(0, dtype=np.int64)
+
+
+def _base_states(f: Fetcher, m: ObjectMeta, c: str, win: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Ordered states of the window rows from their base ids (unpack + look-up fused)."""
+    return f.lookup(m, f"{c}.base", int(win[0]), len(win), table)
+
+
+def _undecided(res: np.ndarray) -> np.ndarray | slice | None:
+    """Positions of the unknown rows: None when there are none, a slice when they form a run
+    (the usual case: then every later step slices instead of gathering)."""
+    mask = res == UNKNOWN
+    count = int(np.count_nonzero(mask))
+    if count == 0:
+        return None
+    a = int(np.argmax(mask))
+    b = len(mask) - int(np.argmax(mask[::-1]))
+    return slice(a, b) if b - a == count else np.flatnonzero(mask)
+
+
+def _positions(picked: np.ndarray, und: np.ndarray | slice, nonzero: bool = True) -> np.ndarray:
+    """Window positions of the undecided entries selected by ``picked`` (a mask over the
+    undecided rows, or their indices when ``nonzero`` is False)."""
+    if nonzero and isinstance(und, slice) and picked.all():
+        return np.arange(und.start, und.stop)
+    idx = np.flatnonzero(picked) if nonzero else picked
+    return idx + und.start if isinstance(und, slice) else und[idx]
 
 
 def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str, np.ndarray]:
@@ -132,51 +159,52 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
                     row_cl.append(None)  # decided per row from the trend line
                     continue
                 cls = dedup.classify_bases(cm.bases, cm.dev_bits, ivs)
-                row_cl.append(cls)
+                row_cl.append(_ORD[cls])
                 if m.layout.subcolumns[f"{c}.base"].bits and ((cls == 2).any() or cls.min() != cls.max()):
                     need.add(c)
             cl.append(row_cl)
         classes[m.oid] = cl
         items += [(m, f"{c}.base", win) for c in sorted(need)]
     f.fetch(items)
-    # phase B: base ids (trend columns) and deviations of the rows still undecided
+    # phase B: base ids (trend columns) and deviations of the rows still undecided; only the
+    # undecided positions (``und``) are carried past this point, never full-window masks
     states: dict[str, list[list[np.ndarray]]] = {}
-    ids_of: dict[tuple[str, str], np.ndarray] = {}
     results: dict[str, np.ndarray] = {}
+    undecided: dict[str, np.ndarray | slice | None] = {}
     items = []
     for m in cand:
         win = windows[m.oid]
         if len(win) == 0:
             continue
-        n = len(win)
         st = []
         for conj, cconj in zip(compiled, classes[m.oid], strict=True):
             row = []
             for (c, ivs), cls in zip(conj, cconj, strict=True):
                 cm = m.columns[c]
                 if cls is None:
-                    row.append(dedup.trend_states(win, cm.trend, cm.min_key, cm.max_key, ivs))
-                    continue
-                if (m.oid, c) not in ids_of:
-                    ids_of[(m.oid, c)] = f.values(m, f"{c}.base", win)
-                row.append(cls[ids_of[(m.oid, c)].astype(np.int64)])
+                    row.append(dedup.trend_states(win, cm.trend, cm.min_key, cm.max_key, ivs, ordered=True))
+                elif cls.min() == cls.max():  # one class for every base: no ids needed
+                    row.append(np.full(len(win), cls[0], dtype=np.int8))
+                else:
+                    row.append(_base_states(f, m, c, win, cls))
             st.append(row)
         states[m.oid] = st
-        res = _three_valued(compiled, st, n)
-        und = res == 2
-        if und.any():
-            need_rows: dict[str, np.ndarray] = {}
+        res = _three_valued(st)
+        und = _undecided(res)
+        if und is not None:
+            need_pos: dict[str, list[np.ndarray]] = {}
             for conj, srow in zip(compiled, st, strict=True):
                 for (c, _), s_ in zip(conj, srow, strict=True):
-                    mask = und & (s_ == 2)
-                    need_rows[c] = need_rows.get(c, np.zeros(n, dtype=bool)) | mask
-            for c, mask in need_rows.items():
-                if mask.any():
-                    rows = win[np.nonzero(mask)[0]]
+                    need_pos.setdefault(c, []).append(_positions(s_[und] == UNKNOWN, und))
+            for c, parts in need_pos.items():
+                pos = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+                if len(pos):
+                    rows = win[0] + pos  # windows are row runs: no gather
                     items.append((m, f"{c}.dev", rows))
                     if m.columns[c].trend is not None:
                         items.append((m, f"{c}.base", rows))
         results[m.oid] = res
+        undecided[m.oid] = und
     f.fetch(items)
     for m in cand:
         win = windows[m.oid]
@@ -184,24 +212,35 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
             matches[m.oid] = win
             continue
         res = results[m.oid]
-        und = np.nonzero(res == 2)[0]  # positions inside the window
-        if len(und):
-            st = states[m.oid]
-            for conj, srow in zip(compiled, st, strict=True):
-                for j, (c, ivs) in enumerate(conj):
-                    s_ = srow[j]
-                    pos = und[s_[und] == 2]
-                    if len(pos) == 0:
-                        continue
+        und = undecided[m.oid]  # positions inside the window (a slice when they are a run)
+        if und is not None:
+            sub_states = []
+            for conj, srow in zip(compiled, states[m.oid], strict=True):
+                sub_row = []
+                for (c, ivs), s_ in zip(conj, srow, strict=True):
+                    sub = s_[und]
                     cm = m.columns[c]
-                    rows = win[pos]
-                    ids = ids_of[(m.oid, c)][pos] if cm.trend is None else f.values(m, f"{c}.base", rows)
-                    keys = cm.keys(ids, f.values(m, f"{c}.dev", rows), rows)
-                    s_ = s_.copy()
-                    s_[pos] = ordkeys.in_intervals(keys, ivs).astype(np.int8)
-                    srow[j] = s_
-            res = _three_valued(compiled, st, len(win))
-        matches[m.oid] = win[np.nonzero(res == 1)[0]]
+                    unknown = sub == UNKNOWN
+                    if isinstance(und, slice) and cm.trend is None and unknown.all():
+                        # every undecided row of a row run: no index arrays at all
+                        sub[:] = rowstates.key_states(*f.stream(m, f"{c}.base"), *f.stream(m, f"{c}.dev"),
+                                                      range(int(win[0]) + und.start, int(win[0]) + und.stop),
+                                                      cm.bases, cm.dev_bits, ivs)
+                        sub_row.append(sub)
+                        continue
+                    pos = np.flatnonzero(unknown)
+                    if len(pos):
+                        rows = win[0] + _positions(pos, und, nonzero=False)
+                        if cm.trend is None:  # unpack, join and compare in one pass
+                            sub[pos] = rowstates.key_states(*f.stream(m, f"{c}.base"), *f.stream(m, f"{c}.dev"),
+                                                            rows, cm.bases, cm.dev_bits, ivs)
+                        else:
+                            keys = cm.keys(f.values(m, f"{c}.base", rows), f.values(m, f"{c}.dev", rows), rows)
+                            sub[pos] = np.where(ordkeys.in_intervals(keys, ivs), TRUE, FALSE)
+                    sub_row.append(sub)
+                sub_states.append(sub_row)
+            res[und] = _three_valued(sub_states)
+        matches[m.oid] = win[0] + np.flatnonzero(res == TRUE)
     return matches
 
 def run(ds: Dataset, q: Query, gap: int | None = None, verify: bool = False,
