@@ -185,7 +185,7 @@ class _NodeRuntime:
         self.lock = threading.RLock()
         self.open_inputs = {p for p, i in spec.inputs.items() if i.upstream is not None}
         self.finished = threading.Event()
-        self.done = False  # mirrors ``finished`` for the hot path
+        self.done = False  # set once the node starts finishing: no more deliveries (hot path)
         self.ctx = Context(
             flow=host.graph.flow,
             instance=host.graph.instance,
@@ -282,7 +282,7 @@ class _NodeRuntime:
     def end_input(self, port: str) -> None:
         with self.lock:
             self.open_inputs.discard(port)
-            if self.open_inputs or self.finished.is_set():
+            if self.open_inputs or self.done:
                 return
             on_end = getattr(self.node, "on_end", None)
             if on_end is not None:
@@ -293,15 +293,17 @@ class _NodeRuntime:
 
     def finish(self) -> None:
         """Mark the node done and signal end of stream on every output."""
-        if self.finished.is_set():
+        if self.done:
             return
-        self.done = True
-        self.finished.set()
+        self.done = True  # no more deliveries to this node
         for out in self.outputs.values():
             for consumer, port in out.local:
                 consumer.end_input(port)
             if out.publisher is not None:
                 out.publisher.delete()
+        # Finished only once every end of stream is out: the host closes its session as soon
+        # as all its nodes are finished, and a DELETE after that would be lost.
+        self.finished.set()
         self.host.node_finished()
 
     @property
@@ -349,6 +351,8 @@ class Host:
             self.done.set()
 
     def fail(self, node: str, exc: BaseException) -> None:
+        if self.stopping and isinstance(exc, zenoh.ZError):
+            return  # the session closed under a node while the flow was being stopped
         if self.failure is None:
             self.failure = exc
             if isinstance(exc, UserError):  # bad input met at run time: no traceback
