@@ -45,11 +45,6 @@ def data(flow: str, instance: str, node: str, output: str) -> str:
                  chunk(output, "output"))
 
 
-def data_tap(flow: str = "*", instance: str = "*", node: str = "*", output: str = "*") -> str:
-    """A selector for tapping running flows; any part may be a wildcard."""
-    return _join(ROOT, "data", flow, instance, node, output)
-
-
 def eos(flow: str, instance: str, node: str, output: str) -> str:
     return _join(ROOT, "eos", chunk(flow, "flow"), chunk(instance, "instance"), chunk(node, "node"),
                  chunk(output, "output"))

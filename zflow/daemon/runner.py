@@ -11,7 +11,6 @@ from typing import Any
 
 from zflow.daemon.identity import DAEMON_ENV, SITE_ENV
 from zflow.dataflow.graph import Graph
-from zflow.runtime.host import HostSpec
 from zflow.runtime.launcher import FlowRunner, host_argv, host_env
 
 
@@ -30,19 +29,12 @@ class DaemonRunner(FlowRunner):
             name = f"{base}#{n}"
         return name
 
-    def start(self) -> None:
-        env = {**host_env(), **self.extra_env}
-        for group, nodes in self.groups().items():
-            python = next((self.pythons[n] for n in nodes if n in self.pythons), None)
-            argv = [python, *host_argv()[1:]] if python else host_argv()
-            spec = HostSpec(self.graph, nodes, self.session_opts, self.wait_start)
-            # A restarted host joins a running instance: waiting for a start signal would hang it.
-            restarted = HostSpec(self.graph, nodes, self.session_opts, wait_start=False)
-            name = self.child_name(group)
-            self.supervisor.spawn(name, argv, env=env, restart=self._restart_for(nodes),
-                                  stdin_data=spec.to_json().encode(),
-                                  restart_stdin_data=restarted.to_json().encode())
-            self.children.append(name)
+    def host_argv(self, nodes: list[str]) -> list[str]:
+        python = next((self.pythons[n] for n in nodes if n in self.pythons), None)
+        return [python, *host_argv()[1:]] if python else host_argv()
+
+    def host_env(self) -> dict[str, str]:
+        return {**host_env(), **self.extra_env}
 
     def node_states(self) -> dict[str, str]:
         status = self.status()

@@ -117,21 +117,6 @@ class Graph:
             out.setdefault(node.group or node.id, []).append(node.id)
         return out
 
-    def consumers(self, node: str, output: str) -> list[Link]:
-        return [lk for lk in self.links if lk.src_node == node and lk.src_output == output]
-
-    def subgraph(self, node_ids: list[str] | set[str]) -> Graph:
-        """The same graph restricted to some nodes (links kept when either end is inside)."""
-        ids = set(node_ids)
-        return Graph(
-            flow=self.flow,
-            instance=self.instance,
-            nodes={k: v for k, v in self.nodes.items() if k in ids},
-            links=tuple(lk for lk in self.links if lk.src_node in ids or lk.dst_node in ids),
-            vars=dict(self.vars),
-            source_file=self.source_file,
-        )
-
     def with_instance(self, instance: str) -> Graph:
         """Re-key the graph for another instance id (keys embed the instance)."""
         from zflow.dataflow.keys import rekey  # local: avoid a cycle at import time

@@ -306,11 +306,6 @@ class _NodeRuntime:
         self.finished.set()
         self.host.node_finished()
 
-    @property
-    def infinite(self) -> bool:
-        """A non-source node with only timer inputs never ends by itself."""
-        return self.spec.kind != "source" and not any(i.upstream for i in self.spec.inputs.values())
-
 
 class Host:
     """Runs a group of nodes until they finish, the flow is stopped, or a node fails."""

@@ -52,7 +52,6 @@ class FlowRunner:
         self.session_opts = session
         self.node_ids = set(graph.nodes) if node_ids is None else set(node_ids)
         self.wait_start = wait_start
-        self._own_supervisor = supervisor is None
         self.supervisor = supervisor or Supervisor(log=log)
         self.children: list[str] = []
 
@@ -66,14 +65,22 @@ class FlowRunner:
     def child_name(self, group: str) -> str:
         return f"{self.graph.flow}/{group}"
 
+    def host_argv(self, nodes: list[str]) -> list[str]:
+        """The command running a host for ``nodes`` (a daemon picks a bundle's interpreter)."""
+        del nodes
+        return host_argv()
+
+    def host_env(self) -> dict[str, str]:
+        return host_env()
+
     def start(self) -> None:
-        env = host_env()
+        env = self.host_env()
         for group, nodes in self.groups().items():
             spec = HostSpec(self.graph, nodes, self.session_opts, self.wait_start)
             # A restarted host joins a flow that is already running: it must not wait for start.
             restarted = HostSpec(self.graph, nodes, self.session_opts, wait_start=False)
             name = self.child_name(group)
-            self.supervisor.spawn(name, host_argv(), env=env, restart=self._restart_for(nodes),
+            self.supervisor.spawn(name, self.host_argv(nodes), env=env, restart=self._restart_for(nodes),
                                   stdin_data=spec.to_json().encode(),
                                   restart_stdin_data=restarted.to_json().encode())
             self.children.append(name)
