@@ -33,7 +33,13 @@ from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
 from zflow.runtime.signals import StopSignal
 from zflow.scheduler.model import Pool
-from zflow.transport.session import Mode, SessionOptions, free_port, open_session
+from zflow.transport.session import (
+    Mode,
+    SessionOptions,
+    config_listen,
+    open_session,
+    private_socket,
+)
 
 log = logging.getLogger("zflow.daemon")
 FAILURE_LOG_LINES = 20  # output lines kept with a node-failure event
@@ -61,9 +67,9 @@ class Daemon:
         z = self.cfg.zenoh
         mode: Mode = "router" if self.cfg.router or z.mode == "router" else ("peer" if z.mode == "peer" else "client")
         listen = list(z.listen)
-        if mode == "router":
-            listen = listen or ["tcp/0.0.0.0:7447"]
-            self._local_endpoint = f"tcp/127.0.0.1:{free_port()}"
+        if mode == "router":  # listen only where told: the config file's endpoints are kept
+            listen = listen or config_listen(z.config_file, mode) or ["tcp/0.0.0.0:7447"]
+            self._local_endpoint = self._stack.enter_context(private_socket())
             listen.append(self._local_endpoint)
         return SessionOptions(mode=mode, listen=listen, connect=list(z.connect), config_file=z.config_file,
                               extra={"transport/link/tx/lease": z.lease_ms})

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +83,34 @@ def make_config(opts: SessionOptions) -> zenoh.Config:
     for key, value in opts.extra.items():
         cfg.insert_json5(key, json.dumps(value))
     return cfg
+
+
+def config_listen(config_file: str | None, mode: Mode) -> list[str]:
+    """The listen endpoints a Zenoh config file sets for ``mode`` (a list, or a per-mode map)."""
+    if not config_file:
+        return []
+    try:
+        raw = json.loads(zenoh.Config.from_file(str(config_file)).get_json("listen/endpoints"))
+    except Exception:  # a missing or bad file is reported by make_config, with its path
+        return []
+    if isinstance(raw, dict):
+        raw = raw.get(mode) or []
+    return [str(e) for e in raw or []]
+
+
+@contextlib.contextmanager
+def private_socket() -> Iterator[str]:
+    """A Unix-socket endpoint in a fresh 0700 directory: only this user can connect to it.
+
+    A router daemon's own node hosts join through it instead of an open loopback TCP port,
+    which any local user (or a process in another container sharing the host network) could
+    reach; the router's ACL gives the ``unixsock-stream`` subject the rights of node hosts.
+    """
+    folder = tempfile.mkdtemp(prefix="zflow-")  # short: a socket path is limited to ~108 bytes
+    try:
+        yield f"unixsock-stream/{folder}/router.sock"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def zenoh_error_text(exc: BaseException) -> str:
