@@ -69,6 +69,9 @@ class DaemonConfig(_Strict):
     data_dir: str = Field(default_factory=lambda: str(Path.home() / ".local/share/zflow/daemon"))
     token: str | None = None
     token_file: str | None = None
+    trusted_deployers: list[str] = Field(default_factory=list, description=(
+        "public keys (ed25519:<base64>, from `zflow deployer pubkey`) or files holding one, of the "
+        "deployers whose signed instances this daemon runs; empty: this user's own deployer key"))
 
     @field_validator("id")
     @classmethod

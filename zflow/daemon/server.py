@@ -26,9 +26,11 @@ from typing import Any
 import zenoh
 
 from zflow import codec, keyexprs
+from zflow.daemon.auth import token_claim
 from zflow.daemon.bundles import BundleCache
 from zflow.daemon.client import ControlClient
 from zflow.daemon.identity import Identity, available_memory
+from zflow.daemon.signing import Verifier
 from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
 from zflow.runtime.signals import StopSignal
@@ -109,6 +111,8 @@ class Daemon:
         data = self.cfg.data_dir
         os.makedirs(data, exist_ok=True)
         self.store = RecordStore(data)
+        self.verifier, trust = Verifier.for_daemon(self.cfg.trusted_deployers)
+        self.log(trust)
         self.bundles = BundleCache(os.path.join(data, "bundles"))
         self.supervisor = self._stack.enter_context(Supervisor(log=self._child_log, on_final=self._on_child_final))
         self.opts = self.session_options()
@@ -268,7 +272,7 @@ class Daemon:
                 pool.memory = min(pool.memory, avail)
         return list(pools.values())
 
-    def status(self, _request: dict[str, Any] | None = None) -> dict[str, Any]:
+    def status(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
         running = []
         with self._lock:
             for key, runners in self.runners.items():
@@ -282,7 +286,8 @@ class Daemon:
             "memory_available": available_memory(),
             "pools": [p.to_dict() for p in self.free_pools()],
             "running": running, "instances": len(self.records),
-            "token": self.cfg.bootstrap_token(), "uptime": time.time() - self.started,
+            "token": token_claim(self.cfg.bootstrap_token(), (request or {}).get("nonce")),
+            "uptime": time.time() - self.started,
             "pid": os.getpid(),
         }
 
@@ -317,8 +322,14 @@ class Daemon:
             if bundle:
                 self.bundles.ensure(self.session, bundle["digest"])
 
+    def _authorize(self, rec: InstanceRecord) -> None:
+        """Only what a trusted deployer signed runs here: checked before anything is written,
+        fetched or started (signing.py)."""
+        self.verifier.check(rec.flow, rec.instance, rec.graph, rec.signature)
+
     def load_instance(self, request: dict[str, Any]) -> dict[str, Any]:
         rec = InstanceRecord.from_dict(request["record"])
+        self._authorize(rec)
         self._fetch_bundles(rec)
         with self._lock:
             old = self.records.get(rec.key)
@@ -374,6 +385,7 @@ class Daemon:
     def update_instance(self, request: dict[str, Any]) -> dict[str, Any]:
         """Adopt a newer record: start nodes newly placed here, stop nodes moved away."""
         new = InstanceRecord.from_dict(request["record"])
+        self._authorize(new)
         self._fetch_bundles(new)
         with self._lock:
             old = self.records.get(new.key)
@@ -454,6 +466,7 @@ class Daemon:
                 mine = newest.nodes_on(self.cfg.id)
                 self.log(f"resuming {newest.key}: {', '.join(mine) or '(no nodes here)'}")
                 try:
+                    self._authorize(newest)
                     self._run(newest, mine, wait_start=newest.state == "loaded")
                 except (UserError, RuntimeFailure) as exc:
                     self.log(f"cannot resume {newest.key}: {exc}")
