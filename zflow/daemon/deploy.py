@@ -78,7 +78,7 @@ def create_instance(session: Any, graph: Graph, *, instance: str | None = None, 
     if any(i["flow"] == graph.flow and i["instance"] == instance for i in list_instances(session)):
         raise UserError(f"instance {graph.flow}/{instance} already exists "
                         f"(`zflow instance delete {graph.flow}/{instance}` first, or choose another --id)")
-    graph, payloads = ship_graph(graph)
+    graph, payloads = ship_graph(graph, say)
     server = BundleServer(session)
     try:
         for digest, payload in payloads.items():
