@@ -81,7 +81,7 @@ class Daemon:
         z = self.cfg.zenoh
         if self._local_endpoint:
             return SessionOptions(mode="client", connect=[self._local_endpoint])
-        quiet = {"listen/endpoints": []}  # node hosts listen nowhere, whatever the file says
+        quiet: dict[str, Any] = {"listen/endpoints": []}  # node hosts listen nowhere, whatever the file says
         if z.mode == "peer":
             return SessionOptions(mode="peer", connect=list(z.connect), config_file=z.config_file, extra=quiet)
         return SessionOptions(mode="client", connect=list(z.connect), config_file=z.config_file, extra=quiet)
