@@ -80,6 +80,19 @@ class DaemonConfig(_Strict):
             raise ValueError(f"daemon id {v!r} must be letters, digits, '_', '-' or '.'")
         return v
 
+    @field_validator("trusted_deployers")
+    @classmethod
+    def _keys(cls, v: list[str]) -> list[str]:
+        from zflow.daemon.signing import parse_public
+        from zflow.errors import UserError
+
+        for i, key in enumerate(v):
+            try:
+                parse_public(key, f"trusted_deployers[{i}]")
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
     @field_validator("arch")
     @classmethod
     def _arch(cls, v: str) -> str:

@@ -3,8 +3,10 @@
 It joins Zenoh (client, peer, or as the router itself), declares its liveliness token and
 answers control queries under ``zflow/ctl/daemon/<id>/...``:
 
-- ``status``: identity, load, free capacity per pool, running nodes, bootstrap token;
-- ``instances/{list,get,load,start,stop,delete,update,state}``: its share of instances;
+- ``status``: identity, load, free capacity per pool, running nodes, a bootstrap token claim
+  (fingerprint and nonce proof, never the token: auth.py);
+- ``instances/{list,get,load,start,stop,delete,update,state}``: its share of instances (load
+  and update only for records a trusted deployer signed: signing.py);
 - ``logs``: recent lines from itself and its node hosts.
 
 It also serves the bundles it has cached, watches other daemons' tokens and, when one goes
