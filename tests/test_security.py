@@ -70,7 +70,7 @@ def client_config(tmp: Path, cn: str, endpoint: str) -> str:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("pki")
-    make_pki(tmp / "certs", ["router", "zflow-ops", "zflow-observer", "edge-1", "edge-2", "cloud-1"])
+    make_pki(tmp / "certs", ["router", "zflow-ops", "zflow-observer", "edge-1", "edge-2", "cloud-1", "rogue"])
     return tmp
 
 
@@ -365,3 +365,44 @@ def test_router_daemons_local_socket_gives_node_rights_only(pki: Path, tmp_path:
         with open_session(tls_client(endpoint, pki, "zflow-ops")) as ops:  # the daemon itself answers
             assert [r for r in ops.get("zflow/ctl/daemon/site/status", timeout=5.0) if r.ok]
     assert not sock.parent.exists()
+
+
+def test_the_cloud_peer_enforces_the_routers_access_control() -> None:
+    import zenoh
+    from pki_helpers import CONFIGS
+
+    def acl(name: str) -> object:
+        return json.loads(zenoh.Config.from_file(str(CONFIGS / name)).get_json("access_control"))
+
+    assert acl("cloud-peer.json5") == acl("site-router.json5")
+
+
+def test_what_reaches_a_cloud_peer_directly_obeys_the_acl(site, tmp_path: Path) -> None:
+    """Sessions connecting straight to cloud-1's listener: a certificate outside the ACL can
+    neither feed its subscribers nor ask it anything, an observer may read its status only,
+    another daemon may do both."""
+    from zflow.daemon.config import DaemonConfig
+    from zflow.daemon.server import Daemon
+
+    endpoint, pki = site
+    port = free_port()
+    cfg = tmp_path / "cloud.json5"
+    cfg.write_text(Path(localized("cloud-peer.json5", pki)).read_text()
+                   .replace("tls/0.0.0.0:7448", f"tls/127.0.0.1:{port}"))
+    conf = DaemonConfig(id="cloud-1", data_dir=str(tmp_path / "cloud-1"),
+                        zenoh={"mode": "peer", "connect": [endpoint], "config_file": str(cfg)})
+    got: list[bytes] = []
+    answered: dict[str, bool] = {}
+    with Daemon(conf, echo=False) as cloud:
+        sub = cloud.session.declare_subscriber("zflow/data/**", lambda s: got.append(s.payload.to_bytes()))
+        for cn in ("edge-2", "zflow-observer", "rogue"):  # edge-2 first: its effects show the path works
+            with open_session(tls_client(f"tls/127.0.0.1:{port}", pki, cn)) as s:
+                def status(s: Any = s) -> bool:
+                    return bool([r for r in s.get("zflow/ctl/daemon/cloud-1/status", timeout=1.0) if r.ok])
+
+                answered[cn] = wait_until(status, 3 if cn == "edge-2" else 1)
+                s.put("zflow/data/f/i/n/out", cn.encode())
+                wait_until(lambda cn=cn: cn.encode() in got, 3 if cn == "edge-2" else 1)
+        sub.undeclare()
+    assert answered == {"edge-2": True, "zflow-observer": True, "rogue": False}
+    assert got == [b"edge-2"]
