@@ -147,6 +147,8 @@ def test_status_replies_never_carry_the_token(site, tmp_path: Path) -> None:
         assert token not in listed.stdout + listed.stderr
         status = zflow_cli("daemon", "status", "edge-1", "--zenoh-config", client_config(pki, "zflow-ops", endpoint))
         assert status.returncode == 0 and mac.decode() not in status.stdout
+        on_disk = tmp_path / "edge-1" / "daemon.resolved.json"  # the exec'd daemon reads its token here
+        assert oct(on_disk.stat().st_mode & 0o777) == "0o600"
     finally:
         daemon.kill()
 

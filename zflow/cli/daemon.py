@@ -7,6 +7,7 @@ Every command except ``daemon run`` is a Zenoh client: it connects (``--connect`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -61,7 +62,9 @@ def cmd_daemon_run(args: argparse.Namespace) -> int:
     load_secret(secret_file)  # a bad secret file is reported here, with exit code 2
     os.makedirs(identity.data_dir, exist_ok=True)
     resolved = os.path.join(identity.data_dir, "daemon.resolved.json")
-    with open(resolved, "w", encoding="utf-8") as fh:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(resolved)  # made afresh, readable by this user only: it holds the token
+    with os.fdopen(os.open(resolved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
         json.dump({"identity": identity.to_dict(), "echo": not args.quiet, "secret_file": secret_file,
                    "ready_file": os.path.abspath(args.ready_file) if args.ready_file else None}, fh)
     sys.stdout.flush()
