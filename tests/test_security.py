@@ -408,3 +408,30 @@ def test_what_reaches_a_cloud_peer_directly_obeys_the_acl(site, tmp_path: Path) 
         sub.undeclare()
     assert answered == {"edge-2": True, "zflow-observer": True, "rogue": False}
     assert got == [b"edge-2"]
+
+
+def test_a_record_planted_on_disk_is_not_resumed(router, tmp_path: Path) -> None:
+    """The second door: nodes start only from signed records, whatever path the record took
+    (here a record file written into the daemon's data directory while it was down)."""
+    from daemon_helpers import in_process_daemons
+
+    from zflow.daemon.bundles import ship_graph
+    from zflow.daemon.state import RecordStore
+    from zflow.dataflow.compiler import compile_file
+
+    marker = tmp_path / "marker"
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "nodes.py").write_text(HOSTILE_OPS.replace("{marker}", str(marker)))
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    graph, _ = ship_graph(compile_file(str(tmp_path / "flow.yaml"), instance="p1"))
+    graph = graph.with_instance("p1")
+    rec = InstanceRecord(graph.flow, "p1", graph.to_dict(), dict.fromkeys(graph.nodes, "edge-1/default"),
+                         state="running")
+    for node in rec.graph["nodes"].values():  # no bundle to fetch: the code is already on disk
+        node["deploy"].pop("bundle", None)
+    RecordStore(tmp_path / "edge-1").save(rec)
+    with in_process_daemons(router, tmp_path, "edge-1") as (daemon,):
+        assert wait_until(lambda: any("cannot resume evil/p1" in line and "not signed" in line
+                                      for line in daemon.logs), 10)
+        assert not daemon.runners
+    assert not marker.exists()

@@ -320,19 +320,20 @@ class Daemon:
 
     def _fetch_bundles(self, rec: InstanceRecord) -> None:
         """Fetch (and install) this daemon's bundles before taking the lock: status stays responsive."""
+        self._authorize(rec)
         for nid in rec.nodes_on(self.cfg.id):
             bundle = rec.graph["nodes"][nid].get("deploy", {}).get("bundle")
             if bundle:
                 self.bundles.ensure(self.session, bundle["digest"])
 
     def _authorize(self, rec: InstanceRecord) -> None:
-        """Only what a trusted deployer signed runs here: checked before anything is written,
-        fetched or started (signing.py)."""
+        """Only what a trusted deployer signed runs here (signing.py). Checked at the two doors
+        every record passes, whoever sent it: before its bundles are fetched (load, update: so
+        before anything is written) and before any of its nodes starts (``_run``)."""
         self.verifier.check(rec.flow, rec.instance, rec.graph, rec.signature)
 
     def load_instance(self, request: dict[str, Any]) -> dict[str, Any]:
         rec = InstanceRecord.from_dict(request["record"])
-        self._authorize(rec)
         self._fetch_bundles(rec)
         with self._lock:
             old = self.records.get(rec.key)
@@ -388,7 +389,6 @@ class Daemon:
     def update_instance(self, request: dict[str, Any]) -> dict[str, Any]:
         """Adopt a newer record: start nodes newly placed here, stop nodes moved away."""
         new = InstanceRecord.from_dict(request["record"])
-        self._authorize(new)
         self._fetch_bundles(new)
         with self._lock:
             old = self.records.get(new.key)
@@ -417,6 +417,7 @@ class Daemon:
 
         if not nodes:
             return
+        self._authorize(rec)
         graph = Graph.from_dict(rec.graph)
         files_dirs: dict[str, str] = {}
         pythons: dict[str, str] = {}
@@ -469,7 +470,6 @@ class Daemon:
                 mine = newest.nodes_on(self.cfg.id)
                 self.log(f"resuming {newest.key}: {', '.join(mine) or '(no nodes here)'}")
                 try:
-                    self._authorize(newest)
                     self._run(newest, mine, wait_start=newest.state == "loaded")
                 except (UserError, RuntimeFailure) as exc:
                     self.log(f"cannot resume {newest.key}: {exc}")
