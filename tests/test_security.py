@@ -435,3 +435,15 @@ def test_a_record_planted_on_disk_is_not_resumed(router, tmp_path: Path) -> None
                                       for line in daemon.logs), 10)
         assert not daemon.runners
     assert not marker.exists()
+
+
+def test_zflowignore_rules_and_secrets_win_over_them(tmp_path: Path) -> None:
+    from zflow.daemon.bundles import select_files
+
+    (tmp_path / "sub").mkdir()
+    for rel in ("a.py", "b.log", "keep.log", "sub/c.log", "sub/d.py", "cluster.secret"):
+        (tmp_path / rel).write_text("x = 1\n")
+    (tmp_path / ".zflowignore").write_text("*.log\n!keep.log\n/sub/d.py\n!cluster.secret\n")
+    keep, skipped = select_files(tmp_path)
+    assert keep == ["a.py", "keep.log"]
+    assert skipped == ["cluster.secret: its name matches '*.secret'"]

@@ -67,6 +67,14 @@ def parse_public(text: str, where: str = "trusted deployer key") -> Ed25519Publi
 
 def _write_new_key(path: Path) -> None:
     """Create the key file atomically: two processes racing on first use end with one key."""
+    try:
+        _link_new_key(path)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the deployer key: {exc.strerror} (set {KEY_ENV}, "
+                        "or give daemons trusted_deployers)") from None
+
+
+def _link_new_key(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
