@@ -359,6 +359,7 @@ def test_router_daemons_local_socket_gives_node_rights_only(pki: Path, tmp_path:
         sock = Path(local.connect[0].split("/", 1)[1])
         assert local.connect[0].startswith("unixsock-stream/")
         assert oct(sock.parent.stat().st_mode & 0o777) == "0o700"
+        assert sock.parent == tmp_path / "site" / "run"
         with open_session(local) as s:
             assert s.info.routers_zid()
             for verb in ("status", "instances/load", "instances/update"):
@@ -366,7 +367,7 @@ def test_router_daemons_local_socket_gives_node_rights_only(pki: Path, tmp_path:
             assert [r for r in s.liveliness().get("zflow/alive/daemon/*", timeout=2.0) if r.ok]  # may watch
         with open_session(tls_client(endpoint, pki, "zflow-ops")) as ops:  # the daemon itself answers
             assert [r for r in ops.get("zflow/ctl/daemon/site/status", timeout=5.0) if r.ok]
-    assert not sock.parent.exists()
+    assert not sock.exists()
 
 
 def test_the_cloud_peer_enforces_the_routers_access_control() -> None:

@@ -73,7 +73,7 @@ class Daemon:
         listen = list(z.listen)
         if mode == "router":  # listen only where told: the config file's endpoints are kept
             listen = listen or config_listen(z.config_file, mode) or ["tcp/0.0.0.0:7447"]
-            self._local_endpoint = self._stack.enter_context(private_socket())
+            self._local_endpoint = self._stack.enter_context(private_socket(os.path.join(self.cfg.data_dir, "run")))
             listen.append(self._local_endpoint)
         return SessionOptions(mode=mode, listen=listen, connect=list(z.connect), config_file=z.config_file,
                               extra={"transport/link/tx/lease": z.lease_ms})
