@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from zflow.errors import clip
+
 
 class Config(BaseModel):
     """Base of built-in operator configurations: unknown keys ignored, values validated.
@@ -225,4 +227,4 @@ def _located(err: Any) -> tuple[Loc, str]:
             return (key,), rest
         return loc, msg
     msg = msg[0].lower() + msg[1:] if msg else msg
-    return loc, f"{msg} (got {err['input']!r})" if "input" in err else msg
+    return loc, f"{msg} (got {clip(err['input'])})" if "input" in err else msg

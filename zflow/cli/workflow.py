@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zflow.cli.args import positive_int, seconds
 from zflow.errors import Problem, RuntimeFailure, UserError
 
 DEFAULT_STATE = Path(os.environ.get("ZFLOW_STATE_DIR", Path.home() / ".local" / "state" / "zflow"))
@@ -101,13 +102,14 @@ def _register_workflow(sub: argparse._SubParsersAction) -> None:
     r = wsub.add_parser("run", help="run a workflow until N runs finish, a duration, or Ctrl-C")
     r.add_argument("file")
     _zenoh_args(r)
-    r.add_argument("--runs", type=int, help="stop the trigger after N runs and wait for them")
-    r.add_argument("--duration", type=float, help="run for this many seconds")
+    r.add_argument("--runs", type=positive_int, help="stop the trigger after N runs and wait for them")
+    r.add_argument("--duration", type=seconds, help="run for this many seconds")
     r.add_argument("--state-dir", default=str(DEFAULT_STATE), help="runs, blobs and caches")
     r.add_argument("--site", default="local", help="this machine's site")
     r.add_argument("--no-storage", action="store_true", help="use a runs storage already on the network")
     r.add_argument("--json", action="store_true", help="print the finished run records as JSON")
-    r.add_argument("--timeout", type=float, default=300.0)
+    r.add_argument("--timeout", type=seconds, default=300.0,
+                   help="with --runs: seconds to wait for them (default 300)")
     r.set_defaults(handler=_wf_run)
 
     d = wsub.add_parser("deploy", help="run a workflow in the background (until undeploy): a local "
@@ -123,7 +125,7 @@ def _register_workflow(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--secret-file", help="with --daemons: cluster secret (daemons without a valid token get no work)")
     d.add_argument("--no-storage", action="store_true",
                    help="with --daemons: do not start a runs storage (one is already on the network)")
-    d.add_argument("--timeout", type=float, default=60.0, help="with --daemons: seconds for the steps to be ready")
+    d.add_argument("--timeout", type=seconds, default=60.0, help="with --daemons: seconds for the steps to be ready")
     d.set_defaults(handler=_wf_deploy)
 
     u = wsub.add_parser("undeploy", help="stop a deployed workflow (deletes its instance on the daemons)")

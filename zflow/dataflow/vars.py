@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from zflow.documents import Document
-from zflow.errors import Path, Problem, UserError, did_you_mean
+from zflow.errors import Path, Problem, UserError, clip, did_you_mean
 
 _VAR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -28,7 +28,7 @@ def parse_cli_vars(items: Iterable[str] | None) -> dict[str, Any]:
         key, sep, value = str(item).partition("=")
         key = key.strip()
         if not sep or not key:
-            problems.append(Problem(f"--var {item!r}: expected KEY=VALUE"))
+            problems.append(Problem(f"--var {clip(item)}: expected KEY=VALUE"))
             continue
         out[key] = _scalar(value)
     if problems:
@@ -75,7 +75,7 @@ def substitute(doc: Document, values: Mapping[str, Any], skip: tuple[str, ...] =
 
     def lookup(name: str, old: Path, text: str) -> Any:
         if not _NAME.match(name):
-            problems.append(doc.problem(old, f"bad variable reference {{{{ {name} }}}} in {text!r}",
+            problems.append(doc.problem(old, f"bad variable reference {{{{ {name} }}}} in {clip(text)}",
                                         "expected {{ NAME }} with letters, digits, '_' or '-'"))
             return ""
         if name not in values:
