@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from zflow.documents import Document, load_document, validate
 from zflow.errors import Problem, UserError, clip, did_you_mean
+from zflow.workflows.entrypoints import check_handler
 
 API_VERSION = "ryax.tech/v2.0"
 METADATA_FILE = "ryax_metadata.yaml"
@@ -344,6 +345,8 @@ def _semantic_problems(meta: ActionMetadata, doc: Document, directory: Path) -> 
             hint = (f"found {other.name}: a {meta.kind} uses {handler.name}"
                     + (" (kind: Source is for ryax_run.py)" if other.name == TRIGGER_FILE else ""))
         problems.append(doc.problem(("kind",), f"{handler.name} is missing in {directory}", hint))
+    elif meta.spec.type in ("python3", "python3-cuda"):
+        problems += check_handler(handler, trigger=meta.kind == "Source")
     if meta.spec.logo and not (directory / meta.spec.logo).is_file():
         problems.append(doc.problem(("spec", "logo"), f"logo file {meta.spec.logo!r} not found in {directory}"))
     return problems
