@@ -34,6 +34,14 @@ class QoSModel(_Strict):
     congestion_control: Literal["block", "drop"] | None = None
     reliability: Literal["reliable", "best_effort"] | None = None
     express: bool | None = Field(None, description="Zenoh express: send without batching")
+    loop_idle: float | str | None = Field(
+        None, description="a feedback input (one closing a cycle): seconds without a message that end "
+                          "the loop once its feed has ended (number, or '500ms' / '2s'; default 1s)")
+
+    @field_validator("loop_idle")
+    @classmethod
+    def _idle(cls, value: float | str | None) -> float | None:
+        return None if value is None else parse_seconds(value)
 
 
 class RestartModel(_Strict):
