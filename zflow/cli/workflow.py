@@ -203,18 +203,23 @@ def _summary_line(r: dict[str, Any]) -> str:
 
 
 def _wf_run(args: argparse.Namespace) -> int:
+    """Exit code 0 only when every finished run completed, 1 when one did not; Ctrl-C is 130.
+    Runs still in flight when it stops (--duration, Ctrl-C) are canceled and said so."""
     from zflow.workflows.runner import WorkflowRunner
+    from zflow.workflows.runs import COMPLETED
     from zflow.workflows.workflow import load_workflow
 
     wf = load_workflow(args.file)
     runner = WorkflowRunner(wf, Path(args.state_dir) / "workflows" / wf.name, connect=args.connect,
                             site=args.site, max_runs=args.runs, storage=not args.no_storage)
+    interrupted = False
     try:
         runner.start()
         print(f"workflow {wf.name} running ({len(wf.steps)} steps); Ctrl-C to stop", file=sys.stderr)
         records = runner.wait(runs=args.runs, duration=args.duration,
                               timeout=None if args.duration else args.timeout)
     except KeyboardInterrupt:
+        interrupted = True
         records = [runner.records[r] for r in runner.finished]
     finally:
         runner.stop()
@@ -227,7 +232,13 @@ def _wf_run(args: argparse.Namespace) -> int:
         for r in records:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         print(f"{len(records)} runs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    return 0
+    if runner.canceled:
+        print(f"zflow: {len(runner.canceled)} run(s) in flight were canceled by the stop", file=sys.stderr)
+    failed = [r for r in records if r["status"] != COMPLETED]
+    if failed:  # the exit code says whether every run succeeded
+        print(f"zflow: {len(failed)} of {len(records)} runs did not complete "
+              f"({', '.join(sorted({r['status'] for r in failed}))})", file=sys.stderr)
+    return 130 if interrupted else 1 if failed else 0
 
 
 def _deploy_file(state_dir: str, name: str) -> Path:
