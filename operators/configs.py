@@ -26,7 +26,8 @@ class Config(BaseModel):
     Unknown keys are legitimate: a node's configuration is merged with the flow-level one.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # nan and inf are refused like any bad number (an infinite timer period would wait forever)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class TimerConfig(Config):

@@ -202,6 +202,21 @@ def test_huge_var_value_is_cut_in_the_message(tmp_path: Path, capsys: pytest.Cap
     assert code == 2 and len(err) < 2000 and "invalid choice" in err
 
 
+def test_var_nan_and_infinity_are_not_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """json.loads reads NaN and Infinity: a `--var` must not turn them into a float a timer waits on."""
+    (tmp_path / "sink.py").write_text(SINK)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("name: v\nvars: {P: 10}\n" + TIMER_FLOW.replace("name: dup\n", "").replace(
+        "    configuration: {period_ms: 10, count: 3}\n    configuration: {count: 1000000}\n",
+        "    configuration: {period_ms: '{{ P }}', count: 3}\n"))
+    for value in ("NaN", "Infinity", "-Infinity", "inf", ".inf"):
+        code, err = _in_process(capsys, "check", str(flow), "--var", f"P={value}")
+        assert code == 2, err
+        assert f"{flow}:6: sources[0].configuration.period_ms: timer: period_ms: input should be " in err
+        assert f"(got '{value}')" in err and ("finite number" in err or "valid number" in err), err
+    assert _in_process(capsys, "check", str(flow), "--var", "P=2.5")[0] == 0
+
+
 NUMERIC_OPTIONS = [
     (("run", "FLOW"), "--duration", "a finite number of seconds greater than 0", ("nan", "inf", "-1", "0")),
     (("demo",), "--duration", "a finite number of seconds greater than 0", ("nan", "-inf", "-3")),

@@ -36,9 +36,15 @@ def parse_cli_vars(items: Iterable[str] | None) -> dict[str, Any]:
     return out
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(constant)
+
+
 def _scalar(text: str) -> Any:
+    """JSON numbers and booleans are typed; NaN and Infinity (not JSON) stay text, so a model
+    refuses them with its usual message instead of a timer waiting forever."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except ValueError:
         return text
     return value if isinstance(value, int | float | bool) else text
