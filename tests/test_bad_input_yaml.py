@@ -184,12 +184,18 @@ def _in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, st
     return code, capsys.readouterr().err
 
 
-def test_huge_var_value_is_cut_in_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "sink.py").write_text(SINK)
-    flow = tmp_path / "flow.yaml"
+def _var_flow(tmp: Path) -> Path:
+    """The timer flow with its period from ``{{ P }}`` (line 6)."""
+    (tmp / "sink.py").write_text(SINK)
+    flow = tmp / "flow.yaml"
     flow.write_text("name: v\nvars: {P: 10}\n" + TIMER_FLOW.replace("name: dup\n", "").replace(
         "    configuration: {period_ms: 10, count: 3}\n    configuration: {count: 1000000}\n",
         "    configuration: {period_ms: '{{ P }}', count: 3}\n"))
+    return flow
+
+
+def test_huge_var_value_is_cut_in_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flow = _var_flow(tmp_path)
     big = "x" * 2_000_000
     code, err = _in_process(capsys, "check", str(flow), "--var", f"P={big}")
     assert code == 2
@@ -204,11 +210,7 @@ def test_huge_var_value_is_cut_in_the_message(tmp_path: Path, capsys: pytest.Cap
 
 def test_var_nan_and_infinity_are_not_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """json.loads reads NaN and Infinity: a `--var` must not turn them into a float a timer waits on."""
-    (tmp_path / "sink.py").write_text(SINK)
-    flow = tmp_path / "flow.yaml"
-    flow.write_text("name: v\nvars: {P: 10}\n" + TIMER_FLOW.replace("name: dup\n", "").replace(
-        "    configuration: {period_ms: 10, count: 3}\n    configuration: {count: 1000000}\n",
-        "    configuration: {period_ms: '{{ P }}', count: 3}\n"))
+    flow = _var_flow(tmp_path)
     for value in ("NaN", "Infinity", "-Infinity", "inf", ".inf"):
         code, err = _in_process(capsys, "check", str(flow), "--var", f"P={value}")
         assert code == 2, err

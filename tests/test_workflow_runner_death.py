@@ -10,26 +10,15 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from runtime_helpers import wait_for
 
 from zflow.workflows.runs import query_runs
 
 DATA = Path(__file__).parent / "workflow_data"
-
-
-def _wait(what: str, probe: Callable[[], Any], timeout: float = 40.0) -> Any:
-    """Poll until ``probe`` returns something truthy (a bound on waiting, not a timing claim)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -70,7 +59,7 @@ def test_killed_runner_runs_end_as_error_for_a_reader_of_its_folder(
     runner = _start(procs, zflow_cmd, cli_env, "workflow", "run", str(_slow_workflow(tmp_path)),
                     "--state-dir", str(state), log=tmp_path / "runner.log")
     records = state / "workflows" / "slow" / "runs" / "slow"
-    first = _wait("a run in flight on disk", lambda: sorted(records.glob("*.json")))
+    first = wait_for(lambda: sorted(records.glob("*.json")), "a run in flight on disk")
     assert json.loads(first[0].read_text())["status"] == "Running"
     _sigkill(runner)
 
@@ -94,14 +83,14 @@ def test_killed_runner_runs_end_as_error_in_the_network_storage(
     ep = router.endpoint
     storage = _start(procs, zflow_cmd, cli_env, "workflow", "storage", "--connect", ep, "--dir",
                      str(tmp_path / "store"), log=tmp_path / "storage.log")
-    _wait("the runs storage", lambda: "runs storage serving" in (tmp_path / "storage.log").read_text())
+    wait_for(lambda: "runs storage serving" in (tmp_path / "storage.log").read_text(), "the runs storage")
     runner = _start(procs, zflow_cmd, cli_env, "workflow", "run", str(_slow_workflow(tmp_path)), "--connect", ep,
                     "--no-storage", "--state-dir", str(tmp_path / "state"), log=tmp_path / "runner.log")
-    [rec] = _wait("a run in flight", lambda: query_runs(zsession, "slow"))
+    [rec] = wait_for(lambda: query_runs(zsession, "slow"), "a run in flight")
     assert rec["status"] == "Running" and rec["runner"]
     _sigkill(runner)
 
-    [rec] = _wait("the run to end", lambda: [r for r in query_runs(zsession, "slow") if r["status"] != "Running"])
+    [rec] = wait_for(lambda: [r for r in query_runs(zsession, "slow") if r["status"] != "Running"], "the run to end")
     assert rec["status"] == "Error"
     assert rec["error"] == (f"the workflow runner {rec['runner']} is gone (its liveliness token is gone): "
                             "it died or was stopped before the run finished")
@@ -121,20 +110,20 @@ def test_a_storage_started_after_the_runner_died_ends_its_runs(
     def storage(name: str) -> subprocess.Popen[str]:
         p = _start(procs, zflow_cmd, cli_env, "workflow", "storage", "--connect", ep, "--dir", str(store),
                    log=tmp_path / name)
-        _wait("the runs storage", lambda: "runs storage serving" in (tmp_path / name).read_text())
+        wait_for(lambda: "runs storage serving" in (tmp_path / name).read_text(), "the runs storage")
         return p
 
     first = storage("storage1.log")
     runner = _start(procs, zflow_cmd, cli_env, "workflow", "run", str(_slow_workflow(tmp_path)), "--connect", ep,
                     "--no-storage", "--state-dir", str(tmp_path / "state"), log=tmp_path / "runner.log")
-    [rec] = _wait("a run in flight", lambda: query_runs(zsession, "slow"))
-    _wait("the record on disk", lambda: list((store / "runs" / "slow").glob("*.json")))
+    [rec] = wait_for(lambda: query_runs(zsession, "slow"), "a run in flight")
+    wait_for(lambda: list((store / "runs" / "slow").glob("*.json")), "the record on disk")
     _sigkill(first)  # the storage dies first: it cannot see the runner go
     _sigkill(runner)
     assert json.loads(next((store / "runs" / "slow").glob("*.json")).read_text())["status"] == "Running"
 
     storage("storage2.log")
-    [rec] = _wait("the run to end", lambda: [r for r in query_runs(zsession, "slow") if r["status"] != "Running"])
+    [rec] = wait_for(lambda: [r for r in query_runs(zsession, "slow") if r["status"] != "Running"], "the run to end")
     assert rec["status"] == "Error" and rec["error"] == (
         f"the workflow runner {rec['runner']} is gone (it has no liveliness token on the Zenoh network): "
         "it died or was stopped before the run finished")
@@ -148,14 +137,14 @@ def test_a_runner_that_stops_cancels_its_runs_and_they_stay_canceled(
     ep = router.endpoint
     _start(procs, zflow_cmd, cli_env, "workflow", "storage", "--connect", ep, "--dir", str(tmp_path / "store"),
            log=tmp_path / "storage.log")
-    _wait("the runs storage", lambda: "runs storage serving" in (tmp_path / "storage.log").read_text())
+    wait_for(lambda: "runs storage serving" in (tmp_path / "storage.log").read_text(), "the runs storage")
     runner = _start(procs, zflow_cmd, cli_env, "workflow", "run", str(_slow_workflow(tmp_path)), "--connect", ep,
                     "--no-storage", "--state-dir", str(tmp_path / "state"), log=tmp_path / "runner.log")
-    _wait("a run in flight", lambda: query_runs(zsession, "slow"))
+    wait_for(lambda: query_runs(zsession, "slow"), "a run in flight")
     runner.send_signal(signal.SIGINT)
     assert runner.wait(timeout=60) == 130
     assert "zflow: 1 run(s) in flight were canceled by the stop" in (tmp_path / "runner.log").read_text()
-    [rec] = _wait("the run to end", lambda: [r for r in query_runs(zsession, "slow") if r["status"] != "Running"])
+    [rec] = wait_for(lambda: [r for r in query_runs(zsession, "slow") if r["status"] != "Running"], "the run to end")
     time.sleep(3)  # past the storage's grace for a stopping runner's last events
     [rec] = query_runs(zsession, "slow")
     assert rec["status"] == "Canceled" and rec["error"] == "the workflow was stopped"
