@@ -61,6 +61,9 @@ def test_killed_runner_runs_end_as_error_for_a_reader_of_its_folder(
     records = state / "workflows" / "slow" / "runs" / "slow"
     first = wait_for(lambda: sorted(records.glob("*.json")), "a run in flight on disk")
     assert json.loads(first[0].read_text())["status"] == "Running"
+    alive = subprocess.run([*zflow_cmd, "workflow", "runs", "--state-dir", str(state), "--json"],
+                           capture_output=True, text=True, env=cli_env, timeout=60)
+    assert [r["status"] for r in json.loads(alive.stdout)] == ["Running"]  # its runner holds the lock
     _sigkill(runner)
 
     res = subprocess.run([*zflow_cmd, "workflow", "runs", "--state-dir", str(state), "--json"],

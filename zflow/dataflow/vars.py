@@ -169,7 +169,7 @@ def unused_overrides(overrides: Mapping[str, Any], files: Iterable[str | None]) 
         known.update(declared_vars(doc)[0])
         known.update(m.group(1) for m in _VAR.finditer(json.dumps(doc.data, default=str)))
     return [
-        Problem(f"--var {name}: the flow neither declares nor uses this variable",
+        Problem(f"--var {name if len(name) <= 60 else clip(name, 60)}: the flow neither declares nor uses this variable",
                 hint=did_you_mean(name, known) or (f"its variables: {', '.join(sorted(known))}" if known else None))
         for name in overrides if name not in known
     ]
