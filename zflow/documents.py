@@ -144,6 +144,8 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path, lines: dict[Path, int]) -> Any:
         lines[path] = node.start_mark.line + 1
+        if len(path) > MAX_DEPTH:
+            raise UserError(_too_deep(self.file, node.start_mark.line + 1, path))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, lines)
         if isinstance(node, yaml.SequenceNode):
@@ -152,6 +154,8 @@ class _Builder:
 
     def _key(self, node: yaml.Node, path: Path) -> Any:
         key = self.loader.construct_object(node, deep=True)
+        if type(key) is str:
+            return key
         if isinstance(key, list):
             key = tuple(key)
         try:
@@ -220,7 +224,8 @@ def parse_text(text: str, file: str | None = None) -> Document:
         builder = _Builder(loader, file)
         data = None
         if root is not None:
-            _expansion(root, file)
+            if "*" in text:  # only an alias (`*name`) can expand a document
+                _expansion(root, file)
             data = builder.build(root, (), builder.lines)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
