@@ -70,6 +70,7 @@ ALIAS_BUDGET = 100_000
 # Real documents nest a few levels; the bound keeps every reader's recursion far from Python's.
 MAX_DEPTH = 100
 _MERGE = "tag:yaml.org,2002:merge"
+_BAD_KEY = object()
 # libyaml composes recursively in C: thousands of levels crash the process, so longer texts (the
 # only ones that can be that deep) have their depth measured from the event stream first.
 _SCAN_FROM = 10_000
@@ -163,7 +164,7 @@ class _Builder:
         except TypeError:
             self.problems.append(Problem(f"a mapping key must be a scalar, found a {type(key).__name__}",
                                          file=self.file, line=node.start_mark.line + 1, path=path))
-            return None
+            return _BAD_KEY
         return key
 
     def _mapping(self, node: yaml.MappingNode, path: Path, lines: dict[Path, int]) -> dict[Any, Any]:
@@ -174,7 +175,7 @@ class _Builder:
                 merges.append(value_node)
                 continue
             key = self._key(key_node, path)
-            if key is None:
+            if key is _BAD_KEY:
                 continue
             line = key_node.start_mark.line + 1
             if key in out:
