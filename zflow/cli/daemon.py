@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+from zflow.cli.args import positive_int, seconds
+
 
 def _conn_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("zenoh")
@@ -297,7 +299,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name != "list":
             p.add_argument("daemon")
         if name == "logs":
-            p.add_argument("-n", "--lines", type=int, default=200)
+            p.add_argument("-n", "--lines", type=positive_int, default=200)
         if name == "list":
             p.add_argument("--json", action="store_true")
             p.add_argument("--secret-file", help="check each daemon's bootstrap token")
@@ -328,7 +330,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--on-daemon-loss", choices=ON_LOSS, default="replace")
     c.add_argument("--no-start", action="store_true", help="load only; start later with `instance start`")
     c.add_argument("--secret-file", help="cluster secret: only daemons with a valid token get work")
-    c.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every node to be ready")
+    c.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for every node to be ready")
     c.add_argument("--deployer-key", metavar="FILE",
                    help="private key that signs the instance (default $ZFLOW_DEPLOYER_KEY or "
                         "~/.config/zflow/deployer.key, made on first use)")
