@@ -25,7 +25,8 @@ from zflow.transport.session import EmbeddedRouter, SessionOptions, free_port, o
 
 SUBJECTS = {"router": "router", "daemon": "edge-1", "deployer": "zflow-ops", "observer": "zflow-observer",
             "unknown": "rogue"}
-FAMILIES = ("data", "ctl", "alive", "runs", "tsdb", "build", "records", "checkpoint", "stats")
+FAMILIES = ("data", "ctl", "alive", "runs", "tsdb", "build", "records", "checkpoint", "stats",
+            "runner")
 OPS = ("put", "delete", "get", "subscribe", "queryable", "liveliness")
 
 # The key each (family, operation) is tried on: the one that matters for that family.
@@ -41,6 +42,7 @@ KEYS: dict[str, dict[str, str]] = {
     "records": dict.fromkeys(OPS, "zflow/ctl/records/f/i"),  # the daemons' replicated instance records
     "checkpoint": dict.fromkeys(OPS, "zflow/ctl/checkpoint/f/i/n"),
     "stats": dict.fromkeys(OPS, "zflow/ctl/instance/f/i/stats/n"),  # a node's statistics
+    "runner": dict.fromkeys(OPS, "zflow/alive/runner/wf/r1"),  # a workflow runner's token
 }
 
 _RW = {"put", "delete", "get", "subscribe", "queryable"}
@@ -51,13 +53,14 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
     # daemon edge-1: its own control queryable and token; instance signals it only receives
     "daemon": {"data": _RW, "ctl": {"get", "subscribe", "queryable"}, "alive": {"liveliness"},
                "runs": _RW, "tsdb": _RW, "build": _RW, "records": _RW - {"delete"}, "checkpoint": _RW,
-               "stats": _RW - {"delete"}},
+               "stats": _RW - {"delete"}, "runner": {"liveliness"}},
     # deployer: commands everything, but never takes a daemon's identity nor writes its records
     "deployer": {"data": _RW, "ctl": {"put", "delete", "get", "subscribe"}, "alive": set(),
                  "runs": _RW, "tsdb": _RW, "build": _RW, "records": {"get"}, "checkpoint": {"get"},
-                 "stats": _RW},
+                 "stats": _RW, "runner": {"liveliness"}},
     "observer": {"data": _READ, "ctl": {"subscribe"}, "alive": set(), "runs": _READ, "tsdb": _READ,
-                 "build": _READ, "records": _READ, "checkpoint": _READ, "stats": _READ},
+                 "build": _READ, "records": _READ, "checkpoint": _READ, "stats": _READ,
+                 "runner": set()},
     "unknown": {f: set() for f in FAMILIES},
 }
 
