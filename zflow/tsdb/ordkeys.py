@@ -28,7 +28,14 @@ def stored_from_logical(values: np.ndarray, col: Column) -> np.ndarray:
     arr = np.asarray(values)
     dt = col.dtype
     if col.scale:
-        scaled = np.rint(arr.astype(np.float64) * (10.0**col.scale))
+        exact = arr.astype(np.float64) * (10.0**col.scale)
+        scaled = np.rint(exact)
+        with np.errstate(invalid="ignore"):
+            off = np.flatnonzero(np.abs(exact - scaled) > 4 * np.spacing(np.abs(exact)))
+        if len(off):  # rounding would change the value: refuse, as a file's reader does
+            i = int(off[0])
+            raise UserError(Problem(f"column '{col.name}': value {arr[i]!r} at row {i} has more decimals "
+                                    f"than scale {col.scale} keeps ({len(off)} such value(s))"))
         info = np.iinfo(dt)
         if scaled.size and (np.nanmin(scaled) < info.min or np.nanmax(scaled) > info.max):
             raise UserError(Problem(f"column '{col.name}': values out of range for {col.type} with scale {col.scale}"))
