@@ -234,9 +234,9 @@ def _rows(r: subprocess.CompletedProcess) -> int:
 
 @pytest.mark.timeout(180)
 def test_a_catalog_entry_corrupt_on_every_location_is_detected_and_rebuilt(station: Path, tmp_path: Path) -> None:
-    dirs = [tmp_path / "l0", tmp_path / "l1", tmp_path / "srv"]
-    with http_server(dirs[2]) as url:
-        cfg, _ = _ingest(station, tmp_path, [f"file://{dirs[0]}", f"file://{dirs[1]}", url])
+    dirs = [tmp_path / "srv", tmp_path / "l1", tmp_path / "l2"]
+    with http_server(dirs[0]) as url:  # first: the entry is read back from a fragment over HTTP
+        cfg, _ = _ingest(station, tmp_path, [url, f"file://{dirs[1]}", f"file://{dirs[2]}"])
         with Dataset.from_config(cfg) as ds:
             oid = ds.catalog.sorted_objects()[1].oid
         key = object_key("gso", oid)
@@ -249,7 +249,7 @@ def test_a_catalog_entry_corrupt_on_every_location_is_detected_and_rebuilt(stati
         assert r.returncode == 1, r.stdout
         rep = json.loads(r.stdout)
         assert sorted(rep["catalog_corrupt"]) == sorted(f"{loc}:{key}" for loc in
-                                                        [f"file://{dirs[0]}", f"file://{dirs[1]}", url])
+                                                        [url, f"file://{dirs[1]}", f"file://{dirs[2]}"])
         r = tsdb(tmp_path, "repair", cfg.name, "--json")
         assert r.returncode == 0 and json.loads(r.stdout)["catalog_entries"] == 3, (r.stdout, r.stderr)
         r = tsdb(tmp_path, "verify", cfg.name, "--json")
@@ -262,6 +262,22 @@ def test_a_catalog_entry_corrupt_on_every_location_is_detected_and_rebuilt(stati
         assert r.returncode == 1 and json.loads(r.stdout)["catalog_corrupt"] == [f"file://{dirs[1]}:{key}"]
         assert tsdb(tmp_path, "repair", cfg.name).returncode == 0
         assert tsdb(tmp_path, "verify", cfg.name).returncode == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_catalog_header_corrupt_everywhere_is_rebuilt_from_the_config(station: Path, tmp_path: Path) -> None:
+    dirs = [tmp_path / f"l{j}" for j in range(3)]
+    cfg, _ = _ingest(station, tmp_path, [f"file://{d}" for d in dirs])
+    for d in dirs:
+        flip(d / "gso" / "catalog" / "schema", 50)
+    r = tsdb(tmp_path, "query", cfg.name, "--cols", "time")
+    assert r.returncode == 1 and "catalog header is unreadable on every location" in r.stderr, r.stderr
+    assert tsdb(tmp_path, "verify", cfg.name).returncode == 1
+    r = tsdb(tmp_path, "repair", cfg.name, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["catalog_entries"] == 3, (r.stdout, r.stderr)
+    assert tsdb(tmp_path, "verify", cfg.name).returncode == 0
+    r = tsdb(tmp_path, "query", cfg.name, "--cols", "time", "--format", "json")
+    assert r.returncode == 0 and _rows(r) == ROWS
 
 
 def _lose_object(tmp: Path, cfg: Path, dirs: list[Path]) -> tuple[str, int]:

@@ -233,6 +233,13 @@ def load(stores: list, dataset: str, header_fallback: dict | None = None) -> Cat
                 bad[key] = f"unreadable entry ({type(exc).__name__}: {exc})"
                 continue
             cat.objects[meta.oid] = meta
+    if header is header_fallback:
+        c = cat.schema.coding
+        odd = [m.oid for m in cat.objects.values() if m.layout.k != c.k or len(m.placement) != c.n]
+        if odd:
+            raise RuntimeFailure(f"dataset '{dataset}': its catalog header is unreadable everywhere and the "
+                                 f"config's coding (k={c.k}, n={c.n}) differs from the stored objects' "
+                                 f"(object {odd[0]}); restore the original schema in the config, then repair")
     for key, why in sorted(bad.items()):
         if not key.startswith(prefix):
             continue
