@@ -152,6 +152,10 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
+    if args.cols is not None and not args.cols.strip():
+        from zflow.errors import UserError
+
+        raise UserError("--cols: expected comma-separated column names, found nothing")
     with _open(args.config) as ds:
         res = ds.query(args.selector, filter=args.filter,
                        cols=args.cols.split(",") if args.cols else None, time=args.time, limit=args.limit,

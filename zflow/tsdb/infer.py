@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from zflow.errors import Problem, UserError
 from zflow.tsdb.readers import _DATE_RX, _TIME_RX, parse_datetime, read_table
 from zflow.tsdb.schema import Coding, Column, Schema
@@ -125,7 +127,14 @@ def infer(path: str | Path, name: str | None = None, k: int = 4, n: int = 6) -> 
             taken.discard(cname)
             notes.append(f"skipped text column '{h}' ({len(distinct)} distinct values)")
     ds = name or column_name(Path(path).stem, set())
-    schema = Schema(name=ds, columns=columns, time_column=time_col, coding=Coding(k=k, n=n))
+    if not columns:
+        raise UserError(Problem("no column could be inferred (no numbers, dates or short text flags)", file=str(path)))
+    try:
+        schema = Schema(name=ds, columns=columns, time_column=time_col, coding=Coding(k=k, n=n))
+    except ValidationError as exc:
+        raise UserError([Problem(f"{'.'.join(map(str, e['loc'])) or 'schema'}: {e['msg']}",
+                                 hint="-k/-n: 1 <= k <= n <= 255; --name: letters, digits, '_', '.', '-'")
+                         for e in exc.errors()]) from None
     return schema, notes
 
 

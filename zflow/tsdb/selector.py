@@ -183,6 +183,8 @@ def parse_time_range(text: str) -> tuple[float | None, float | None]:
     if ".." not in text:
         raise _bad(f"bad time range {text!r}: expected a..b (either side may be empty)")
     lo, hi = text.split("..", 1)
+    if not lo.strip() and not hi.strip():
+        raise _bad(f"empty time range {text!r}: give a start, an end or both (a.., ..b, a..b)")
     try:
         return (parse_time(lo) if lo.strip() else None, parse_time(hi) if hi.strip() else None)
     except (ValueError, OverflowError) as exc:
@@ -197,6 +199,8 @@ def check_query(q: Query, schema: Schema) -> None:
     for v in q.time or ():
         if v is not None and (not isinstance(v, (int, float)) or math.isnan(v)):
             raise _bad(f"bad time bound {v!r}: expected epoch seconds (a number, not nan)")
+    if q.time is not None and all(v is None for v in q.time):
+        raise _bad("empty time range: give a start, an end or both")
     if q.time is not None and schema.time_column is None:
         raise _bad("a time range needs a dataset with a time_column")
     for conj in q.where:
