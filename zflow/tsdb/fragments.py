@@ -8,7 +8,7 @@ Layout (all integers little-endian)::
     [512 + L, T)            trailer: CRC32 of every chunk of `chunk_size` payload bytes (u32 each),
                             then u32 chunk count, u32 CRC of the table, magic "ZFRT"
     [T, T + R)              optional object record (R in the header, 0 when absent): the
-                            object's catalog entry (CRC32 + msgpack, see ``catalog.pack_entry``)
+                            object's catalog entry (CRC32 + deflated msgpack, see ``catalog.pack_record``)
 
 Why: the payload starts at a constant offset, so a query turns a payload byte range into a file
 byte range with one addition and range-reads it without touching the rest; the checksums live
