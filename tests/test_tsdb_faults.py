@@ -242,7 +242,10 @@ def test_a_catalog_entry_corrupt_on_every_location_is_detected_and_rebuilt(stati
         key = object_key("gso", oid)
         for d in dirs:  # the same byte in every replica
             flip(d / key, 100)
-        r = tsdb(tmp_path, "query", cfg.name, "--cols", "time", "--format", "json")
+        # and one of the object's fragments gone: its entry comes back from the other k=2
+        lost_frag = next((dirs[0] / "gso" / "obj" / oid).glob("*"))
+        lost_frag.unlink()
+        r = tsdb(tmp_path, "query", cfg.name, "--cols", "time,dry_bulb", "--format", "json")
         assert r.returncode == 0 and _rows(r) == ROWS, r.stderr  # was 8,445 rows, silently
         assert "corrupted on every location" in r.stderr and "repair" in r.stderr
         r = tsdb(tmp_path, "verify", cfg.name, "--json")
@@ -252,8 +255,17 @@ def test_a_catalog_entry_corrupt_on_every_location_is_detected_and_rebuilt(stati
                                                         [url, f"file://{dirs[1]}", f"file://{dirs[2]}"])
         r = tsdb(tmp_path, "repair", cfg.name, "--json")
         assert r.returncode == 0 and json.loads(r.stdout)["catalog_entries"] == 3, (r.stdout, r.stderr)
+        assert json.loads(r.stdout)["rebuilt"] == [f"{url}:gso/obj/{oid}/{lost_frag.name}"]
         r = tsdb(tmp_path, "verify", cfg.name, "--json")
         assert r.returncode == 0 and not json.loads(r.stdout)["catalog_corrupt"], r.stdout
+        # the rebuilt fragment carries its record piece again: with the catalog replicas
+        # corrupted anew and another fragment gone, the entry still comes back from the data
+        for d in dirs:
+            flip(d / key, 100)
+        next((dirs[1] / "gso" / "obj" / oid).glob("*")).unlink()
+        with Dataset.from_config(cfg) as ds:
+            assert ds.catalog.recovered == [oid] and len(ds.query(cols=["time"])) == ROWS
+        assert tsdb(tmp_path, "repair", cfg.name).returncode == 0
         r = tsdb(tmp_path, "query", cfg.name, "--cols", "time", "--format", "json")
         assert r.returncode == 0 and _rows(r) == ROWS and "warning" not in r.stderr
         # one bad replica among good ones: verify says which, repair rewrites it from the others

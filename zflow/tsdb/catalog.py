@@ -8,9 +8,9 @@ single surviving location holds the whole catalog: losing n-k locations loses no
 (replication costs little here — the catalog is a few KB per object, against MBs of data).
 Loading takes the union of entries over the locations that answer.
 
-Every fragment also ends with its object's entry (the *object record*, deflated, see
-:mod:`zflow.tsdb.fragments`), so an entry whose replicas are all corrupted or gone is read back
-from the data; an object listed in the catalog that neither a replica nor a fragment can
+Every fragment also ends with a piece of its object's entry (the *object record*, deflated
+and coded like the data: any k fragments give it back, see :mod:`zflow.tsdb.fragments`), so an
+entry whose replicas are all corrupted or gone is read back from the data; an object listed in the catalog that neither a replica nor a fragment can
 describe is *lost* (``Catalog.lost``), and queries refuse to answer without it by default.
 """
 
@@ -126,8 +126,8 @@ class ObjectMeta:
 
 
     def record(self) -> bytes:
-        """The object record each fragment carries: this entry, with ``fragment_bytes`` left
-        to the fragment header (it would count the record itself)."""
+        """The object record the fragments carry, coded: this entry, with ``fragment_bytes``
+        left to the fragment header (it would count the record itself)."""
         return pack_record({**self.to_dict(), "fragment_bytes": 0})
 
 
@@ -165,11 +165,13 @@ def write_entry(stores: list, key: str, value: Any) -> list[str]:
 
 
 def read_record(stores: list, dataset: str, oid: str) -> ObjectMeta | None:
-    """An object's entry from the record at the end of any of its fragments (None: none
-    readable). Two small range reads per fragment tried: the header, then the record."""
+    """An object's entry decoded from the record pieces its fragments carry (None: fewer than
+    k intact pieces). Two small range reads per fragment: the header, then the piece."""
     from storage_backends.base import StoreError
-    from zflow.tsdb.fragments import HEADER_SIZE, FragmentError, FragmentHeader
+    from zflow.tsdb.fragments import HEADER_SIZE, FragmentError, FragmentHeader, decode_record
 
+    pieces: dict[int, tuple[tuple[int, ...], bytes]] = {}
+    k = size = 0
     for s in stores:
         try:
             keys = s.list(f"{dataset}/obj/{oid}/")
@@ -178,17 +180,23 @@ def read_record(stores: list, dataset: str, oid: str) -> ObjectMeta | None:
         for key in keys:
             try:
                 head = FragmentHeader.parse(s.get_ranges(key, [(0, HEADER_SIZE)])[0])
-                if not head.record:
-                    continue
-                value = unpack_record(s.get_ranges(key, [(head.file_size, head.total_size)])[0])
-                if value is None or value.get("oid") != oid:
-                    continue
-                meta = ObjectMeta.from_dict(value)
-            except (StoreError, OSError, FragmentError, KeyError, TypeError, ValueError, zlib.error):
+                if head.record:
+                    pieces[head.index] = (head.row, s.get_ranges(key, [(head.file_size, head.total_size)])[0])
+                    k, size = head.k, head.total_size
+            except (StoreError, OSError, FragmentError):
                 continue
-            meta.fragment_bytes = head.total_size
-            return meta
-    return None
+    if not k or len(pieces) < k:
+        return None
+    try:
+        record = decode_record(pieces)
+        value = unpack_record(record) if record is not None else None
+        if value is None or value.get("oid") != oid:
+            return None
+        meta = ObjectMeta.from_dict(value)
+    except (KeyError, TypeError, ValueError, zlib.error):
+        return None
+    meta.fragment_bytes = size
+    return meta
 
 
 def load(stores: list, dataset: str, header_fallback: dict | None = None) -> Catalog:

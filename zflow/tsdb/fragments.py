@@ -7,22 +7,24 @@ Layout (all integers little-endian)::
     [512, 512 + L)          payload, byte x at file offset PAYLOAD_OFFSET + x
     [512 + L, T)            trailer: CRC32 of every chunk of `chunk_size` payload bytes (u32 each),
                             then u32 chunk count, u32 CRC of the table, magic "ZFRT"
-    [T, T + R)              optional object record (R in the header, 0 when absent): the
-                            object's catalog entry (CRC32 + deflated msgpack, see ``catalog.pack_record``)
+    [T, T + R)              optional record piece (R in the header, 0 when absent): u32 CRC,
+                            then this fragment's piece of the object record (the object's
+                            catalog entry, ``catalog.pack_record``), coded like the payload
 
 Why: the payload starts at a constant offset, so a query turns a payload byte range into a file
 byte range with one addition and range-reads it without touching the rest; the checksums live
 after the payload (their offset is computable from the header) so writing is one pass and
 verifying a range needs only the chunks it covers. The global coefficient row is in the header
 so recoded fragments are self-describing and repair needs no side metadata. The object record
-makes the data describe itself too: when every replica of an object's catalog entry is lost or
-corrupted, any one fragment still says how to read the object (``maintenance.repair``).
+makes the data describe itself too: it is coded with the fragment's own coefficient row, so each
+fragment carries 1/k of it and any k fragments give it back (:func:`decode_record`) when every
+replica of the object's catalog entry is lost or corrupted.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +139,67 @@ def fragment_size(length: int, chunk_size: int) -> int:
     return PAYLOAD_OFFSET + length + 4 * (-(-length // chunk_size) if length else 0) + _FOOT.size
 
 
+_LEN = struct.Struct("<I")
+
+
+def _seal_piece(piece: np.ndarray) -> bytes:
+    body = piece.tobytes()
+    return _LEN.pack(crc32(body)) + body
+
+
+def piece_body(piece: bytes) -> np.ndarray | None:
+    """The bytes of a record piece, or None when its checksum fails (or there is none)."""
+    if len(piece) < 4 or crc32(piece[4:]) != _LEN.unpack_from(piece)[0]:
+        return None
+    return np.frombuffer(piece, dtype=np.uint8, offset=4)
+
+
+def code_record(record: bytes, params: Any) -> list[bytes]:
+    """An object record as n pieces coded like the payload (piece i belongs to fragment i)."""
+    from zflow.tsdb.rlnc import encode
+
+    buf = _LEN.pack(len(record)) + record
+    width = -(-len(buf) // params.k)
+    data = np.zeros(params.k * width, dtype=np.uint8)
+    data[:len(buf)] = np.frombuffer(buf, dtype=np.uint8)
+    data = data.reshape(params.k, width)
+    return [_seal_piece(r) for r in [*data, *encode(data, params)]]
+
+
+def decode_record(pieces: Mapping[int, tuple[Any, bytes]]) -> bytes | None:
+    """The object record from fragment index -> (coefficient row, piece); None without k intact
+    pieces of one length."""
+    from zflow.tsdb.rlnc import decode_ranges
+
+    good = {i: (row, b) for i, (row, p) in pieces.items() if (b := piece_body(p)) is not None}
+    if not good:
+        return None
+    k = len(next(iter(good.values()))[0])
+    width = len(next(iter(good.values()))[1])
+    good = {i: v for i, v in good.items() if len(v[1]) == width}
+    if len(good) < k:
+        return None
+    data = decode_ranges({i: b for i, (_, b) in good.items()},
+                         rows={i: np.asarray(r, dtype=np.uint8) for i, (r, _) in good.items()}, want=list(range(k)))
+    buf = b"".join(data[j].tobytes() for j in range(k))
+    size = _LEN.unpack_from(buf)[0]
+    return buf[4:4 + size] if size <= len(buf) - 4 else None
+
+
+def combine_record(others: Mapping[int, Fragment], row: Any) -> bytes:
+    """The record piece for coefficient ``row`` from k other fragments' pieces (b"" without k
+    intact ones): regenerated like the payload, no decode."""
+    from zflow.tsdb.rlnc import combine_ranges
+
+    good = {i: b for i, f in others.items() if (b := piece_body(f.record)) is not None}
+    widths = {len(b) for b in good.values()}
+    k = len(np.asarray(row))
+    if len(good) < k or len(widths) != 1:
+        return b""
+    return _seal_piece(combine_ranges(good, np.asarray(row, dtype=np.uint8),
+                                      rows={i: others[i].row for i in good}))
+
+
 def pack_fragment(index: int, payload: Any, row: Any, *, n: int, seed: int = 0,
                   chunk_size: int = DEFAULT_CHUNK, record: bytes = b"") -> bytes:
     """Header + payload + checksum trailer (+ object record), ready for ``FragmentStore.put``."""
@@ -169,7 +232,7 @@ class Fragment:
     header: FragmentHeader
     payload: memoryview
     crcs: np.ndarray
-    record: bytes = b""  # the object's catalog entry, when the writer embedded one
+    record: bytes = b""  # this fragment's piece of the object record (CRC32 + bytes), if any
 
     @property
     def row(self) -> np.ndarray:
@@ -282,9 +345,9 @@ def repair_chunks(fragment_bytes: bytes | bytearray | memoryview,
 
 
 def make_fragments(data: np.ndarray, params: Any, chunk_size: int = DEFAULT_CHUNK,
-                   record: bytes = b"") -> list[bytearray]:
-    """Encode (k, L) data and pack all n fragments (index i at position i), each ending with
-    ``record`` (the object's catalog entry).
+                   records: Sequence[bytes] = ()) -> list[bytearray]:
+    """Encode (k, L) data and pack all n fragments (index i at position i), fragment i ending
+    with ``records[i]`` (its piece of the object record, :func:`code_record`; all one length).
 
     Each fragment is built in place in one buffer: data rows are copied into their payload
     slots and the coded rows are written straight into theirs by the kernel (no temporary
@@ -299,7 +362,10 @@ def make_fragments(data: np.ndarray, params: Any, chunk_size: int = DEFAULT_CHUN
     length = int(data.shape[1])
     chunks = -(-length // chunk_size) if length else 0
     size = fragment_size(length, chunk_size)
-    blobs = [bytearray(size + len(record)) for _ in range(n)]
+    if records and (len(records) != n or len({len(r) for r in records}) != 1):
+        raise ValueError(f"expected {n} record pieces of one length")
+    rlen = len(records[0]) if records else 0
+    blobs = [bytearray(size + rlen) for _ in range(n)]
     payloads = [np.frombuffer(b, dtype=np.uint8)[PAYLOAD_OFFSET:PAYLOAD_OFFSET + length] for b in blobs]
     for i in range(k):
         payloads[i][:] = data[i]
@@ -307,9 +373,10 @@ def make_fragments(data: np.ndarray, params: Any, chunk_size: int = DEFAULT_CHUN
         matmul_region(params.coefficients(), data, out=payloads[k:])
     for i, blob in enumerate(blobs):
         row = tuple(int(x) for x in params.row(i))
-        blob[:HEADER_SIZE] = FragmentHeader(i, k, n, params.seed, length, chunk_size, row, len(record)).pack()
+        blob[:HEADER_SIZE] = FragmentHeader(i, k, n, params.seed, length, chunk_size, row, rlen).pack()
         table = chunk_crcs(payloads[i], chunk_size).tobytes()
-        blob[PAYLOAD_OFFSET + length:] = table + _FOOT.pack(chunks, crc32(table), TRAILER_MAGIC) + record
+        blob[PAYLOAD_OFFSET + length:] = (table + _FOOT.pack(chunks, crc32(table), TRAILER_MAGIC)
+                                          + (records[i] if records else b""))
     del payloads  # release the buffer exports
     return blobs
 
@@ -334,7 +401,7 @@ def rebuild_fragment(index: int, others: Mapping[int, bytes | bytearray | memory
     rows = {i: f.row for i, f in parsed.items()}
     payload = combine_ranges(avail, target, rows=rows)
     return pack_fragment(index, payload, target, n=h.n, seed=h.seed, chunk_size=h.chunk_size,
-                         record=next(iter(parsed.values())).record)
+                         record=combine_record(parsed, target))
 
 
 def recode_fragment(index: int, sources: Mapping[int, bytes | bytearray | memoryview],
@@ -353,7 +420,7 @@ def recode_fragment(index: int, sources: Mapping[int, bytes | bytearray | memory
     frag, row = recode({i: np.frombuffer(f.payload, dtype=np.uint8) for i, f in parsed.items()},
                        {i: f.row for i, f in parsed.items()}, new_seed)
     return pack_fragment(index, frag, row, n=h.n, seed=h.seed, chunk_size=h.chunk_size,
-                         record=next(iter(parsed.values())).record)
+                         record=combine_record(parsed, row))
 
 
 def fragment_rows(blobs: Mapping[int, bytes | bytearray | memoryview]) -> dict[int, np.ndarray]:

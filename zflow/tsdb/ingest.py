@@ -53,10 +53,10 @@ def normalise_batch(ds: Dataset, batch: dict[str, np.ndarray], stored: bool = Fa
 
 
 def seal(ds: Dataset, cols: dict[str, np.ndarray], commit: bool = True) -> ObjectMeta:
-    """Encode one object from stored-dtype columns and place its fragments (each carrying the
-    object's catalog entry as its record); ``commit`` also writes the catalog entry, which is
+    """Encode one object from stored-dtype columns and place its fragments (each carrying a
+    piece of the object's catalog entry); ``commit`` also writes the catalog entry, which is
     what makes the rows visible."""
-    from zflow.tsdb.fragments import fragment_size, make_fragments
+    from zflow.tsdb.fragments import code_record, fragment_size, make_fragments
     from zflow.tsdb.rlnc import CodingParams
 
     schema = ds.schema
@@ -92,9 +92,9 @@ def seal(ds: Dataset, cols: dict[str, np.ndarray], commit: bool = True) -> Objec
     oid = new_object_id()
     placement = place(oid, coding.n, [st.name for st in ds.stores])
     meta = ObjectMeta(oid, n_rows, layout, metas, placement, fragment_size(layout.frag_size, schema.chunk_size))
-    record = meta.record()
-    meta.fragment_bytes += len(record)
-    frags = make_fragments(data, params, chunk_size=schema.chunk_size, record=record)
+    pieces = code_record(meta.record(), params)  # 1/k of the entry per fragment, any k give it back
+    meta.fragment_bytes += len(pieces[0])
+    frags = make_fragments(data, params, chunk_size=schema.chunk_size, records=pieces)
     for i, blob in enumerate(frags):
         store = ds.stores[placement[i]]
         try:

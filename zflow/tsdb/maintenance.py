@@ -5,7 +5,8 @@ A lost fragment is regenerated with its original coefficient row from any k inta
 (``combine_ranges``: one pass, no full decode), so the catalog's fragment map stays valid;
 corrupted chunks are rebuilt chunk by chunk from the same ranges of k other fragments. A bad
 catalog replica is rewritten from a good one, or, when every replica is bad, from the object
-record its fragments carry (:func:`zflow.tsdb.catalog.read_record`). What cannot be repaired is
+record its fragments carry (:func:`zflow.tsdb.catalog.read_record`); a rebuilt fragment gets its
+record piece regenerated from k others like its payload. What cannot be repaired is
 listed under ``failed`` (the CLI then exits 1).
 """
 
@@ -126,6 +127,8 @@ def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
     from storage_backends.base import StoreError
     from zflow.tsdb.fragments import (
         FragmentError,
+        code_record,
+        combine_record,
         pack_fragment,
         repair_chunks,
         unpack_fragment,
@@ -192,8 +195,9 @@ def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
             chosen = dict(list(good.items())[: c.k])
             payload = combine_ranges({j: f.payload for j, f in chosen.items()}, params.row(i),
                                      rows={j: f.row for j, f in chosen.items()})
+            piece = combine_record(good, params.row(i)) or code_record(m.record(), params)[i]
             blob = pack_fragment(i, payload, params.row(i), n=c.n, seed=c.seed,
-                                 chunk_size=ds.schema.chunk_size, record=m.record())
+                                 chunk_size=ds.schema.chunk_size, record=piece)
             if put(loc, key, blob):
                 report["rebuilt"].append(where)
     # catalog replicas: rewritten from the loaded catalog (a good replica or a fragment's record)
