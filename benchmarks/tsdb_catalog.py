@@ -1,6 +1,6 @@
 """What checking the catalog costs: opening a dataset (every entry listed, read, CRC-checked and
 decoded) and warm queries on it, for this checkout against another (e.g. the main branch), in
-one run, interleaved, so both see the same machine load.
+one run, interleaved (alternating which goes first), so both see the same machine load.
 
     python benchmarks/tsdb_catalog.py [--quick] [--against /path/to/other/checkout]
 
@@ -87,8 +87,8 @@ def main() -> None:
     here = Path(__file__).resolve().parent.parent
     roots = {"this": here} | ({"other": args.against.resolve()} if args.against else {})
     got: dict[str, list[dict]] = {k: [] for k in roots}
-    for _ in range(rounds):
-        for name, root in roots.items():
+    for i in range(rounds):  # alternate the order: neither checkout always runs first
+        for name, root in (list(roots.items()) if i % 2 == 0 else list(roots.items())[::-1]):
             got[name].append(run_in(root, rows, object_bytes, reps))
     med = {name: {"open_ms": statistics.median(r["open_ms"] for r in rs),
                   "query_ms": {q: statistics.median(r["query_ms"][q] for r in rs) for q in QUERIES}}

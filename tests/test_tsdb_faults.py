@@ -317,6 +317,8 @@ def test_a_lost_object_makes_queries_fail_loudly(station: Path, tmp_path: Path, 
     assert len(out["columns"]["time"]) == ROWS - lost_rows and out["report"]["partial"]["objects_lost"] == [oid]
     r = tsdb(tmp_path, "verify", cfg.name, "--json")
     assert r.returncode == 1 and json.loads(r.stdout)["objects_lost"][0].startswith(oid)
+    r = tsdb(tmp_path, "stats", cfg.name, "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["objects_lost"] == [oid] and "cannot be read" in r.stderr
     r = tsdb(tmp_path, "repair", cfg.name, "--json")
     assert r.returncode == 1 and any(oid in f for f in json.loads(r.stdout)["failed"]), r.stdout
     with pytest.raises(RuntimeFailure, match="cannot be read"):

@@ -194,7 +194,12 @@ def _print(obj: dict, as_json: bool) -> None:
 
 def _stats(args: argparse.Namespace) -> int:
     with _open(args.config) as ds:
-        _print(ds.stats(), args.json)
+        st = ds.stats()
+    _print(st, args.json)
+    if st["objects_lost"]:
+        print(f"warning: {len(st['objects_lost'])} object(s) cannot be read: rows and bytes exclude them; "
+              "run `zflow tsdb verify` and `zflow tsdb repair`", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -297,6 +297,8 @@ class Dataset:
             "coding_overhead": round(stored / max(1, padded), 3),
             "coding": {"k": c.k, "n": c.n}, "locations_lost_tolerated": tolerated,
             "per_location_bytes": per_loc, "column_compression": per_col,
+            # objects whose catalog entry nothing can read: their rows and bytes are not counted
+            "objects_lost": sorted(self.catalog.lost),
         }
 
     def repair(self, only: list[str] | None = None) -> dict[str, Any]:
