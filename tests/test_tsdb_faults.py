@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -180,6 +181,32 @@ def test_ingest_of_several_files_writes_nothing_when_a_later_one_is_bad(station:
     with Dataset.from_config(cfg) as ds:
         assert ds.stats()["rows"] == 0
     assert not list((tmp_path / "l0").rglob("obj/*/*")), "fragments of an refused ingest were left behind"
+
+
+def test_a_location_failing_mid_ingest_leaves_nothing_behind(station: Path, tmp_path: Path) -> None:
+    """The first object is stored, then a location's directory turns into a file: the ingest
+    fails (exit 1 from the CLI's point of view), no object becomes visible, and the fragments
+    already written are deleted."""
+    _schema_file(station, tmp_path, object_bytes=100_000)
+    cfg = _config(tmp_path, [f"file://{tmp_path}/l{j}" for j in range(3)])
+    ds = Dataset.from_config(cfg, create=True)
+    sealed = []
+
+    def break_a_location(meta) -> None:
+        sealed.append(meta.oid)
+        if len(sealed) == 1:
+            shutil.rmtree(tmp_path / "l1")
+            (tmp_path / "l1").write_text("a disk that went away")
+
+    ds.ingestor.on_seal = break_a_location
+    with pytest.raises(RuntimeFailure, match=r"nothing was ingested \(1 sealed object\(s\) discarded"):
+        ds.ingest_files([station])
+    assert len(sealed) == 1 and not ds.catalog.objects
+    for j in (0, 2):
+        assert not list((tmp_path / f"l{j}").rglob("obj/*/*")), "fragments of a failed ingest were left behind"
+    (tmp_path / "l1").unlink()
+    with Dataset.from_config(cfg) as again:
+        assert again.stats()["rows"] == 0
 
 
 def test_rows_and_columns_from_code_are_checked_like_files(station: Path, tmp_path: Path) -> None:
