@@ -426,13 +426,17 @@ def test_one_chunk_corrupt_in_several_fragments_over_http_and_zenoh(station: Pat
             chunk_size = ds.schema.chunk_size
         frags = [p for d in dirs for p in (d / "gso" / "obj" / meta.oid).glob("*")]
         assert len(frags) == 3
-        # one fragment's chunk: queries decode around it, repair rebuilds it
+        # one fragment's chunk, another's piece of the object record: queries decode around
+        # the chunk, verify finds both (the record piece counts as the chunk after the last),
+        # repair rebuilds both
         flip(frags[0], _payload_offset_of_chunk(0, chunk_size))
+        flip(frags[2], -2)
         r = tsdb(tmp_path, "query", cfg.name, "--format", "json", "--cols", "time,dry_bulb")
         assert r.returncode == 0 and _rows(r) == ROWS
-        assert tsdb(tmp_path, "verify", cfg.name).returncode == 1
+        r = tsdb(tmp_path, "verify", cfg.name, "--json")
+        assert r.returncode == 1 and len(json.loads(r.stdout)["corrupt"]) == 2, r.stdout
         r = tsdb(tmp_path, "repair", cfg.name, "--json")
-        assert r.returncode == 0 and len(json.loads(r.stdout)["chunks_repaired"]) == 1, r.stdout
+        assert r.returncode == 0 and len(json.loads(r.stdout)["chunks_repaired"]) == 2, r.stdout
         assert tsdb(tmp_path, "verify", cfg.name).returncode == 0
         # the same chunk in two of the three fragments (k=2): the data is gone; every command
         # says so, in words, with exit code 1

@@ -250,10 +250,14 @@ def unpack_fragment(data: bytes | bytearray | memoryview) -> Fragment:
 
 
 def verify_chunks(fragment_bytes: bytes | bytearray | memoryview) -> list[int]:
-    """Indices of payload chunks whose CRC32 does not match (empty list = intact)."""
+    """Indices of payload chunks whose CRC32 does not match (empty list = intact); a record
+    piece that fails its CRC counts as one more chunk, index ``header.chunks``."""
     frag = unpack_fragment(fragment_bytes)
     got = chunk_crcs(frag.payload, frag.header.chunk_size)
-    return [int(i) for i in np.nonzero(got != frag.crcs)[0]]
+    bad = [int(i) for i in np.nonzero(got != frag.crcs)[0]]
+    if frag.header.record and piece_body(frag.record) is None:
+        bad.append(frag.header.chunks)
+    return bad
 
 
 def verify_range(header: FragmentHeader, crcs: np.ndarray, start: int, data: Any) -> list[int]:
@@ -322,6 +326,13 @@ def repair_chunks(fragment_bytes: bytes | bytearray | memoryview,
     parsed = {i: unpack_fragment(b) for i, b in others.items() if i != h.index}
     out = bytearray(fragment_bytes)
     for c in bad:
+        if c == h.chunks:  # the record piece, regenerated from k others' pieces
+            piece = combine_record(parsed, frag.row)
+            if len(piece) != h.record:
+                raise FragmentError(f"cannot repair the record piece of fragment {h.index}: "
+                                    f"fewer than k={h.k} intact pieces in the other fragments")
+            out[h.file_size:] = piece
+            continue
         cs, ce = h.chunk_range(c)
         avail = {}
         rows = {}
