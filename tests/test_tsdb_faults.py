@@ -168,6 +168,13 @@ def test_a_small_file_with_a_truncated_last_line_is_not_zero_rows(tmp_path: Path
     assert r.returncode == 2 and "x.csv:4: expected 2 fields like the header (line 1), found 1 fields" in r.stderr, r.stderr
     r = tsdb(tmp_path, "ingest", "ds.yaml", "x.csv", "--skip-bad-rows")
     assert r.returncode == 0 and "ingested 2 rows (skipped 1 bad row(s))" in r.stdout, (r.stdout, r.stderr)
+    # every bad row of a file at once, whatever is wrong with it, in line order
+    (tmp_path / "y.csv").write_text("t,v\n1,2.55\n2\n3,x\n4,1e9\n5,-0.5\n")
+    r = tsdb(tmp_path, "ingest", "ds.yaml", "y.csv")
+    lines = [ln.strip() for ln in r.stderr.splitlines()]
+    assert r.returncode == 2 and [ln.split(":")[1] for ln in lines[1:5]] == ["2", "3", "4", "5"], r.stderr
+    assert "found '2.55' (more decimals than the scale keeps)" in lines[1] and "found '1e9' (outside the range of i16)" in lines[4]
+    assert "4 bad row(s); nothing was ingested" in r.stderr
 
 
 @pytest.mark.timeout(120)

@@ -327,10 +327,10 @@ def _columns(schema: Schema, header: list[str], rows: list[list[str]], lines: li
         for i, found in bad.items():
             if i not in bad_rows:  # the first bad value of a row names it
                 bad_rows[i] = BadRow(file, lines[i], " + ".join(_sources(c)), _what(c), found)
-    if bad_rows:
-        found_bad = [bad_rows[i] for i in sorted(bad_rows)]
-        if not skip_bad:
-            raise refuse(sorted(skipped + found_bad, key=lambda b: b.line))
+    found_bad = [bad_rows[i] for i in sorted(bad_rows)]
+    if (found_bad or skipped) and not skip_bad:  # every bad row of the file at once
+        raise refuse(sorted(skipped + found_bad, key=lambda b: b.line))
+    if found_bad:
         skipped += found_bad
         keep = np.ones(len(rows), dtype=bool)
         keep[sorted(bad_rows)] = False
@@ -340,8 +340,6 @@ def _columns(schema: Schema, header: list[str], rows: list[list[str]], lines: li
 
 def parse_csv(path: str | Path, schema: Schema, skip_bad: bool = False) -> Parsed:
     table = read_table(path)
-    if table.bad and not skip_bad:
-        raise refuse(table.bad)
     skipped = list(table.bad)
     cols = _columns(schema, table.header, table.rows, table.lines, str(path), skip_bad, skipped)
     return Parsed(cols, sorted(skipped, key=lambda b: b.line))
@@ -381,8 +379,6 @@ def parse_jsonl(path: str | Path, schema: Schema, skip_bad: bool = False) -> Par
             continue
         rows.append(row)
         lines.append(lineno)
-    if skipped and not skip_bad:
-        raise refuse(skipped)
     cols = rows_to_columns(rows, schema, file, lines, skip_bad, skipped)
     return Parsed(cols, sorted(skipped, key=lambda b: b.line))
 
@@ -416,9 +412,7 @@ def rows_to_columns(rows: list[dict], schema: Schema, file: str | None = None, l
             out.append(t)
         table.append(out)
     skipped = skipped if skipped is not None else []
-    if pre and not skip_bad:
-        raise refuse(sorted(skipped + list(pre.values()), key=lambda b: b.line))
-    if pre:
+    if pre:  # rows lacking a column: set aside here, refused with the others in _columns
         skipped += pre.values()
         keep = [i for i in range(len(rows)) if i not in pre]
         table, lines = [table[i] for i in keep], [lines[i] for i in keep]
