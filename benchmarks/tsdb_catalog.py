@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,6 +65,8 @@ def child(rows: int, object_bytes: int, reps: int) -> dict:
             ds.query(q)
             times.append(time.perf_counter() - t0)
         out["query_ms"][q] = statistics.median(times) * 1e3
+    ds.close()
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
