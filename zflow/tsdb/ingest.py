@@ -154,9 +154,13 @@ class Ingestor:
         except BaseException as exc:
             pending, self.pending = self.pending or [], None
             self.buf, self.rows, self.first_at = [], 0, None
+            done = [m for m in pending if m.oid in self.ds.catalog.objects]  # committed before a commit failed
+            pending = [m for m in pending if m.oid not in self.ds.catalog.objects]
             dropped = sum(drop_fragments(self.ds, m) for m in pending)
             if isinstance(exc, RuntimeFailure):
-                raise RuntimeFailure(f"{exc}; nothing was ingested ({len(pending)} sealed object(s) "
+                what = ("nothing was ingested" if not done else
+                        f"only {sum(m.n_rows for m in done):,} rows in {len(done)} object(s) were committed")
+                raise RuntimeFailure(f"{exc}; {what} ({len(pending)} sealed object(s) "
                                      f"discarded, {dropped} fragment(s) deleted)") from exc
             raise
 
