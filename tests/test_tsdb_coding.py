@@ -369,3 +369,29 @@ def test_region_shape_errors(kernel_backend) -> None:
         gf256.matmul_region(coefs, np.zeros((3, 64), np.uint8), out=[np.zeros(63, np.uint8)] * 2)
     with pytest.raises(ValueError, match="different lengths"):
         gf256.matmul_region(coefs, [np.zeros(64, np.uint8), np.zeros(64, np.uint8), np.zeros(8, np.uint8)])
+
+
+def test_object_record_pieces_decode_from_any_k_and_skip_corrupt_ones() -> None:
+    """The catalog entry copy the fragments carry: 1/k of it per fragment, any k give it back,
+    a piece whose checksum fails is left out, and a lost piece is regenerated like a payload."""
+    import itertools
+    import os
+
+    params = rlnc.CodingParams(3, 6, 11)
+    record = os.urandom(1001)
+    pieces = fragments.code_record(record, params)
+    assert len(pieces) == 6 and len(pieces[0]) == 4 + -(-(len(record) + 4) // 3)
+    rows = {i: tuple(int(x) for x in params.row(i)) for i in range(6)}
+    for subset in itertools.combinations(range(6), 3):
+        assert fragments.decode_record({i: (rows[i], pieces[i]) for i in subset}) == record, subset
+    bad = bytearray(pieces[1])
+    bad[10] ^= 1
+    got = {0: (rows[0], pieces[0]), 1: (rows[1], bytes(bad)), 4: (rows[4], pieces[4])}
+    assert fragments.decode_record(got) is None  # two intact pieces: not enough, and no wrong answer
+    got[5] = (rows[5], pieces[5])
+    assert fragments.decode_record(got) == record
+    blobs = fragments.make_fragments(np.arange(3 * 500, dtype=np.uint8).reshape(3, 500) % 251, params,
+                                     chunk_size=128, records=pieces)
+    parsed = {i: fragments.unpack_fragment(b) for i, b in enumerate(blobs) if i in (0, 2, 5)}
+    assert fragments.combine_record(parsed, params.row(4)) == pieces[4]
+    assert fragments.rebuild_fragment(4, {i: blobs[i] for i in (0, 2, 5)}) == bytes(blobs[4])

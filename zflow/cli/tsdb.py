@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("config")
     c.add_argument("files", nargs="+")
     c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--skip-bad-rows", action="store_true",
+                   help="leave out rows that cannot be stored as they are (each one listed, counted); "
+                        "by default one bad row refuses the whole ingest")
     c.set_defaults(handler=_ingest)
 
     c = ts.add_parser("query", help="query with filter/projection")
@@ -46,12 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--filter", help="e.g. 'temp>30;mote=7|hum<20'")
     c.add_argument("--cols", help="comma-separated projected columns")
     c.add_argument("--time", help="a..b (epoch seconds or ISO dates)")
-    c.add_argument("--limit", type=non_negative_int)
+    c.add_argument("--limit", type=non_negative_int, help="at most this many rows (a non-negative integer)")
     c.add_argument("--format", choices=["table", "csv", "json"], default="table")
     c.add_argument("--report", action="store_true", help="print the fetch report to stderr")
     c.add_argument("--verify", action="store_true",
                    help="check chunk checksums end to end, here (by default each location checks "
                         "them before serving; this also distrusts the location and the network)")
+    c.add_argument("--allow-partial", action="store_true",
+                   help="when objects of the dataset cannot be read, print the rows of the others "
+                        "(with a warning, exit code 1) instead of failing")
     c.set_defaults(handler=_query)
 
     for name, fn, help_ in (("stats", _stats, "storage overhead, compression, per-location bytes"),
@@ -76,10 +82,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(handler=_serve)
 
 
-def _open(path: str) -> Any:
+
+def _open(path: str, repair: bool = False) -> Any:
     from zflow.tsdb.store import Dataset
 
-    return Dataset.from_config(path)
+    return Dataset.from_config(path, repair=repair)
+
+
+def _warn_catalog(report: dict) -> None:
+    """Say on stderr what a result lacks or where its metadata came from."""
+    if report.get("partial"):
+        lost = report["partial"]["objects_lost"]
+        print(f"warning: PARTIAL result: {len(lost)} object(s) of the dataset cannot be read and their "
+              f"rows are missing ({', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}); "
+              "run `zflow tsdb verify` and `zflow tsdb repair`", file=sys.stderr)
+    if report.get("catalog_recovered"):
+        rec = report["catalog_recovered"]
+        print(f"warning: the catalog entries of {len(rec)} object(s) are corrupted on every location; "
+              "they were read from the objects' fragments (the result is complete); "
+              "run `zflow tsdb repair`", file=sys.stderr)
 
 
 def _infer(args: argparse.Namespace) -> int:
@@ -107,21 +128,30 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from zflow.tsdb.readers import MAX_LISTED
+
     with _open(args.config) as ds:
-        total = 0
-        for f in args.files:
-            total += ds.ingest(f, progress=not args.no_progress)
-        ds.flush()
+        total, skipped = ds.ingest_files(args.files, progress=not args.no_progress,
+                                         skip_bad=args.skip_bad_rows)
+        for b in skipped[:MAX_LISTED]:
+            print(f"skipped {b.problem().render()}", file=sys.stderr)
+        if len(skipped) > MAX_LISTED:
+            print(f"skipped ... and {len(skipped) - MAX_LISTED:,} more bad row(s)", file=sys.stderr)
         st = ds.stats()
-        print(f"ingested {total:,} rows; dataset has {st['rows']:,} rows in {st['objects']} objects")
+        note = f" (skipped {len(skipped):,} bad row(s))" if skipped else ""
+        print(f"ingested {total:,} rows{note}; dataset has {st['rows']:,} rows in {st['objects']} objects")
     return 0
 
 
 def _query(args: argparse.Namespace) -> int:
+    if args.cols is not None and not args.cols.strip():
+        from zflow.errors import UserError
+
+        raise UserError("--cols: expected comma-separated column names, found nothing")
     with _open(args.config) as ds:
         res = ds.query(args.selector, filter=args.filter,
                        cols=args.cols.split(",") if args.cols else None, time=args.time, limit=args.limit,
-                       verify=args.verify)
+                       verify=args.verify, partial=args.allow_partial)
     cols = res.columns
     if args.format == "json":
         print(json.dumps(res.to_json()))
@@ -133,7 +163,8 @@ def _query(args: argparse.Namespace) -> int:
             print(sep.join(str(cols[c][i]) for c in names))
     if args.report:
         print(json.dumps(res.report, indent=2), file=sys.stderr)
-    return 0
+    _warn_catalog(res.report)
+    return 1 if res.report.get("partial") else 0
 
 
 def _print(obj: dict, as_json: bool) -> None:
@@ -155,7 +186,12 @@ def _print(obj: dict, as_json: bool) -> None:
 
 def _stats(args: argparse.Namespace) -> int:
     with _open(args.config) as ds:
-        _print(ds.stats(), args.json)
+        st = ds.stats()
+    _print(st, args.json)
+    if st["objects_lost"]:
+        print(f"warning: {len(st['objects_lost'])} object(s) cannot be read: rows and bytes exclude them; "
+              "run `zflow tsdb verify` and `zflow tsdb repair`", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -163,12 +199,24 @@ def _verify(args: argparse.Namespace) -> int:
     with _open(args.config) as ds:
         rep = ds.verify()
     _print(rep, args.json)
-    return 0 if not (rep["missing"] or rep["corrupt"] or rep["unreachable"]) else 1
+    damage = ("missing", "corrupt", "unreachable", "catalog_corrupt", "catalog_missing", "objects_lost")
+    return 1 if any(rep[k] for k in damage) else 0
 
 
 def _repair(args: argparse.Namespace) -> int:
-    with _open(args.config) as ds:
-        _print(ds.repair(args.location), args.json)
+    with _open(args.config, repair=True) as ds:
+        names = [s.name for s in ds.stores]
+        unknown = [n for n in args.location or [] if n not in names]
+        if unknown:
+            from zflow.errors import Problem, UserError, did_you_mean
+
+            raise UserError([Problem(f"--location {n!r} is not a location of the dataset",
+                                     hint=did_you_mean(n, names) or f"one of {names}") for n in unknown])
+        rep = ds.repair(args.location)
+    _print(rep, args.json)
+    if rep["failed"]:
+        print(f"error: {len(rep['failed'])} thing(s) could not be repaired (listed under failed)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,6 +7,11 @@ split, base dictionary, min/max keys, fragment -> location map). Each entry is m
 single surviving location holds the whole catalog: losing n-k locations loses no metadata
 (replication costs little here — the catalog is a few KB per object, against MBs of data).
 Loading takes the union of entries over the locations that answer.
+
+Every fragment also ends with a piece of its object's entry (the *object record*, deflated
+and coded like the data: any k fragments give it back, see :mod:`zflow.tsdb.fragments`), so an
+entry whose replicas are all corrupted or gone is read back from the data; an object listed in the catalog that neither a replica nor a fragment can
+describe is *lost* (``Catalog.lost``), and queries refuse to answer without it by default.
 """
 
 from __future__ import annotations
@@ -42,6 +47,20 @@ def fragment_key(ds: str, oid: str, index: int) -> str:
 def pack_entry(value: Any) -> bytes:
     body, _ = codec.encode(value)
     return _CRC.pack(zlib.crc32(body)) + body
+
+
+def pack_record(value: Any) -> bytes:
+    """An entry as fragments carry it: deflated (entries are mostly small integer arrays, ~6x
+    smaller), so the copy in every fragment costs a few KB."""
+    body = zlib.compress(codec.encode(value)[0], 6)
+    return _CRC.pack(zlib.crc32(body)) + body
+
+
+def unpack_record(data: bytes) -> Any | None:
+    """A record's entry, or None when its checksum does not match."""
+    if len(data) < 4 or zlib.crc32(data[4:]) != _CRC.unpack_from(data)[0]:
+        return None
+    return codec.decode(zlib.decompress(data[4:]), codec.MSGPACK)
 
 
 def unpack_entry(data: bytes) -> Any | None:
@@ -106,11 +125,21 @@ class ObjectMeta:
                    list(d["placement"]), d.get("fragment_bytes", 0))
 
 
+    def record(self) -> bytes:
+        """The object record the fragments carry, coded: this entry, with ``fragment_bytes``
+        left to the fragment header (it would count the record itself)."""
+        return pack_record({**self.to_dict(), "fragment_bytes": 0})
+
+
 @dataclass
 class Catalog:
     schema: Schema
     locations: list[str]
     objects: dict[str, ObjectMeta] = field(default_factory=dict)
+    # object id -> why its entry could not be read anywhere (its rows are missing from queries)
+    lost: dict[str, str] = field(default_factory=dict)
+    # object ids whose every catalog replica was bad, read back from a fragment's object record
+    recovered: list[str] = field(default_factory=list)
 
     def header(self) -> dict:
         return {"schema": self.schema.model_dump(mode="json"), "locations": self.locations}
@@ -135,8 +164,45 @@ def write_entry(stores: list, key: str, value: Any) -> list[str]:
     return failed
 
 
-def load(stores: list, dataset: str) -> Catalog:
-    """The catalog from whichever locations answer (union of entries, checksums verified)."""
+def read_record(stores: list, dataset: str, oid: str) -> ObjectMeta | None:
+    """An object's entry decoded from the record pieces its fragments carry (None: fewer than
+    k intact pieces). Two small range reads per fragment: the header, then the piece."""
+    from storage_backends.base import StoreError
+    from zflow.tsdb.fragments import HEADER_SIZE, FragmentError, FragmentHeader, decode_record
+
+    pieces: dict[int, tuple[tuple[int, ...], bytes]] = {}
+    k = size = 0
+    for s in stores:
+        try:
+            keys = s.list(f"{dataset}/obj/{oid}/")
+        except (StoreError, OSError):
+            continue
+        for key in keys:
+            try:
+                head = FragmentHeader.parse(s.get_ranges(key, [(0, HEADER_SIZE)])[0])
+                if head.record:
+                    pieces[head.index] = (head.row, s.get_ranges(key, [(head.file_size, head.total_size)])[0])
+                    k, size = head.k, head.total_size
+            except (StoreError, OSError, FragmentError):
+                continue
+    if not k or len(pieces) < k:
+        return None
+    try:
+        record = decode_record(pieces)
+        value = unpack_record(record) if record is not None else None
+        if value is None or value.get("oid") != oid:
+            return None
+        meta = ObjectMeta.from_dict(value)
+    except (KeyError, TypeError, ValueError, zlib.error):
+        return None
+    meta.fragment_bytes = size
+    return meta
+
+
+def load(stores: list, dataset: str, header_fallback: dict | None = None) -> Catalog:
+    """The catalog from whichever locations answer (union of entries, checksums verified;
+    entries bad on every location read back from their fragments, else listed as lost).
+    ``header_fallback`` stands in for a header unreadable everywhere (repair, from the config)."""
     from storage_backends.base import StoreError
 
     header = None
@@ -153,22 +219,57 @@ def load(stores: list, dataset: str) -> Catalog:
     if not live:
         raise RuntimeFailure(f"dataset '{dataset}': no location answered")
     entries: dict[str, Any] = {}
+    bad: dict[str, str] = {}
     for key, holders in keys.items():
+        reasons = []
         for s in holders:
             try:
                 value = unpack_entry(s.get(key))
-            except (StoreError, OSError):
+            except (StoreError, OSError) as exc:
+                reasons.append(f"{s.name}: {exc}")
                 continue
             if value is not None:
                 entries[key] = value
                 break
-    header = entries.pop(schema_key(dataset), None)
+            reasons.append(f"{s.name}: checksum mismatch")
+        else:
+            bad[key] = "; ".join(reasons)
+    skey = schema_key(dataset)
+    header = entries.pop(skey, None)
     if header is None:
-        raise RuntimeFailure(f"dataset '{dataset}' not found at {', '.join(s.name for s in live)}")
+        where = ", ".join(s.name for s in live)
+        if skey in bad and header_fallback is not None:
+            header = header_fallback
+        elif skey in bad:
+            raise RuntimeFailure(f"dataset '{dataset}': its catalog header is unreadable on every "
+                                 f"location ({bad[skey]}); `zflow tsdb repair` rewrites it from the config")
+        else:
+            raise RuntimeFailure(f"dataset '{dataset}' not found at {where}")
     cat = Catalog(Schema.model_validate(header["schema"]), list(header["locations"]))
     prefix = f"{dataset}/catalog/obj/"
     for key, value in entries.items():
         if key.startswith(prefix):
-            meta = ObjectMeta.from_dict(value)
+            try:
+                meta = ObjectMeta.from_dict(value)
+            except (KeyError, TypeError, ValueError) as exc:
+                bad[key] = f"unreadable entry ({type(exc).__name__}: {exc})"
+                continue
             cat.objects[meta.oid] = meta
+    if header is header_fallback:
+        c = cat.schema.coding
+        odd = [m.oid for m in cat.objects.values() if m.layout.k != c.k or len(m.placement) != c.n]
+        if odd:
+            raise RuntimeFailure(f"dataset '{dataset}': its catalog header is unreadable everywhere and the "
+                                 f"config's coding (k={c.k}, n={c.n}) differs from the stored objects' "
+                                 f"(object {odd[0]}); restore the original schema in the config, then repair")
+    for key, why in sorted(bad.items()):
+        if not key.startswith(prefix):
+            continue
+        oid = key[len(prefix):]
+        meta = read_record(live, dataset, oid)
+        if meta is None:
+            cat.lost[oid] = f"catalog entry bad on every location ({why}) and no fragment record readable"
+        else:
+            cat.objects[oid] = meta
+            cat.recovered.append(oid)
     return cat

@@ -40,6 +40,7 @@ class Fetcher:
         self.checked = checked and not verify  # the location checks CRCs before serving
         self._lock = threading.Lock()
         self.corrupt_chunks = 0
+        self.why: dict[str, str] = {}  # fragment key -> why it could not be read (for errors)
         self.gap = gap
         self.down: set[int] = set(ds.down)
         self.bufs: dict[tuple[str, str], np.ndarray] = {}
@@ -254,9 +255,10 @@ class Fetcher:
     def _try(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray], length: int) -> np.ndarray | None:
         """The ranges of one fragment, or None when it cannot be read (location marked down
         when unreachable, corrupt chunks counted)."""
-        from storage_backends.base import CorruptFragment, LocationUnavailable
+        from storage_backends.base import CorruptFragment, KeyNotFound, LocationUnavailable
 
         if loc in self.down:
+            self.why[key] = f"{self.ds.stores[loc].name} is down"
             return None
         try:
             if self.verify:
@@ -264,11 +266,16 @@ class Fetcher:
             return self._get(loc, key, ranges)
         except LocationUnavailable:
             self.down.add(loc)
+            self.why[key] = f"{self.ds.stores[loc].name} is down"
         except CorruptFragment as exc:
             with self._lock:
                 self.corrupt_chunks += max(1, len(exc.bad_chunks))
-        except Exception:  # missing or unreadable fragment
-            pass
+            self.why[key] = (f"chunk(s) {exc.bad_chunks} corrupt" if exc.bad_chunks
+                             else "not a readable fragment")
+        except KeyNotFound:
+            self.why[key] = f"missing at {self.ds.stores[loc].name}"
+        except Exception as exc:  # unreadable for another reason: decode around it, say why if it matters
+            self.why[key] = f"{type(exc).__name__}: {exc}"
         return None
 
     def _account(self, name: str, ranges: int, nbytes: int) -> None:
@@ -364,9 +371,13 @@ class Fetcher:
                         if got is not None:
                             avail[j] = got
         if len(avail) < c.k:
+            name = self.ds.schema.name
+            whys = "; ".join(f"fragment {j}: {self.why.get(fragment_key(name, meta.oid, j), 'not tried')}"
+                             for j in range(c.n) if j not in avail)
             raise RuntimeFailure(
-                f"object {meta.oid}: fragment {frag} unreachable and only {len(avail)} of the "
-                f"k={c.k} fragments needed to decode it answered")
+                f"object {meta.oid}: cannot read the ranges of fragment {frag}: only {len(avail)} of the "
+                f"k={c.k} fragments needed to decode them are readable ({whys}); "
+                "`zflow tsdb verify` lists the damage, `zflow tsdb repair` rebuilds what it can")
         return decode_ranges(avail, params, want=[frag])[frag]
 
     def fetched(self) -> int:

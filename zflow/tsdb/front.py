@@ -23,7 +23,6 @@ import numpy as np
 
 from zflow import codec, keyexprs
 from zflow.errors import RuntimeFailure, UserError
-from zflow.tsdb.readers import rows_to_columns
 from zflow.tsdb.store import Dataset
 
 log = logging.getLogger(__name__)
@@ -120,12 +119,11 @@ class Front:
             return
         value = _sample_value(sample)
         if isinstance(value, list):
-            cols = rows_to_columns(value, self.ds.schema)
+            self.ds.ingest(value)  # row dicts, every value checked like a file's
         elif isinstance(value, dict):
-            cols = {k: np.asarray(v) for k, v in value.items()}
+            self.ds.ingest({k: np.asarray(v) for k, v in value.items()})
         else:
             raise UserError("ingest payload must be a dict of columns or a list of rows")
-        self.ds.ingest(cols)
 
     def _on_query(self, query: Any) -> None:
         params = str(query.selector.parameters)

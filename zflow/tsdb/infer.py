@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from zflow.errors import Problem, UserError
 from zflow.tsdb.readers import _DATE_RX, _TIME_RX, parse_datetime, read_table
 from zflow.tsdb.schema import Coding, Column, Schema
 
@@ -77,8 +80,12 @@ def _numeric(values: list[str]) -> Column | str | None:
 
 def infer(path: str | Path, name: str | None = None, k: int = 4, n: int = 6) -> tuple[Schema, list[str]]:
     """Infer a schema from a CSV file; returns the schema and notes for the person."""
-    header, rows, _ = read_table(path)
+    table = read_table(path)
+    header, rows = table.header, table.rows
     notes: list[str] = []
+    if table.bad:
+        b = table.bad[0]
+        notes.append(f"left out {len(table.bad)} malformed line(s), e.g. {b.problem().render()}")
     taken: set[str] = set()
     columns: list[Column] = []
     time_col = None
@@ -91,8 +98,11 @@ def infer(path: str | Path, name: str | None = None, k: int = 4, n: int = 6) -> 
             src = [header[date_idx], header[time_idx]]
             used.add(time_idx)
         used.add(date_idx)
-        secs = parse_datetime([r[date_idx] for r in rows],
-                              [r[time_idx] for r in rows] if time_idx is not None else None)
+        try:
+            secs = parse_datetime([r[date_idx] for r in rows],
+                                  [r[time_idx] for r in rows] if time_idx is not None else None)
+        except ValueError as exc:
+            raise UserError(Problem(f"column '{header[date_idx]}': {exc}", file=str(path))) from None
         t = narrowest_int(int(secs.min()), int(secs.max()))
         tname = column_name("time", taken)
         columns.append(Column(name=tname, type="i64" if t in ("u32", "i32", "u64", None) else t, source=src))
@@ -117,7 +127,14 @@ def infer(path: str | Path, name: str | None = None, k: int = 4, n: int = 6) -> 
             taken.discard(cname)
             notes.append(f"skipped text column '{h}' ({len(distinct)} distinct values)")
     ds = name or column_name(Path(path).stem, set())
-    schema = Schema(name=ds, columns=columns, time_column=time_col, coding=Coding(k=k, n=n))
+    if not columns:
+        raise UserError(Problem("no column could be inferred (no numbers, dates or short text flags)", file=str(path)))
+    try:
+        schema = Schema(name=ds, columns=columns, time_column=time_col, coding=Coding(k=k, n=n))
+    except ValidationError as exc:
+        raise UserError([Problem(f"{'.'.join(map(str, e['loc'])) or 'schema'}: {e['msg']}",
+                                 hint="-k/-n: 1 <= k <= n <= 255; --name: letters, digits, '_', '.', '-'")
+                         for e in exc.errors()]) from None
     return schema, notes
 
 

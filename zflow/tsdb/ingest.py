@@ -13,7 +13,8 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,8 +34,9 @@ def new_object_id() -> str:
     return f"{time.time_ns():020d}-{secrets.token_hex(3)}"
 
 
-def normalise_batch(ds: Dataset, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Check a column batch against the schema and convert to stored dtypes."""
+def normalise_batch(ds: Dataset, batch: dict[str, np.ndarray], stored: bool = False) -> dict[str, np.ndarray]:
+    """Check a column batch against the schema and convert to stored dtypes (``stored``: the
+    values already are stored values, checked by the reader)."""
     schema = ds.schema
     unknown = [k for k in batch if k not in schema.names]
     missing = [c for c in schema.names if c not in batch]
@@ -45,12 +47,16 @@ def normalise_batch(ds: Dataset, batch: dict[str, np.ndarray]) -> dict[str, np.n
     lens = {len(np.atleast_1d(v)) for v in batch.values()}
     if len(lens) != 1:
         raise UserError(f"columns have different lengths: {sorted(lens)}")
+    if stored:
+        return {c.name: np.asarray(batch[c.name], dtype=c.dtype) for c in schema.columns}
     return {c.name: ordkeys.stored_from_logical(np.atleast_1d(batch[c.name]), c) for c in schema.columns}
 
 
-def seal(ds: Dataset, cols: dict[str, np.ndarray]) -> ObjectMeta:
-    """Encode one object from stored-dtype columns and place its fragments."""
-    from zflow.tsdb.fragments import make_fragments
+def seal(ds: Dataset, cols: dict[str, np.ndarray], commit: bool = True) -> ObjectMeta:
+    """Encode one object from stored-dtype columns and place its fragments (each carrying a
+    piece of the object's catalog entry); ``commit`` also writes the catalog entry, which is
+    what makes the rows visible."""
+    from zflow.tsdb.fragments import code_record, fragment_size, make_fragments
     from zflow.tsdb.rlnc import CodingParams
 
     schema = ds.schema
@@ -83,19 +89,43 @@ def seal(ds: Dataset, cols: dict[str, np.ndarray]) -> ObjectMeta:
     layout = plan_layout(specs, n_rows, coding.k)
     data = assemble(layout, streams)
     params = CodingParams(coding.k, coding.n, coding.seed)
-    frags = make_fragments(data, params, chunk_size=schema.chunk_size)
     oid = new_object_id()
     placement = place(oid, coding.n, [st.name for st in ds.stores])
+    meta = ObjectMeta(oid, n_rows, layout, metas, placement, fragment_size(layout.frag_size, schema.chunk_size))
+    pieces = code_record(meta.record(), params)  # 1/k of the entry per fragment, any k give it back
+    meta.fragment_bytes += len(pieces[0])
+    frags = make_fragments(data, params, chunk_size=schema.chunk_size, records=pieces)
     for i, blob in enumerate(frags):
         store = ds.stores[placement[i]]
         try:
             store.put(fragment_key(schema.name, oid, i), blob)
         except Exception as exc:  # a location refusing a write stops the ingest loudly
+            drop_fragments(ds, meta)
             raise RuntimeFailure(f"location {store.name} refused fragment {i} of {oid}: {exc}") from exc
-    meta = ObjectMeta(oid, n_rows, layout, metas, placement, len(frags[0]))
-    write_entry(ds.stores, object_key(schema.name, oid), meta.to_dict())
-    ds.catalog.objects[oid] = meta
+    if commit:
+        commit_objects(ds, [meta])
     return meta
+
+
+def commit_objects(ds: Dataset, metas: list[ObjectMeta]) -> None:
+    """Write the catalog entries of sealed objects (to every location): their rows become visible."""
+    for meta in metas:
+        write_entry(ds.stores, object_key(ds.schema.name, meta.oid), meta.to_dict())
+        ds.catalog.objects[meta.oid] = meta
+
+
+def drop_fragments(ds: Dataset, meta: ObjectMeta) -> int:
+    """Delete an uncommitted object's fragments, best effort; how many were deleted."""
+    from storage_backends.base import StoreError
+
+    done = 0
+    for i, loc in enumerate(meta.placement):
+        try:
+            ds.stores[loc].delete(fragment_key(ds.schema.name, meta.oid, i))
+            done += 1
+        except (StoreError, OSError):
+            pass
+    return done
 
 
 class Ingestor:
@@ -109,9 +139,33 @@ class Ingestor:
         self.on_seal = on_seal
         self.row_bytes = ds.schema.row_bytes
         self.target_rows = max(8, ds.schema.target_object_bytes // max(1, self.row_bytes))
+        self.pending: list[ObjectMeta] | None = None  # sealed, not committed (inside a transaction)
 
-    def add(self, batch: dict[str, np.ndarray]) -> list[ObjectMeta]:
-        cols = normalise_batch(self.ds, batch)
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: objects sealed inside become visible together at the end; on any
+        error their fragments are deleted and buffered rows dropped, so nothing is half-ingested."""
+        self.pending = []
+        try:
+            yield
+            self.flush()
+            pending, self.pending = self.pending, None
+            commit_objects(self.ds, pending)
+        except BaseException as exc:
+            pending, self.pending = self.pending or [], None
+            self.buf, self.rows, self.first_at = [], 0, None
+            done = [m for m in pending if m.oid in self.ds.catalog.objects]  # committed before a commit failed
+            pending = [m for m in pending if m.oid not in self.ds.catalog.objects]
+            dropped = sum(drop_fragments(self.ds, m) for m in pending)
+            if isinstance(exc, RuntimeFailure):
+                what = ("nothing was ingested" if not done else
+                        f"only {sum(m.n_rows for m in done):,} rows in {len(done)} object(s) were committed")
+                raise RuntimeFailure(f"{exc}; {what} ({len(pending)} sealed object(s) "
+                                     f"discarded, {dropped} fragment(s) deleted)") from exc
+            raise
+
+    def add(self, batch: dict[str, np.ndarray], stored: bool = False) -> list[ObjectMeta]:
+        cols = normalise_batch(self.ds, batch, stored)
         n = len(next(iter(cols.values())))
         if n == 0:
             return []
@@ -145,7 +199,9 @@ class Ingestor:
         self.rows -= n
         self.buf = [rest] if self.rows else []
         self.first_at = time.monotonic() if self.rows else None
-        meta = seal(self.ds, take)
+        meta = seal(self.ds, take, commit=self.pending is None)
+        if self.pending is not None:
+            self.pending.append(meta)
         if self.on_seal:
             self.on_seal(meta)
         return meta

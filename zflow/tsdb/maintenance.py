@@ -1,9 +1,13 @@
-"""verify (chunk checksums of every fragment) and repair (rebuild lost or corrupted fragments
-and catalog replicas).
+"""verify (chunk checksums of every fragment, checksums of every catalog replica) and repair
+(rebuild lost or corrupted fragments and catalog replicas).
 
 A lost fragment is regenerated with its original coefficient row from any k intact ones
 (``combine_ranges``: one pass, no full decode), so the catalog's fragment map stays valid;
-corrupted chunks are rebuilt chunk by chunk from the same ranges of k other fragments.
+corrupted chunks are rebuilt chunk by chunk from the same ranges of k other fragments. A bad
+catalog replica is rewritten from a good one, or, when every replica is bad, from the object
+record its fragments carry (:func:`zflow.tsdb.catalog.read_record`); a rebuilt fragment gets its
+record piece regenerated from k others like its payload. What cannot be repaired is
+listed under ``failed`` (the CLI then exits 1).
 """
 
 from __future__ import annotations
@@ -68,6 +72,14 @@ def verify(ds: Dataset) -> dict[str, Any]:
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(by_loc)))) as pool:
         results = list(pool.map(scrub, sorted(by_loc)))
+        catalog = list(pool.map(lambda s: _catalog_states(ds, s), ds.stores))
+    out.update(catalog_entries=0, catalog_corrupt=[], catalog_missing=[],
+               objects_lost=[f"{oid}: {why}" for oid, why in sorted(ds.catalog.lost.items())])
+    for states in catalog:
+        for key, state in states.items():
+            out["catalog_entries"] += 1
+            if state != "ok":
+                out[f"catalog_{state}"].append(key)
     for verdicts in results:
         for state, where, detail in verdicts:
             out["fragments"] += 1
@@ -80,9 +92,43 @@ def verify(ds: Dataset) -> dict[str, Any]:
     return out
 
 
+def _catalog_entries(ds: Dataset) -> dict[str, Any]:
+    """Every catalog entry the dataset should have, as the loaded catalog holds it."""
+    entries: dict[str, Any] = {cat.schema_key(ds.name): ds.catalog.header()}
+    entries.update({cat.object_key(ds.name, m.oid): m.to_dict() for m in ds.catalog.objects.values()})
+    return entries
+
+
+def _catalog_states(ds: Dataset, store: Any) -> dict[str, str]:
+    """``location:key`` -> ok / corrupt / missing / unreachable for every entry the dataset
+    should have (lost objects included: their replicas are corrupt or missing by definition)."""
+    from storage_backends.base import StoreError
+
+    keys = [*_catalog_entries(ds), *(cat.object_key(ds.name, oid) for oid in ds.catalog.lost)]
+    try:
+        have = set(store.list(f"{ds.name}/catalog/"))
+    except (StoreError, OSError):
+        return {}  # unreachable: the fragment scrub reports the location
+    out = {}
+    for key in keys:
+        state = "missing"
+        if key in have:
+            try:
+                state = "ok" if cat.unpack_entry(store.get(key)) is not None else "corrupt"
+            except (StoreError, OSError):
+                state = "corrupt"
+        out[f"{store.name}:{key}"] = state
+    return out
+
+
 def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
+    """Rebuild what is broken on the ``only`` locations (default: all). ``skipped``: broken on a
+    location not asked for; ``failed``: broken and not repairable now (why in each line)."""
+    from storage_backends.base import StoreError
     from zflow.tsdb.fragments import (
         FragmentError,
+        code_record,
+        combine_record,
         pack_fragment,
         repair_chunks,
         unpack_fragment,
@@ -94,7 +140,17 @@ def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
     params = CodingParams(c.k, c.n, c.seed)
     names = [s.name for s in ds.stores]
     targets = {i for i, n in enumerate(names) if only is None or n in only}
-    report: dict[str, Any] = {"rebuilt": [], "chunks_repaired": [], "catalog_entries": 0, "skipped": []}
+    report: dict[str, Any] = {"rebuilt": [], "chunks_repaired": [], "catalog_entries": 0,
+                              "skipped": [], "failed": []}
+
+    def put(loc: int, key: str, blob: bytes) -> bool:
+        try:
+            ds.stores[loc].put(key, blob)
+            return True
+        except (StoreError, OSError) as exc:
+            report["failed"].append(f"{names[loc]}:{key} (write refused: {exc})")
+            return False
+
     for m in ds.catalog.sorted_objects():
         blobs: dict[int, bytes] = {}
         broken: dict[int, str] = {}
@@ -107,40 +163,53 @@ def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
                     if bad:
                         broken[i] = "corrupt"
                 except FragmentError:
-                    broken[i] = "missing"
+                    broken[i] = "unreadable"
             else:
                 broken[i] = state
-        for i, state in broken.items():
+        # corrupted chunks first: a repaired fragment then counts as intact for rebuilding others
+        for i, state in sorted(broken.items(), key=lambda x: x[1] != "corrupt"):
             loc = m.placement[i]
             key = cat.fragment_key(ds.name, m.oid, i)
-            if loc not in targets or state == "unreachable":
-                report["skipped"].append(f"{names[loc]}:{key} ({state})")
+            where = f"{names[loc]}:{key}"
+            if loc not in targets:
+                report["skipped"].append(f"{where} ({state})")
+                continue
+            if state == "unreachable":
+                report["failed"].append(f"{where} (location unreachable)")
                 continue
             if state == "corrupt":
-                fixed = repair_chunks(blobs[i], {j: b for j, b in blobs.items() if j != i})
-                ds.stores[loc].put(key, fixed)
-                report["chunks_repaired"].append(f"{names[loc]}:{key}")
+                try:
+                    fixed = repair_chunks(blobs[i], {j: b for j, b in blobs.items() if j != i})
+                except FragmentError as exc:
+                    report["failed"].append(f"{where} ({exc})")
+                    continue
+                if put(loc, key, fixed):
+                    report["chunks_repaired"].append(where)
+                    blobs[i] = fixed
+                    del broken[i]
                 continue
             good = {j: unpack_fragment(b) for j, b in blobs.items() if j not in broken}
             if len(good) < c.k:
-                report["skipped"].append(f"{names[loc]}:{key} (only {len(good)} intact fragments, need {c.k})")
+                report["failed"].append(f"{where} ({state}; only {len(good)} intact fragments, need k={c.k})")
                 continue
             chosen = dict(list(good.items())[: c.k])
             payload = combine_ranges({j: f.payload for j, f in chosen.items()}, params.row(i),
                                      rows={j: f.row for j, f in chosen.items()})
-            blob = pack_fragment(i, payload, params.row(i), n=c.n, seed=c.seed, chunk_size=ds.schema.chunk_size)
-            ds.stores[loc].put(key, blob)
-            report["rebuilt"].append(f"{names[loc]}:{key}")
-    # catalog replicas
-    from storage_backends.base import StoreError
-
-    entries = {cat.schema_key(ds.name): ds.catalog.header()}
-    entries.update({cat.object_key(ds.name, m.oid): m.to_dict() for m in ds.catalog.objects.values()})
+            piece = combine_record(good, params.row(i)) or code_record(m.record(), params)[i]
+            blob = pack_fragment(i, payload, params.row(i), n=c.n, seed=c.seed,
+                                 chunk_size=ds.schema.chunk_size, record=piece)
+            if put(loc, key, blob):
+                report["rebuilt"].append(where)
+    # catalog replicas: rewritten from the loaded catalog (a good replica or a fragment's record)
+    entries = _catalog_entries(ds)
+    for oid, why in sorted(ds.catalog.lost.items()):
+        report["failed"].append(f"catalog entry of object {oid} ({why})")
     for i in sorted(targets):
         s = ds.stores[i]
         try:
             have = set(s.list(f"{ds.name}/catalog/"))
-        except (StoreError, OSError):
+        except (StoreError, OSError) as exc:
+            report["failed"].append(f"{s.name}: catalog replicas not checked (location unreachable: {exc})")
             continue
         for key, value in entries.items():
             ok = key in have
@@ -149,7 +218,6 @@ def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
                     ok = cat.unpack_entry(s.get(key)) is not None
                 except (StoreError, OSError):
                     ok = False
-            if not ok:
-                s.put(key, cat.pack_entry(value))
+            if not ok and put(i, key, cat.pack_entry(value)):
                 report["catalog_entries"] += 1
     return report

@@ -28,7 +28,14 @@ def stored_from_logical(values: np.ndarray, col: Column) -> np.ndarray:
     arr = np.asarray(values)
     dt = col.dtype
     if col.scale:
-        scaled = np.rint(arr.astype(np.float64) * (10.0**col.scale))
+        exact = arr.astype(np.float64) * (10.0**col.scale)
+        scaled = np.rint(exact)
+        with np.errstate(invalid="ignore"):
+            off = np.flatnonzero(np.abs(exact - scaled) > 4 * np.spacing(np.abs(exact)))
+        if len(off):  # rounding would change the value: refuse, as a file's reader does
+            i = int(off[0])
+            raise UserError(Problem(f"column '{col.name}': value {arr[i]!r} at row {i} has more decimals "
+                                    f"than scale {col.scale} keeps ({len(off)} such value(s))"))
         info = np.iinfo(dt)
         if scaled.size and (np.nanmin(scaled) < info.min or np.nanmax(scaled) > info.max):
             raise UserError(Problem(f"column '{col.name}': values out of range for {col.type} with scale {col.scale}"))
@@ -100,8 +107,10 @@ def interval(col: Column, op: str, value: float) -> list[tuple[int, int]]:
         if math.isnan(value):
             return [(0, kmax)] if op == "!=" else []
         lo_valid, hi_valid = _key_of(-math.inf, col), _key_of(math.inf, col)
-        # NumPy 2 semantics: a Python float compared with a float32 column is cast to float32.
-        v = float(np.array(value, dtype=col.dtype))
+        # NumPy 2 semantics: a Python float compared with a float32 column is cast to float32
+        # (1e308 becomes inf there, as numpy would compare it).
+        with np.errstate(over="ignore"):
+            v = float(np.array(value, dtype=col.dtype))
         kl = _key_of(-0.0, col) if v == 0 else _key_of(v, col)
         kh = _key_of(0.0, col) if v == 0 else _key_of(v, col)
         table = {
@@ -115,13 +124,18 @@ def interval(col: Column, op: str, value: float) -> list[tuple[int, int]]:
         return [(a, b) for a, b in table[op] if a <= b]
     info = np.iinfo(col.dtype)
     t = float(value) * (10 ** (col.scale or 0))
-    if abs(t - round(t)) <= 4 * float(np.spacing(abs(t))):  # decimal scaling round-off only
+    if math.isnan(t):  # compares false with every value, as in numpy
+        return [(0, kmax)] if op == "!=" else []
+    if math.isfinite(t) and abs(t - round(t)) <= 4 * float(np.spacing(abs(t))):  # decimal scaling round-off only
         t = float(round(t))
     if op in ("=", "!="):
-        if t != math.floor(t) or t < info.min or t > info.max:
+        if not math.isfinite(t) or t != math.floor(t) or t < info.min or t > info.max:
             return [] if op == "=" else [(0, kmax)]
         k = _key_of(int(t), col)
         return [(k, k)] if op == "=" else [(a, b) for a, b in ((0, k - 1), (k + 1, kmax)) if a <= b]
+    if t > info.max or t < info.min:  # beyond the type (1e308, inf): all rows or none
+        every = (t > info.max) == (op in ("<", "<="))
+        return [(_key_of(info.min, col), _key_of(info.max, col))] if every else []
     if op == "<":
         hi, lo = math.ceil(t) - 1, info.min
     elif op == "<=":

@@ -10,6 +10,7 @@ are ``= == != < <= > >=``. Zenoh itself separates parameters with ``;``, so ``co
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from zflow.errors import Problem, UserError, did_you_mean
 from zflow.tsdb.schema import Column, Schema
 
 OPS = ("<=", ">=", "!=", "==", "=", "<", ">")
-PARAMS = ("filter", "cols", "time", "limit", "format")
+PARAMS = ("filter", "cols", "time", "limit", "format", "partial")
 _PRED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*$")
 
 
@@ -37,6 +38,7 @@ class Query:
     time: tuple[float | None, float | None] | None = None
     limit: int | None = None
     format: str = "msgpack"
+    partial: bool = False  # answer without lost objects (marked in the report) instead of failing
 
 
 def _bad(message: str, hint: str | None = None) -> UserError:
@@ -47,25 +49,30 @@ def parse_value(text: str, col: Column, where: str) -> float:
     t = text.strip()
     if col.codes is not None and t in col.codes:
         return float(col.codes[t])
-    try:
-        return float(int(t)) if re.fullmatch(r"[+-]?\d+", t) else float(t)
-    except ValueError:
-        pass
-    try:
-        return parse_time(t)
-    except ValueError:
-        pass
     expected = "a number" + (f" or one of {sorted(col.codes)}" if col.codes else "")
-    raise _bad(f"bad value {text!r} for column '{col.name}' in {where!r}: expected {expected}")
+    try:
+        return float(int(t)) if re.fullmatch(r"[+-]?\d+", t) else parse_time(t)
+    except (ValueError, OverflowError) as exc:
+        why = f" ({exc})" if "not a number" in str(exc) else ""
+        raise _bad(f"bad value {_cut(text)} for column '{col.name}' in {_cut(where)}: expected {expected}{why}") from None
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def parse_time(text: str) -> float:
-    """Epoch seconds from a number or an ISO date/time (UTC unless it carries an offset)."""
+    """Epoch seconds from a number or an ISO date/time (UTC unless it carries an offset);
+    ``nan`` is refused (it compares false with everything), infinities are fine."""
     t = text.strip()
     try:
-        return float(t)
+        v = float(t)
     except ValueError:
-        pass
+        v = None
+    if v is not None:
+        if math.isnan(v):
+            raise ValueError("nan is not a number: it compares false with every value")
+        return v
     dt = datetime.fromisoformat(t)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
@@ -159,6 +166,11 @@ def parse_selector(params: str, schema: Schema) -> Query:
                 raise ValueError
         except ValueError:
             raise _bad(f"bad limit {values['limit']!r}: expected a non-negative integer") from None
+    if "partial" in values:
+        flag = values["partial"].strip().lower()
+        if flag not in ("1", "0", "true", "false", "yes", "no"):
+            raise _bad(f"bad partial {values['partial']!r}: expected 1 or 0")
+        q.partial = flag in ("1", "true", "yes")
     if "format" in values:
         fmt = values["format"].strip()
         if fmt not in ("msgpack", "json"):
@@ -171,15 +183,30 @@ def parse_time_range(text: str) -> tuple[float | None, float | None]:
     if ".." not in text:
         raise _bad(f"bad time range {text!r}: expected a..b (either side may be empty)")
     lo, hi = text.split("..", 1)
+    if not lo.strip() and not hi.strip():
+        raise _bad(f"empty time range {text!r}: give a start, an end or both (a.., ..b, a..b)")
     try:
         return (parse_time(lo) if lo.strip() else None, parse_time(hi) if hi.strip() else None)
-    except ValueError:
-        raise _bad(f"bad time range {text!r}: expected epoch seconds or ISO dates") from None
+    except (ValueError, OverflowError) as exc:
+        why = f" ({exc})" if "not a number" in str(exc) else ""
+        raise _bad(f"bad time range {_cut(text)}: expected epoch seconds or ISO dates{why}") from None
 
 
 def check_query(q: Query, schema: Schema) -> None:
+    """A query built in code gets the checks a parsed selector got (no traceback later)."""
+    if q.limit is not None and (isinstance(q.limit, bool) or not isinstance(q.limit, int) or q.limit < 0):
+        raise _bad(f"bad limit {q.limit!r}: expected a non-negative integer")
+    for v in q.time or ():
+        if v is not None and (not isinstance(v, (int, float)) or math.isnan(v)):
+            raise _bad(f"bad time bound {v!r}: expected epoch seconds (a number, not nan)")
+    if q.time is not None and all(v is None for v in q.time):
+        raise _bad("empty time range: give a start, an end or both")
+    if q.time is not None and schema.time_column is None:
+        raise _bad("a time range needs a dataset with a time_column")
     for conj in q.where:
         for p in conj:
+            if not isinstance(p.value, (int, float)) or math.isnan(p.value):
+                raise _bad(f"bad value {p.value!r} for column '{p.column}': expected a number, not nan")
             if p.column not in schema.names:
                 raise _bad(f"unknown column '{p.column}'", did_you_mean(p.column, schema.names))
             if p.op not in ("=", "!=", "<", "<=", ">", ">="):

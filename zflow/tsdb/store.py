@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from zflow.documents import load_document, validate
-from zflow.errors import Problem, UserError
+from zflow.errors import Problem, RuntimeFailure, UserError
 from zflow.tsdb import catalog as cat
 from zflow.tsdb.ingest import Ingestor, ProgressBar
 from zflow.tsdb.query import Result, run, run_naive
@@ -63,6 +63,11 @@ def open_location(uri: str, zenoh: dict[str, Any] | None = None, session: Any = 
                        connect=(zenoh or {}).get("connect"))
     except ValueError as exc:
         raise UserError(Problem(f"location {uri!r}: {exc}")) from None
+    except OSError as exc:  # a local path that is a file, or cannot be created
+        path = Path(exc.filename) if exc.filename else None
+        what = (f"{path} is a file, not a directory" if path is not None and path.is_file()
+                else f"{exc.filename or uri}: {exc.strerror or exc}")
+        raise UserError(Problem(f"location {uri!r}: {what}", hint="a file:// location is a directory")) from None
 
 
 def load_config(path: str | Path) -> tuple[Schema, list[str], dict | None]:
@@ -133,17 +138,21 @@ class Dataset:
         return cls(catalog, stores)
 
     @classmethod
-    def open(cls, name: str, locations: list[Any], zenoh: dict | None = None) -> Dataset:
+    def open(cls, name: str, locations: list[Any], zenoh: dict | None = None,
+             header_fallback: Schema | None = None) -> Dataset:
+        """Open a dataset; ``header_fallback`` (repair) stands in for a catalog header that is
+        unreadable on every location, with the locations in the order given."""
         stores = [open_location(x, zenoh) if isinstance(x, str) else x for x in locations]
-        catalog = cat.load(stores, name)
+        fallback = None if header_fallback is None else cat.Catalog(header_fallback, [s.name for s in stores]).header()
+        catalog = cat.load(stores, name, fallback)
         return cls(catalog, _match_locations(catalog.locations, stores))
 
     @classmethod
-    def from_config(cls, path: str | Path, create: bool = False) -> Dataset:
+    def from_config(cls, path: str | Path, create: bool = False, repair: bool = False) -> Dataset:
         schema, locations, zenoh = load_config(path)
         if create:
             return cls.create(schema, locations, zenoh=zenoh)
-        return cls.open(schema.name, locations, zenoh=zenoh)
+        return cls.open(schema.name, locations, zenoh=zenoh, header_fallback=schema if repair else None)
 
     def reload(self) -> None:
         self.catalog = cat.load(self.stores, self.name)
@@ -168,33 +177,46 @@ class Dataset:
             self._ingestor = Ingestor(self)
         return self._ingestor
 
-    def ingest(self, data: dict[str, np.ndarray] | str | Path | Iterable[dict], progress: bool = False) -> int:
-        """Ingest columns, a CSV/JSONL file, or row dicts; returns rows added (buffered rows
-        are sealed by size/age or on :meth:`flush`)."""
-        from zflow.tsdb.readers import read_file, rows_to_columns
+    def ingest(self, data: dict[str, np.ndarray] | str | Path | Iterable[dict], progress: bool = False,
+               skip_bad: bool = False) -> int:
+        """Ingest columns (logical values), a CSV/JSONL file, or row dicts; returns rows added
+        (buffered rows are sealed by size/age or on :meth:`flush`). Every value is checked
+        against the schema first: a bad one raises :class:`UserError` and adds nothing (with
+        ``skip_bad``, rows of files or row dicts that cannot be stored are left out instead)."""
+        from zflow.tsdb.readers import rows_to_columns
 
         if isinstance(data, dict):
-            batches: Iterable[dict] = [data]
-            total = len(next(iter(data.values()))) if data else 0
-        elif isinstance(data, (str, Path)):
-            known, batches = read_file(data, self.schema)
-            total = known or 0
-        else:
-            batches = [rows_to_columns(list(data), self.schema)]
-            total = 0
-        bar = ProgressBar(total or 1, label=f"ingest {self.name}") if progress else None
-        n = 0
-        for b in batches:
-            rows = len(next(iter(b.values())))
-            if bar and not total:
-                bar.total += rows
-            self.ingestor.add(b)
-            n += rows
-            if bar:
-                bar.update(rows)
+            self.ingestor.add(data)
+            return len(next(iter(data.values()))) if data else 0
+        if isinstance(data, (str, Path)):
+            return self.ingest_files([data], progress=progress, skip_bad=skip_bad, commit=False)[0]
+        cols = rows_to_columns(list(data), self.schema, skip_bad=skip_bad)
+        self.ingestor.add(cols, stored=True)
+        return len(next(iter(cols.values())))
+
+    def ingest_files(self, paths: list[str | Path], progress: bool = False, skip_bad: bool = False,
+                     commit: bool = True) -> tuple[int, list]:
+        """Ingest CSV/JSONL files all or nothing: every file is read and checked before any row
+        is written, and (``commit``) the objects become visible together once all are stored.
+        Returns (rows added, rows skipped as :class:`~zflow.tsdb.readers.BadRow`)."""
+        from contextlib import nullcontext
+
+        from zflow.tsdb.readers import parse_file
+
+        parsed = [parse_file(p, self.schema, skip_bad) for p in paths]
+        total = sum(p.rows for p in parsed)
+        bar = ProgressBar(total, label=f"ingest {self.name}") if progress else None
+        step = 1 << 18
+        with self.ingestor.transaction() if commit else nullcontext():
+            for p in parsed:
+                for s in range(0, p.rows, step):
+                    part = {c: v[s:s + step] for c, v in p.columns.items()}
+                    self.ingestor.add(part, stored=True)
+                    if bar:
+                        bar.update(len(next(iter(part.values()))))
         if bar:
             bar.close()
-        return n
+        return total, [b for p in parsed for b in p.skipped]
 
     def flush(self) -> int:
         return len(self.ingestor.flush())
@@ -203,7 +225,7 @@ class Dataset:
     def query(self, selector: str | Query | None = None, *, filter: str | None = None,
               cols: list[str] | None = None, time: str | tuple | None = None,
               limit: int | None = None, naive: bool = False, gap: int | None = None,
-              verify: bool = False, checked: bool = True) -> Result:
+              verify: bool = False, checked: bool = True, partial: bool = False) -> Result:
         """Run a query.
 
         By default (``checked``) every location checks the CRC of each chunk the query's ranges
@@ -211,7 +233,12 @@ class Dataset:
         a fragment with a bad chunk is decoded from k others, so corruption at rest never
         reaches a result. ``verify`` checks end to end instead: whole checksum chunks and their
         CRCs cross the wire and are checked here (trusts neither location nor network), at the
-        cost of fetching more bytes. ``checked=False`` serves raw bytes (measurement only)."""
+        cost of fetching more bytes. ``checked=False`` serves raw bytes (measurement only).
+
+        A query answers exactly or not at all: when the catalog lost objects (entries bad on
+        every location, no fragment record readable) it raises :class:`RuntimeFailure`, unless
+        ``partial`` asks for the rows of the other objects, then ``report["partial"]`` lists
+        what is missing."""
         if isinstance(selector, Query):
             q = selector
         elif selector:
@@ -225,10 +252,23 @@ class Dataset:
         if time is not None:
             q.time = parse_time_range(time) if isinstance(time, str) else tuple(time)
         if limit is not None:
-            q.limit = limit
-        if naive:
-            return run_naive(self, q)
-        return run(self, q, gap=gap, verify=verify, checked=checked)
+            if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
+                raise UserError(Problem(f"bad limit {limit!r}: expected a non-negative integer", path=("limit",)))
+            q.limit = int(limit)
+        q.partial = q.partial or partial
+        lost = self.catalog.lost
+        if lost and not q.partial:
+            first = next(iter(sorted(lost)))
+            raise RuntimeFailure(
+                f"dataset '{self.name}': {len(lost)} object(s) cannot be read, so no query can answer "
+                f"exactly (object {first}: {lost[first]}); `zflow tsdb repair` rebuilds what it can, "
+                "--allow-partial (selector: partial=1) answers from the other objects, marked partial")
+        res = run_naive(self, q) if naive else run(self, q, gap=gap, verify=verify, checked=checked)
+        if lost:
+            res.report["partial"] = {"objects_lost": sorted(lost), "why": lost}
+        if self.catalog.recovered:
+            res.report["catalog_recovered"] = sorted(self.catalog.recovered)
+        return res
 
     # ---- maintenance -----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -257,6 +297,8 @@ class Dataset:
             "coding_overhead": round(stored / max(1, padded), 3),
             "coding": {"k": c.k, "n": c.n}, "locations_lost_tolerated": tolerated,
             "per_location_bytes": per_loc, "column_compression": per_col,
+            # objects whose catalog entry nothing can read: their rows and bytes are not counted
+            "objects_lost": sorted(self.catalog.lost),
         }
 
     def repair(self, only: list[str] | None = None) -> dict[str, Any]:
