@@ -146,6 +146,22 @@ class DaemonProcess:
                     os.kill(h, signal.SIGKILL)
         self.log.close()
 
+    def kill_daemon_only(self) -> None:
+        """``kill -9`` of the daemon process alone, as a person would: its node hosts get the
+        parent-death signal (SIGTERM) and stop on their own; any still there after a grace
+        period is killed, so a test never leaves a process behind."""
+        hosts = children_of(self.proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.wait(5)
+        if not wait_until(lambda: not [h for h in hosts if _alive(h)], 10.0):
+            for h in hosts:
+                if _alive(h):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(h, signal.SIGKILL)
+        self.log.close()
+
     def terminate(self, timeout: float = 10.0) -> int | None:
         with contextlib.suppress(ProcessLookupError):
             self.proc.send_signal(signal.SIGTERM)
