@@ -194,3 +194,24 @@ def test_source_without_checkpoint_is_reported_restarted(router, zsession, tmp_p
         assert wait_until(lambda: find_instance(zsession, "r1")[0].nodes_on("d2") == ["dbl", "sink", "src"], 30)
         whats = [e["what"] for e in find_instance(zsession, "r1")[0].events]
         assert any("source src restarted from the beginning on d2" in w for w in whats), whats
+
+
+def test_code_of_a_dead_daemon_is_kept_by_the_others(router, zsession, tmp_path):
+    """Every node (Python code shipped as a bundle) on d1; the deployer has left; d2, which runs
+    nothing of the instance, kept a copy of the code when the instance was created: when d1
+    dies its nodes start on d2."""
+    from daemon_helpers import pipeline
+
+    ops = write_operators(tmp_path / "ops")
+    out = tmp_path / "out.jsonl"
+    specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
+    with daemon_processes(specs, [router.endpoint]) as procs:
+        create_instance(zsession, pipeline(ops, out), instance="b1",
+                        placement={"src": "d1/default", "dbl": "d1/default", "sink": "d1/default"})
+        assert wait_until(lambda: lines(out) >= 3), logs(tmp_path)
+        assert wait_until(lambda: list((tmp_path / "d2" / "bundles").glob("*/ok")), 20), logs(tmp_path)
+        procs[0].kill_daemon_only()
+        n = lines(out)
+        assert wait_until(lambda: lines(out) >= n + 5, 30), "nothing re-placed\n" + logs(tmp_path)
+        rec, states, _ = find_instance(zsession, "b1")
+        assert rec.nodes_on("d2") == ["dbl", "sink", "src"] and set(states.values()) == {"running"}, logs(tmp_path)

@@ -108,13 +108,18 @@ def create_instance(session: Any, graph: Graph, *, instance: str | None = None, 
 
 
 def _load_everywhere(client: ControlClient, rec: InstanceRecord) -> None:
+    """Load on the daemons the record places nodes on (all or nothing), and on every other live
+    (trusted) daemon too, with no node there: each keeps a copy of the code in the background,
+    so the nodes can be re-placed on it even when the daemon that ran them all is gone."""
     daemons = sorted(rec.daemons())
+    spares = [d for d in client.alive() if d not in daemons and (rec.trusted is None or d in rec.trusted)]
     request = {"record": rec.to_dict(), "wait_start": True}
-    with ThreadPoolExecutor(max_workers=max(1, len(daemons))) as pool:
-        futures = {d: pool.submit(client.call, d, "instances/load", request, LOAD_TIMEOUT) for d in daemons}
+    with ThreadPoolExecutor(max_workers=max(1, len(daemons) + len(spares))) as pool:
+        futures = {d: pool.submit(client.call, d, "instances/load", request, LOAD_TIMEOUT)
+                   for d in daemons + spares}
     failed = {}
-    for d, fut in futures.items():
-        exc = fut.exception()
+    for d in daemons:  # a spare that refuses only cannot take nodes later
+        exc = futures[d].exception()
         if exc is not None:
             failed[d] = exc
     if failed:  # every daemon forgets it (each holds a replica of the record), not only the loaders
