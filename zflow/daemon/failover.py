@@ -59,15 +59,23 @@ class Failover:
         return bool(self.daemon.session.info.routers_zid())
 
     def _alive(self) -> set[str] | None:
-        """The live daemons, asked again when a liveliness query under load comes back short."""
+        """The live daemons. A liveliness query under load can come back short, and acting on a
+        daemon wrongly taken for dead moves (and restarts) its nodes: a daemon counts as dead
+        only when two queries half a second apart both miss it, and this one must be in both."""
         client = ControlClient(self.daemon.session)
-        alive = set(client.alive())
-        for _ in range(10):
-            if self.id in alive or not self.connected():
-                break
-            time.sleep(0.3)
+        sets = []
+        for _ in range(2):
             alive = set(client.alive())
-        return alive if self.id in alive else None
+            for _ in range(10):
+                if self.id in alive or not self.connected():
+                    break
+                time.sleep(0.3)
+                alive = set(client.alive())
+            if self.id not in alive:
+                return None
+            sets.append(alive)
+            time.sleep(0.5)
+        return sets[0] | sets[1]
 
     def on_daemon_lost(self, lost: str) -> None:
         time.sleep(0.2)
