@@ -75,6 +75,11 @@ def lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+def logs(tmp: Path) -> str:
+    """The tail of every daemon log under ``tmp`` (``<tmp>/<id>/daemon.log``), for failure messages."""
+    return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(tmp.glob("*/daemon.log")))
+
+
 def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

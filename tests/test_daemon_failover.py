@@ -13,12 +13,22 @@ real machine):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import DaemonProcess, daemon_processes, lines, wait_until, write_operators
+from daemon_helpers import (
+    DaemonProcess,
+    daemon_processes,
+    lines,
+    logs,
+    pipeline,
+    wait_until,
+    write_operators,
+)
 from runtime_helpers import graph, node
 
 from zflow.daemon.client import ControlClient
@@ -26,10 +36,6 @@ from zflow.daemon.deploy import create_instance, delete_instance, find_instance,
 from zflow.errors import RuntimeFailure
 
 pytestmark = pytest.mark.timeout(150)
-
-
-def logs(tmp: Path) -> str:
-    return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(tmp.glob("*/daemon.log")))
 
 
 def timer_flow(out: Path, flow: str = "tk", period_ms: float = 50) -> object:
@@ -46,6 +52,35 @@ def ticks(out: Path) -> list[int]:
     return [json.loads(line)["tick"] for line in out.read_text().splitlines()] if out.exists() else []
 
 
+@contextlib.contextmanager
+def flowing(router, zsession, tmp_path: Path, g: object, out: Path, instance: str, placement: dict[str, str],
+            ids: tuple[str, ...] = ("d1", "d2"), **create: object) -> Iterator[list[DaemonProcess]]:
+    """Daemons ``ids`` as processes on the router, the instance created with ``placement``, and
+    its first lines out."""
+    with daemon_processes([(i, tmp_path / i) for i in ids], [router.endpoint]) as procs:
+        create_instance(zsession, g, instance=instance, placement=placement, **create)
+        assert wait_until(lambda: lines(out) >= 3), logs(tmp_path)
+        yield procs
+
+
+def flows_again(out: Path, tmp_path: Path, more: int = 5, timeout: float = 30) -> None:
+    n = lines(out)
+    assert wait_until(lambda: lines(out) >= n + more, timeout), "no new data\n" + logs(tmp_path)
+
+
+def d1_returns_fenced(router, zsession, procs: list[DaemonProcess], out: Path, tmp_path: Path) -> None:
+    """d1 restarts with its stale record: it runs nothing, data still flows, no tick comes twice."""
+    back = DaemonProcess("d1", tmp_path / "d1", [router.endpoint])
+    procs.append(back)
+    back.wait_ready()
+    flows_again(out, tmp_path, 10, 20)
+    assert ControlClient(zsession).status("d1")["running"] == [], logs(tmp_path)
+    got = ticks(out)
+    repeated = sorted({t for t in got if got.count(t) > 1})
+    assert not repeated, f"ticks received twice: {repeated[:20]}\n{logs(tmp_path)}"
+    assert got == sorted(got), "ticks out of order"
+
+
 def health(zsession, ref: str) -> str:
     return next((i["health"] for i in list_instances(zsession) if ref in (i["instance"], f"{i['flow']}/{i['instance']}")),
                 "absent")
@@ -56,14 +91,10 @@ def test_consumer_survives_and_replaced_timer_resumes_from_its_checkpoint(router
     its producer's death for an end of stream; the timer is re-placed, resumes its counter, and
     the instance says running; the restarted d1 runs nothing (fenced), so no tick comes twice."""
     out = tmp_path / "out.jsonl"
-    specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
-    with daemon_processes(specs, [router.endpoint]) as procs:
-        create_instance(zsession, timer_flow(out), instance="o5",
-                        placement={"tick": "d1/default", "sink": "d2/default"})
-        assert wait_until(lambda: lines(out) >= 5), logs(tmp_path)
+    placement = {"tick": "d1/default", "sink": "d2/default"}
+    with flowing(router, zsession, tmp_path, timer_flow(out), out, "o5", placement) as procs:
         procs[0].kill_daemon_only()
-        n = lines(out)
-        assert wait_until(lambda: lines(out) >= n + 10, 30), "no data after the daemon loss\n" + logs(tmp_path)
+        flows_again(out, tmp_path, 10)
         rec, states, _ = find_instance(zsession, "o5")
         assert rec.placement == {"tick": "d2/default", "sink": "d2/default"}, logs(tmp_path)
         assert states == {"tick": "running", "sink": "running"}, (states, logs(tmp_path))
@@ -73,16 +104,7 @@ def test_consumer_survives_and_replaced_timer_resumes_from_its_checkpoint(router
         assert any("node tick re-placed on d2" in w for w in whats), whats
         assert any("source tick resumes from its checkpoint" in w for w in whats), whats
 
-        back = DaemonProcess("d1", tmp_path / "d1", [router.endpoint])
-        procs.append(back)
-        back.wait_ready()
-        n = lines(out)
-        assert wait_until(lambda: lines(out) >= n + 10, 20), logs(tmp_path)
-        assert ControlClient(zsession).status("d1")["running"] == [], logs(tmp_path)
-        got = ticks(out)
-        repeated = sorted({t for t in got if got.count(t) > 1})
-        assert not repeated, f"ticks received twice: {repeated[:20]}\n{logs(tmp_path)}"
-        assert got == sorted(got)
+        d1_returns_fenced(router, zsession, procs, out, tmp_path)
         delete_instance(zsession, "o5")
 
 
@@ -90,15 +112,11 @@ def test_every_node_of_a_dead_daemon_is_replaced_when_all_were_there(router, zse
     """All nodes on d1; d2 runs nothing of the instance but holds a replica of its record: the
     instance stays listed, is re-placed on d2 and data flows again."""
     out = tmp_path / "out.jsonl"
-    specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
-    with daemon_processes(specs, [router.endpoint]) as procs:
-        create_instance(zsession, timer_flow(out), instance="all1",
-                        placement={"tick": "d1/default", "sink": "d1/default"})
-        assert wait_until(lambda: lines(out) >= 3), logs(tmp_path)
+    placement = {"tick": "d1/default", "sink": "d1/default"}
+    with flowing(router, zsession, tmp_path, timer_flow(out), out, "all1", placement) as procs:
         procs[0].kill_daemon_only()
         assert [i["instance"] for i in list_instances(zsession)] == ["all1"]
-        n = lines(out)
-        assert wait_until(lambda: lines(out) >= n + 5, 30), "nothing re-placed\n" + logs(tmp_path)
+        flows_again(out, tmp_path)
         rec, states, _ = find_instance(zsession, "all1")
         assert rec.nodes_on("d2") == ["sink", "tick"] and states == {"tick": "running", "sink": "running"}
         assert wait_until(lambda: health(zsession, "all1") == "running", 10)
@@ -111,11 +129,9 @@ def test_status_tells_degraded_and_failed(router, zsession, tmp_path, cli_env, z
     degraded while some nodes run, failed once none does, and stays listed though every daemon
     that ran its nodes is gone (d3 only holds a replica)."""
     out = tmp_path / "out.jsonl"
-    specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2"), ("d3", tmp_path / "d3")]
-    with daemon_processes(specs, [router.endpoint]) as procs:
-        create_instance(zsession, timer_flow(out), instance="h1", on_daemon_loss="ignore",
-                        placement={"tick": "d1/default", "sink": "d2/default"})
-        assert wait_until(lambda: lines(out) >= 3), logs(tmp_path)
+    placement = {"tick": "d1/default", "sink": "d2/default"}
+    with flowing(router, zsession, tmp_path, timer_flow(out), out, "h1", placement, ids=("d1", "d2", "d3"),
+                 on_daemon_loss="ignore") as procs:
         assert health(zsession, "h1") == "running"
         procs[0].kill_daemon_only()
         assert wait_until(lambda: health(zsession, "h1") == "degraded", 20), (list_instances(zsession), logs(tmp_path))
@@ -137,34 +153,22 @@ def test_returning_daemon_learns_the_generation_from_any_replica(router, zsessio
     back with its stale record while d2, the only other daemon its record names, is still gone:
     the current generation comes from d3's replica, and d1 runs nothing."""
     out = tmp_path / "out.jsonl"
-    specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2"), ("d3", tmp_path / "d3")]
-    with daemon_processes(specs, [router.endpoint]) as procs:
-        create_instance(zsession, timer_flow(out), instance="g1",
-                        placement={"tick": "d1/default", "sink": "d2/default"})
-        assert wait_until(lambda: lines(out) >= 3), logs(tmp_path)
+    placement = {"tick": "d1/default", "sink": "d2/default"}
+    with flowing(router, zsession, tmp_path, timer_flow(out), out, "g1", placement, ids=("d1", "d2", "d3")) as procs:
         procs[0].kill_daemon_only()
         procs[1].kill_daemon_only()
         assert wait_until(lambda: find_instance(zsession, "g1")[0].daemons() == {"d3"}, 30), logs(tmp_path)
-        n = lines(out)
-        assert wait_until(lambda: lines(out) >= n + 5, 30), logs(tmp_path)
-        back = DaemonProcess("d1", tmp_path / "d1", [router.endpoint])
-        procs.append(back)
-        back.wait_ready()
-        n = lines(out)
-        assert wait_until(lambda: lines(out) >= n + 10, 20), logs(tmp_path)
-        assert ControlClient(zsession).status("d1")["running"] == [], logs(tmp_path)
-        got = ticks(out)
-        assert len(got) == len(set(got)), f"ticks received twice\n{logs(tmp_path)}"
+        flows_again(out, tmp_path)
+        d1_returns_fenced(router, zsession, procs, out, tmp_path)
 
 
 def test_stale_generation_is_refused(router, zsession, tmp_path):
     """Load, start and update messages carry the instance generation; a daemon that knows a
     newer one refuses them (a stale deployer or leader cannot bring back moved nodes)."""
     out = tmp_path / "out.jsonl"
-    specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
-    with daemon_processes(specs, [router.endpoint]) as procs:
-        first = create_instance(zsession, timer_flow(out), instance="s1",
-                                placement={"tick": "d1/default", "sink": "d2/default"})
+    placement = {"tick": "d1/default", "sink": "d2/default"}
+    with flowing(router, zsession, tmp_path, timer_flow(out), out, "s1", placement) as procs:
+        first = find_instance(zsession, "s1")[0]
         assert first.generation == 0
         procs[0].kill_daemon_only()
         assert wait_until(lambda: find_instance(zsession, "s1")[0].generation >= 1, 30), logs(tmp_path)
@@ -181,15 +185,10 @@ def test_stale_generation_is_refused(router, zsession, tmp_path):
 
 def test_source_without_checkpoint_is_reported_restarted(router, zsession, tmp_path):
     """A source that keeps no checkpoint starts over when re-placed: the instance events say so."""
-    from daemon_helpers import pipeline
-
     ops = write_operators(tmp_path / "ops")
     out = tmp_path / "out.jsonl"
-    specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
-    with daemon_processes(specs, [router.endpoint]) as procs:
-        create_instance(zsession, pipeline(ops, out), instance="r1",
-                        placement={"src": "d1/default", "dbl": "d2/default", "sink": "d2/default"})
-        assert wait_until(lambda: lines(out) >= 3), logs(tmp_path)
+    placement = {"src": "d1/default", "dbl": "d2/default", "sink": "d2/default"}
+    with flowing(router, zsession, tmp_path, pipeline(ops, out), out, "r1", placement) as procs:
         procs[0].kill_daemon_only()
         assert wait_until(lambda: find_instance(zsession, "r1")[0].nodes_on("d2") == ["dbl", "sink", "src"], 30)
         whats = [e["what"] for e in find_instance(zsession, "r1")[0].events]
@@ -200,18 +199,12 @@ def test_code_of_a_dead_daemon_is_kept_by_the_others(router, zsession, tmp_path)
     """Every node (Python code shipped as a bundle) on d1; the deployer has left; d2, which runs
     nothing of the instance, kept a copy of the code when the instance was created: when d1
     dies its nodes start on d2."""
-    from daemon_helpers import pipeline
-
     ops = write_operators(tmp_path / "ops")
     out = tmp_path / "out.jsonl"
-    specs = [("d1", tmp_path / "d1"), ("d2", tmp_path / "d2")]
-    with daemon_processes(specs, [router.endpoint]) as procs:
-        create_instance(zsession, pipeline(ops, out), instance="b1",
-                        placement={"src": "d1/default", "dbl": "d1/default", "sink": "d1/default"})
-        assert wait_until(lambda: lines(out) >= 3), logs(tmp_path)
+    placement = {"src": "d1/default", "dbl": "d1/default", "sink": "d1/default"}
+    with flowing(router, zsession, tmp_path, pipeline(ops, out), out, "b1", placement) as procs:
         assert wait_until(lambda: list((tmp_path / "d2" / "bundles").glob("*/ok")), 20), logs(tmp_path)
         procs[0].kill_daemon_only()
-        n = lines(out)
-        assert wait_until(lambda: lines(out) >= n + 5, 30), "nothing re-placed\n" + logs(tmp_path)
+        flows_again(out, tmp_path)
         rec, states, _ = find_instance(zsession, "b1")
         assert rec.nodes_on("d2") == ["dbl", "sink", "src"] and set(states.values()) == {"running"}, logs(tmp_path)
