@@ -137,6 +137,9 @@ def test_status_tells_degraded_and_failed(router, zsession, tmp_path, cli_env, z
         assert wait_until(lambda: health(zsession, "h1") == "degraded", 20), (list_instances(zsession), logs(tmp_path))
         procs[1].kill_daemon_only()
         assert wait_until(lambda: health(zsession, "h1") == "failed", 20), (list_instances(zsession), logs(tmp_path))
+        lost = lambda: {e.get("daemon") for e in find_instance(zsession, "h1")[0].events  # noqa: E731
+                        if e.get("kind") == "daemon-lost"}
+        assert wait_until(lambda: lost() == {"d1", "d2"}, 20), logs(tmp_path)
         cli = subprocess.run([*zflow_cmd, "instance", "list", "--connect", router.endpoint], env=cli_env,
                              capture_output=True, text=True, timeout=30)
         assert cli.returncode == 0 and "tk/h1" in cli.stdout and "failed" in cli.stdout, cli

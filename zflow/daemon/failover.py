@@ -133,9 +133,11 @@ class Failover:
         new = InstanceRecord.from_dict(rec.to_dict())
         lost_nodes = sorted(n for d in dead for n in rec.nodes_on(d))
         moved: dict[str, str] = {}
-        if rec.on_daemon_loss == "ignore":
-            new.event(f"daemon {lost} lost; nodes {', '.join(rec.nodes_on(str(lost)))} left unplaced "
-                      "(on_daemon_loss: ignore)", kind="daemon-lost", daemon=lost)
+        if rec.on_daemon_loss == "ignore":  # each loss recorded once, also one whose leader died first
+            told = {e.get("daemon") for e in rec.events if e.get("kind") == "daemon-lost"}
+            for gone in (g for g in dead if g not in told):
+                new.event(f"daemon {gone} lost; nodes {', '.join(rec.nodes_on(gone))} left unplaced "
+                          "(on_daemon_loss: ignore)", kind="daemon-lost", daemon=gone)
         elif rec.on_daemon_loss == "stop":
             self.daemon.session.put(keyexprs.instance_ctl(rec.flow, rec.instance, "stop"), b"")
             new.state = "stopped"

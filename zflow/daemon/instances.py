@@ -173,11 +173,13 @@ class InstanceManager:
         self.check_generation(new.key, new.created, new.generation, "update")
         self.daemon.fetch_bundles(new)
         with self.lock:
-            cur = self.replica.get(new.key)
-            if cur is not None and cur.version > new.version:
-                return {"adopted": False, "started": []}
             self.replica.merge(new)
-            started = self.converge(self.replica.get(new.key), may_start=True)
+            rec = self.replica.get(new.key)
+            if rec is None or rec.created != new.created:  # deleted and created again meanwhile
+                return {"adopted": False, "started": []}
+            # the copy held may be newer than the one sent (an event written since), never of
+            # another generation: check_generation refused older ones, and a newer one was merged
+            started = self.converge(rec, may_start=True)
         if started:
             self.daemon.log(f"{new.key}: now running {', '.join(started)} (generation {new.generation})")
         return {"adopted": True, "started": started}
