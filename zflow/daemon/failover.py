@@ -30,7 +30,8 @@ from zflow.daemon.client import ControlClient
 from zflow.daemon.instances import source_events
 from zflow.daemon.state import InstanceRecord
 
-UPDATE_TIMEOUT = 180.0  # a daemon may have to fetch a bundle and pip-install its requirements
+UPDATE_TIMEOUT = 180.0
+RECHECK_S = 0.3  # between the two liveliness queries that must both miss a daemon  # a daemon may have to fetch a bundle and pip-install its requirements
 
 
 class Failover:
@@ -61,10 +62,12 @@ class Failover:
     def _alive(self) -> set[str] | None:
         """The live daemons. A liveliness query under load can come back short, and acting on a
         daemon wrongly taken for dead moves (and restarts) its nodes: a daemon counts as dead
-        only when two queries half a second apart both miss it, and this one must be in both."""
+        only when two queries ``RECHECK_S`` apart both miss it, and this one must be in both."""
         client = ControlClient(self.daemon.session)
-        sets = []
-        for _ in range(2):
+        sets: list[set[str]] = []
+        for attempt in range(2):
+            if attempt:
+                time.sleep(RECHECK_S)
             alive = set(client.alive())
             for _ in range(10):
                 if self.id in alive or not self.connected():
@@ -74,7 +77,6 @@ class Failover:
             if self.id not in alive:
                 return None
             sets.append(alive)
-            time.sleep(0.5)
         return sets[0] | sets[1]
 
     def on_daemon_lost(self, lost: str) -> None:
