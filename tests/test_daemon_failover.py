@@ -23,6 +23,7 @@ import pytest
 from daemon_helpers import (
     DaemonProcess,
     daemon_processes,
+    in_process_daemons,
     lines,
     logs,
     pipeline,
@@ -211,3 +212,26 @@ def test_code_of_a_dead_daemon_is_kept_by_the_others(router, zsession, tmp_path)
         flows_again(out, tmp_path)
         rec, states, _ = find_instance(zsession, "b1")
         assert rec.nodes_on("d2") == ["dbl", "sink", "src"] and set(states.values()) == {"running"}, logs(tmp_path)
+
+
+def test_a_record_heard_from_the_storage_never_starts_nodes(router, zsession, tmp_path):
+    """A newer record put straight on the records key (a stray or forged put) that moves the timer
+    from d1 to d2: d1 stops its timer (fencing: a newer generation is obeyed), but d2 starts
+    nothing, since only control requests start nodes; the instance then says degraded."""
+    from zflow import codec, keyexprs
+
+    out = tmp_path / "out.jsonl"
+    with in_process_daemons(router, tmp_path, "d1", "d2") as (d1, d2):
+        create_instance(zsession, timer_flow(out), instance="f1",
+                        placement={"tick": "d1/default", "sink": "d1/default"})
+        assert wait_until(lambda: lines(out) >= 3)
+        heard = find_instance(zsession, "f1")[0]
+        heard.placement["tick"] = "d2/default"
+        heard.generation += 1
+        heard.writer = "zz"
+        payload, enc = codec.encode(heard.to_dict())
+        zsession.put(keyexprs.instance_record("tk", "f1"), payload, encoding=enc)
+        assert wait_until(lambda: {r["node"] for r in d1.status()["running"]} == {"sink"}, 10)
+        assert wait_until(lambda: health(zsession, "f1") == "degraded", 10)
+        assert d2.status()["running"] == []
+        assert d1.records["tk/f1"].generation == d2.records["tk/f1"].generation == 1

@@ -241,8 +241,14 @@ class InstanceManager:
 
     # -- node hosts -------------------------------------------------------------------------------
     def _run(self, rec: InstanceRecord, nodes: list[str], wait_start: bool) -> None:
-        if nodes:
-            self.runners.setdefault(rec.key, []).append(self.daemon.start_nodes(rec, nodes, wait_start))
+        """One runner per process group: moving one group away stops only that group's host."""
+        from zflow.dataflow.graph import Graph
+
+        wanted = set(nodes)
+        for members in Graph.from_dict(rec.graph).groups().values():
+            mine = [n for n in members if n in wanted]
+            if mine:
+                self.runners.setdefault(rec.key, []).append(self.daemon.start_nodes(rec, mine, wait_start))
 
     def _stop_runners(self, key: str) -> None:
         for runner in self.runners.pop(key, []):
