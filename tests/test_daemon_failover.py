@@ -235,3 +235,26 @@ def test_a_record_heard_from_the_storage_never_starts_nodes(router, zsession, tm
         assert wait_until(lambda: health(zsession, "f1") == "degraded", 10)
         assert d2.status()["running"] == []
         assert d1.records["tk/f1"].generation == d2.records["tk/f1"].generation == 1
+
+
+def test_replay_resumes_after_the_rows_it_sent(router, zsession, tmp_path):
+    """A paced JSON-lines replay on d1 into a sink on d2; d1 is killed mid-file. The replay is
+    re-placed, resumes after the rows it had sent (no row twice, in order, to the last one), and
+    once the file is done the instance is finished."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"i": i, "t": i * 0.02}) + "\n" for i in range(400)))
+    out = tmp_path / "out.jsonl"
+    g = graph("rp", [
+        node("replay", "source", "jsonl-replay", builtin=True, outputs=["out"],
+             config={"path": str(rows), "speed": 1, "time_column": "t"}),
+        node("sink", "sink", "jsonl-sink", builtin=True, inputs=["in"], config={"path": str(out), "mode": "a"}),
+    ], [("replay", "out", "sink", "in")])
+    with flowing(router, zsession, tmp_path, g, out, "p1", {"replay": "d1/default", "sink": "d2/default"}) as procs:
+        procs[0].kill_daemon_only()
+        got = lambda: [json.loads(line)["i"] for line in out.read_text().splitlines()]  # noqa: E731
+        assert wait_until(lambda: got() and got()[-1] == 399, 60), logs(tmp_path)
+        seen = got()
+        assert len(seen) == len(set(seen)) and seen == sorted(seen), f"rows twice or out of order\n{logs(tmp_path)}"
+        whats = [e["what"] for e in find_instance(zsession, "p1")[0].events]
+        assert any("source replay resumes from its checkpoint on d2" in w for w in whats), whats
+        assert wait_until(lambda: health(zsession, "p1") == "finished", 20), list_instances(zsession)
