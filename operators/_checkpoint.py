@@ -35,7 +35,8 @@ class Checkpoint:
         if not self.enabled:
             return []
         copies = []
-        for reply in self.session.get(self.key, target=zenoh.QueryTarget.ALL, timeout=LOAD_TIMEOUT):
+        for reply in self.session.get(self.key, target=zenoh.QueryTarget.ALL,
+                                      consolidation=zenoh.ConsolidationMode.NONE, timeout=LOAD_TIMEOUT):
             if reply.ok is not None:
                 value = codec.decode(reply.ok.payload.to_bytes(), str(reply.ok.encoding))
                 if isinstance(value, dict):

@@ -71,7 +71,8 @@ class Replica:
                 rec = self.merge(InstanceRecord.from_dict(answer))
                 if rec is not None:
                     newer.append(rec)
-        for reply in self.session.get(keyexprs.checkpoint(), target=zenoh.QueryTarget.ALL, timeout=timeout):
+        for reply in self.session.get(keyexprs.checkpoint(), target=zenoh.QueryTarget.ALL,
+                                      consolidation=zenoh.ConsolidationMode.NONE, timeout=timeout):
             if reply.ok is not None:
                 key = str(reply.ok.key_expr)
                 with self.lock:
