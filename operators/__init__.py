@@ -18,6 +18,10 @@ BUILTINS: dict[str, str] = {
     "threshold": "operators.threshold:Threshold",
 }
 
+# Built-ins that keep a checkpoint in the daemons' replicated storage and resume from it when
+# re-placed or restarted (instance events say so; any other source is reported as starting over).
+CHECKPOINTED: tuple[str, ...] = ("timer", "csv-replay", "jsonl-replay")
+
 # Default ports of each built-in (a literal too, for the descriptor checker): a node that uses a
 # built-in without declaring ``inputs``/``outputs`` can get these. The Zenoh bridges take their
 # ports from their key expressions, so they are not listed.

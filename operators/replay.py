@@ -25,6 +25,10 @@ Shared configuration:
     on_error ("fail" | "skip", default "fail"): what a line that is not a JSON object does.
 
 Ports: output ``out``.
+
+Under a daemon a replay that is re-placed or restarted resumes after the rows it sent
+(``operators._checkpoint.Sequence``): no row is ever sent twice; a crash skips at most about
+0.2 s worth of rows.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+from operators._checkpoint import Sequence
 from operators._config import fail, parse_config
 from operators._pacing import Pacer
 from operators._tables import batch_metadata, parse_time
@@ -98,6 +103,9 @@ class _Replay(Source):
 
     def setup(self, ctx: Context) -> None:
         self.cfg = parse_config(self.model, ctx, self.operator)
+        self.rows = Sequence(ctx)
+        if self.rows.first:
+            ctx.log.info("resuming after row %d (checkpoint)", self.rows.first)
         if not os.path.isfile(self.cfg.path):
             raise fail(ctx, self.operator, "path", f"file not found: {self.cfg.path} (working directory {os.getcwd()})")
         self.file = open(self.cfg.path, newline="", encoding="utf-8-sig")  # noqa: SIM115
@@ -146,11 +154,13 @@ class _Replay(Source):
         cfg = self.cfg
         pacer = Pacer(ctx, cfg.speed)
         source: Iterable[dict[str, Any]] = self.read(ctx)
-        if cfg.limit is not None:
-            source = islice(source, cfg.limit)
+        if cfg.limit is not None or self.rows.first:
+            source = islice(source, self.rows.first, cfg.limit)
         keep = cfg.columns
         pending: list[dict[str, Any]] = []
+        take = self.rows.take
         for row in source:
+            take()
             stamp = self._time(row) if cfg.speed > 0 else None
             if keep is not None:
                 row = {k: row.get(k) for k in keep}

@@ -9,6 +9,11 @@ Configuration:
         Zenoh HLC time in ns, the tick counter (from 0), or ``{"tick": n, "time": ns}``.
 
 Ports: output ``out``.
+
+Under a daemon the tick counter survives the timer being re-placed or restarted
+(``operators._checkpoint.Sequence``): no tick number is ever sent twice; a crash skips at
+most about 0.2 s of ticks, and the ticks due while no timer ran are not sent late. The grid
+restarts at the resumed tick.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from operators._checkpoint import Sequence
 from operators._config import parse_config
 from operators.configs import TimerConfig
 from zflow.runtime.api import Context, Source
@@ -27,14 +33,18 @@ class Timer(Source):
 
     def setup(self, ctx: Context) -> None:
         self.cfg = parse_config(TimerConfig, ctx, "timer")
+        self.ticks = Sequence(ctx, rate=1000.0 / self.cfg.period_ms)
+        if self.ticks.first:
+            ctx.log.info("resuming at tick %d (checkpoint)", self.ticks.first)
 
     def run(self, ctx: Context) -> Iterator[Any]:
         cfg = self.cfg
         period = cfg.period_ms / 1000.0
         start = time.monotonic()
-        tick = 0
+        tick = first = self.ticks.first
         while ctx.running and (cfg.count is None or tick < cfg.count):
-            delay = start + tick * period - time.monotonic()
+            tick = self.ticks.take()
+            delay = start + (tick - first) * period - time.monotonic()
             if delay > 0 and not ctx.sleep(delay):
                 return
             if cfg.payload == "tick":

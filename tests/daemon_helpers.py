@@ -75,6 +75,11 @@ def lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+def logs(tmp: Path) -> str:
+    """The tail of every daemon log under ``tmp`` (``<tmp>/<id>/daemon.log``), for failure messages."""
+    return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(tmp.glob("*/daemon.log")))
+
+
 def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,6 +149,22 @@ class DaemonProcess:
             if _alive(h):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(h, signal.SIGKILL)
+        self.log.close()
+
+    def kill_daemon_only(self) -> None:
+        """``kill -9`` of the daemon process alone, as a person would: its node hosts get the
+        parent-death signal (SIGTERM) and stop on their own; any still there after a grace
+        period is killed, so a test never leaves a process behind."""
+        hosts = children_of(self.proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.wait(5)
+        if not wait_until(lambda: not [h for h in hosts if _alive(h)], 10.0):
+            for h in hosts:
+                if _alive(h):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(h, signal.SIGKILL)
         self.log.close()
 
     def terminate(self, timeout: float = 10.0) -> int | None:

@@ -3,13 +3,12 @@ barrier, all-or-nothing create, re-placement when a daemon dies, resume after a 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from daemon_helpers import (
     daemon_processes,
     in_process_daemons,
     lines,
+    logs,
     pipeline,
     wait_until,
     write_operators,
@@ -28,10 +27,6 @@ from zflow.daemon.server import Daemon
 from zflow.errors import RuntimeFailure, UserError
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def logs(tmp: Path) -> str:
-    return "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted(tmp.glob("*/daemon.log")))
 
 
 def test_flow_spans_two_daemons_without_a_mapping(router, zsession, tmp_path):

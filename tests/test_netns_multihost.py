@@ -149,8 +149,9 @@ def site(tmp_path):
         assert not leftover, f"namespaces left behind: {leftover}"
 
 
-def start_flow(site: Site, tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """Router daemon (with the scheduler) on r, edge daemons on a and b, the flow spread on a and b."""
+def start_flow(site: Site, tmp_path: Path, policy: str = "spread") -> tuple[Path, dict[str, str]]:
+    """Router daemon (with the scheduler) on r, edge daemons on a and b, the flow spread on a and b
+    (``pack``: all on one of them)."""
     write_operators(tmp_path / "ops")
     flow = tmp_path / "flow.yaml"
     flow.write_text(FLOW)
@@ -166,10 +167,10 @@ def start_flow(site: Site, tmp_path: Path) -> tuple[Path, dict[str, str]]:
                                   "--connect", f"tcp/{site.router_ip(host)}:7447"))
     assert wait_until(lambda: all(r.exists() for r in readies), 30), site.dump_logs()
     assert wait_until(lambda: "edge-b" in site.zflow("daemon", "list").stdout, 10)
-    site.zflow("instance", "create", str(flow), "--id", "n1", "--policy", "spread", "--var", f"OUT={out}")
+    site.zflow("instance", "create", str(flow), "--id", "n1", "--policy", policy, "--var", f"OUT={out}")
     status = json.loads(site.zflow("instance", "status", "n1", "--json").stdout)
     placed = {n: p.split("/")[0] for n, p in status["record"]["placement"].items()}
-    assert set(placed.values()) == {"edge-a", "edge-b"}, placed
+    assert len(set(placed.values())) == (2 if policy == "spread" else 1), placed
     assert wait_until(lambda: lines(out) >= 5, 20), site.dump_logs()
     return out, placed
 
@@ -210,3 +211,19 @@ def test_partitioned_host_hands_its_nodes_back_when_it_returns(site, tmp_path):
     assert status["record"]["placement"]["dbl"] == f"{survivor}/default"
     n = lines(out)
     assert wait_until(lambda: lines(out) >= n + 5, 10)
+
+
+def test_every_node_of_a_lost_host_is_replaced_on_the_other(site, tmp_path):
+    """Every node on one host, which dies (processes and link): the instance stays listed, all its
+    nodes start on the other host (which kept a copy of their code), and status says running."""
+    out, placed = start_flow(site, tmp_path, policy="pack")
+    victim = placed["src"]
+    survivor = "edge-a" if victim == "edge-b" else "edge-b"
+    site.kill_host(victim[-1])
+    n = lines(out)
+    assert wait_until(lambda: lines(out) >= n + 5, 30), "no data after losing the host\n" + site.dump_logs()
+    status = json.loads(site.zflow("instance", "status", "n1", "--json").stdout)
+    assert {p.split("/")[0] for p in status["record"]["placement"].values()} == {survivor}
+    assert status["health"] == "running", status
+    assert status["record"]["generation"] >= 1
+    assert "field/n1" in site.zflow("instance", "list").stdout

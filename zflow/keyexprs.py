@@ -8,6 +8,8 @@ Layout (see DESIGN.md):
 - daemon control        ``zflow/ctl/daemon/{daemon_id}/...``
 - scheduler             ``zflow/ctl/sched/...``
 - code bundles          ``zflow/ctl/bundle/{sha256}``
+- instance records      ``zflow/ctl/records/{flow}/{instance}`` (replicated by every daemon)
+- node checkpoints      ``zflow/ctl/checkpoint/{flow}/{instance}/{node}`` (replicated by every daemon)
 - liveliness            ``zflow/alive/daemon/{daemon_id}``, ``zflow/alive/node/{flow}/{instance}/{node}``,
                         ``zflow/alive/runner/{workflow}/{runner_id}`` (a ``zflow workflow run``)
 - time-series store     ``zflow/tsdb/{dataset}/...``; fragment locations ``zflow/tsdb/_loc/{location}/...``
@@ -78,6 +80,35 @@ def daemon_ctl(daemon_id: str, *rest: str) -> str:
 
 def daemon_alive(daemon_id: str = "*") -> str:
     return _join(ROOT, "alive", "daemon", daemon_id if daemon_id == "*" else chunk(daemon_id, "daemon id"))
+
+
+def instance_record(flow: str = "*", instance: str = "*") -> str:
+    """An instance record in the daemons' replicated storage (``*`` in a selector for all)."""
+    return _join(ROOT, "ctl", "records", flow if flow == "*" else chunk(flow, "flow"),
+                 instance if instance == "*" else chunk(instance, "instance"))
+
+
+def parse_instance_record(key: str) -> tuple[str, str] | None:
+    """``(flow, instance)`` of an instance record key, None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 5 or parts[:3] != [ROOT, "ctl", "records"]:
+        return None
+    return parts[3], parts[4]
+
+
+def checkpoint(flow: str = "*", instance: str = "*", node: str = "*") -> str:
+    """A node's checkpoint (e.g. a timer's next tick), kept by the daemons' replicated storage."""
+    return _join(ROOT, "ctl", "checkpoint", flow if flow == "*" else chunk(flow, "flow"),
+                 instance if instance == "*" else chunk(instance, "instance"),
+                 node if node == "*" else chunk(node, "node"))
+
+
+def parse_checkpoint(key: str) -> tuple[str, str, str] | None:
+    """``(flow, instance, node)`` of a checkpoint key, None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 6 or parts[:3] != [ROOT, "ctl", "checkpoint"]:
+        return None
+    return parts[3], parts[4], parts[5]
 
 
 def sched(*rest: str) -> str:

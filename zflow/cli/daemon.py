@@ -180,16 +180,20 @@ def _instance_action(name: str) -> Any:
 
 def cmd_instance_status(args: argparse.Namespace) -> int:
     from zflow.daemon.deploy import find_instance
+    from zflow.daemon.state import health
     from zflow.transport.session import open_session
 
     with open_session(_session_options(args)) as s:
         rec, states, daemons = find_instance(s, args.instance)
+    state, down = health(rec, states)
     if args.json:
         print(json.dumps({"record": {k: v for k, v in rec.to_dict().items() if k != "graph"},
-                          "nodes": states, "daemons": daemons}, indent=2))
+                          "health": state, "down": down, "nodes": states, "daemons": daemons}, indent=2))
         return 0
-    print(f"instance {rec.flow}/{rec.instance}  state {rec.state}  revision {rec.revision}  "
-          f"policy {rec.policy}  on daemon loss: {rec.on_daemon_loss}")
+    print(f"instance {rec.flow}/{rec.instance}  health {state}  state {rec.state}  generation {rec.generation}  "
+          f"revision {rec.revision}  policy {rec.policy}  on daemon loss: {rec.on_daemon_loss}")
+    if down:
+        print(f"  not running: {', '.join(down)}")
     print(f"  {'NODE':<24} {'DAEMON/POOL':<28} STATE")
     for node in sorted(rec.placement):
         print(f"  {node:<24} {rec.placement[node]:<28} {states.get(node, 'not running')}")
@@ -208,7 +212,8 @@ def cmd_instance_list(args: argparse.Namespace) -> int:
     with open_session(_session_options(args)) as s:
         items = list_instances(s)
     for i in items:
-        print(f"{i['flow']}/{i['instance']:<12} {i['state']:<8} daemons: {', '.join(i['daemons'])}")
+        print(f"{i['flow'] + '/' + i['instance']:<28} {i['health']:<9} generation {i['generation']:<3} "
+              f"daemons: {', '.join(i['daemons'])}")
     if not items:
         print("(no instances)")
     return 0

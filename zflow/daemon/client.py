@@ -32,11 +32,13 @@ class ControlClient:
         self.timeout = timeout
 
     def get_all(self, key: str, request: Any = None, timeout: float | None = None) -> list[Any]:
-        """Every successful reply to a query (replies with ok=false are dropped)."""
+        """Every successful reply to a query (replies with ok=false are dropped). No consolidation:
+        by default Zenoh keeps one reply per key, and replicas all answer with the same key."""
         payload, enc = _payload(request if request is not None else {})
         out = []
         for reply in self.session.get(key, payload=payload, encoding=enc,
                                       target=zenoh.QueryTarget.ALL,
+                                      consolidation=zenoh.ConsolidationMode.NONE,
                                       timeout=timeout or self.timeout):
             if reply.ok is not None:
                 out.append(_decode(reply.ok))

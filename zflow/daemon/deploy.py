@@ -1,5 +1,7 @@
-"""Instances across daemons: create (place, ship, load, barrier, release), start, stop, delete,
-status, and re-placement after a daemon is lost. Everything goes through Zenoh queries.
+"""Instances across daemons, from a deployer: create (place, ship, load, barrier, release), start,
+stop, delete, status and list. Everything goes through Zenoh queries; records are read from the
+daemons' replicated storage (every daemon answers with its copy, the newest wins), node states
+from the daemons the record places the nodes on. Re-placement after a loss is ``failover.py``.
 
 Create is all-or-nothing: if any daemon fails to load its share, the daemons that did load
 are told to delete theirs before the error is reported.
@@ -17,7 +19,7 @@ from zflow import keyexprs
 from zflow.daemon.bundles import BundleServer, ship_graph
 from zflow.daemon.client import ControlClient
 from zflow.daemon.signing import Signer, load_signer
-from zflow.daemon.state import InstanceRecord
+from zflow.daemon.state import InstanceRecord, health, newest
 from zflow.dataflow.graph import Graph
 from zflow.errors import Problem, RuntimeFailure, UserError, did_you_mean
 from zflow.scheduler.model import Demand, demands_for
@@ -111,20 +113,23 @@ def create_instance(session: Any, graph: Graph, *, instance: str | None = None, 
 
 
 def _load_everywhere(client: ControlClient, rec: InstanceRecord) -> None:
+    """Load on the daemons the record places nodes on (all or nothing), and on every other live
+    (trusted) daemon too, with no node there: each keeps a copy of the code in the background,
+    so the nodes can be re-placed on it even when the daemon that ran them all is gone."""
     daemons = sorted(rec.daemons())
+    spares = [d for d in client.alive() if d not in daemons and (rec.trusted is None or d in rec.trusted)]
     request = {"record": rec.to_dict(), "wait_start": True}
-    with ThreadPoolExecutor(max_workers=max(1, len(daemons))) as pool:
-        futures = {d: pool.submit(client.call, d, "instances/load", request, LOAD_TIMEOUT) for d in daemons}
+    with ThreadPoolExecutor(max_workers=max(1, len(daemons) + len(spares))) as pool:
+        futures = {d: pool.submit(client.call, d, "instances/load", request, LOAD_TIMEOUT)
+                   for d in daemons + spares}
     failed = {}
-    for d, fut in futures.items():
-        exc = fut.exception()
+    for d in daemons:  # a spare that refuses only cannot take nodes later
+        exc = futures[d].exception()
         if exc is not None:
             failed[d] = exc
-    if failed:
-        for d in daemons:
-            if d not in failed:
-                with contextlib.suppress(RuntimeFailure):
-                    client.call(d, "instances/delete", {"flow": rec.flow, "instance": rec.instance})
+    if failed:  # every daemon forgets it (each holds a replica of the record), not only the loaders
+        client.get_all(keyexprs.daemon_ctl("*", "instances", "delete"), {"flow": rec.flow, "instance": rec.instance},
+                       timeout=LOAD_TIMEOUT)
         raise RuntimeFailure(f"instance {rec.key} was not created (rolled back on "
                              f"{', '.join(d for d in daemons if d not in failed) or 'no daemon'}): "
                              + "; ".join(str(e) for e in failed.values()))
@@ -146,41 +151,68 @@ def release(session: Any, rec: InstanceRecord, timeout: float = 60.0) -> None:
         raise RuntimeFailure(f"instance {rec.key}: nodes not ready after {timeout:g}s: {', '.join(missing)} "
                              f"(see `zflow daemon logs <id>`); the instance is loaded, not started")
     barrier.release(session)
-    for d in sorted(rec.daemons()):
+    for d in _alive_first(client, rec):  # one daemon writes the record; the other replicas follow
         with contextlib.suppress(RuntimeFailure):
             client.call(d, "instances/state", {"flow": rec.flow, "instance": rec.instance,
                                                "state": "running", "events": ["started"]})
+            break
+
+
+def _alive_first(client: ControlClient, rec: InstanceRecord) -> list[str]:
+    """Daemons to ask to change a record: its own live daemons first, then any other live one."""
+    alive = client.alive()
+    return sorted(d for d in rec.daemons() if d in alive) + sorted(d for d in alive if d not in rec.daemons())
+
+
+def records(session: Any, flow: str = "*", instance: str = "*") -> dict[str, InstanceRecord]:
+    """The newest copy of each instance record in the daemons' replicated storage (tombstones too)."""
+    copies: dict[str, list[InstanceRecord]] = {}
+    for answer in ControlClient(session).get_all(keyexprs.instance_record(flow, instance), timeout=3.0):
+        with contextlib.suppress(TypeError, KeyError, ValueError):
+            rec = InstanceRecord.from_dict(answer)
+            copies.setdefault(rec.key, []).append(rec)
+    out = {}
+    for key, recs in copies.items():
+        best = newest(recs)
+        if best is not None:
+            out[key] = best
+    return out
+
+
+def node_states(session: Any) -> dict[str, dict[str, dict[str, str]]]:
+    """instance key -> daemon -> node -> state of its host, from every daemon that answers."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for a in ControlClient(session).get_all(keyexprs.daemon_ctl("*", "instances", "list"), timeout=3.0):
+        for i in a.get("instances", []) if a.get("ok") else []:
+            out.setdefault(f"{i['flow']}/{i['instance']}", {})[a.get("daemon", "?")] = i.get("states", {})
+    return out
+
+
+def placed_states(rec: InstanceRecord, per_daemon: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Node states as told by the daemon the record places each node on (a host a stale
+    daemon still runs does not make a node look alive)."""
+    out = {}
+    for node, where in rec.placement.items():
+        state = per_daemon.get(where.split("/", 1)[0], {}).get(node)
+        if state is not None:
+            out[node] = state
+    return out
 
 
 def find_instance(session: Any, ref: str) -> tuple[InstanceRecord, dict[str, str], list[str]]:
-    """The newest record of an instance (``flow/instance`` or a unique instance id), node states, holders."""
-    client = ControlClient(session)
-    listed = client.get_all(keyexprs.daemon_ctl("*", "instances", "list"), timeout=3.0)
-    known = {f"{i['flow']}/{i['instance']}" for a in listed if a.get("ok") for i in a["instances"]}
+    """The newest record of an instance (``flow/instance`` or a unique instance id), node states, and
+    the daemons involved (placed on, or still running a host of it)."""
+    known = {k: r for k, r in records(session).items() if r.state != "deleted"}
     matches = sorted(k for k in known if ref in (k, k.split("/", 1)[1]))
     if not matches:
         hint = did_you_mean(ref, sorted(known) + sorted(k.split("/", 1)[1] for k in known))
         raise UserError(f"no instance {ref!r} on any reachable daemon" + (f" ({hint})" if hint else ""))
     if len(matches) > 1:
         raise UserError(f"instance id {ref!r} is ambiguous: {', '.join(matches)}; use FLOW/INSTANCE")
-    flow, instance = matches[0].split("/", 1)
-    best: InstanceRecord | None = None
-    states: dict[str, str] = {}
-    holders = []
-    for a in client.get_all(keyexprs.daemon_ctl("*", "instances", "get"), {"flow": flow, "instance": instance},
-                            timeout=3.0):
-        if not a.get("ok"):
-            continue
-        rec = InstanceRecord.from_dict(a["record"])
-        holders.append(rec)
-        if best is None or rec.revision > best.revision:
-            best = rec
-        states.update(a.get("nodes", {}))
-    if best is None:
-        raise UserError(f"instance {matches[0]!r} disappeared while being looked up")
-    best.adopt_events(*holders)  # node failures are recorded by the daemon that ran the node
-    daemons = sorted({d for r in holders for d in r.daemons()} | best.daemons())
-    return best, states, daemons
+    rec = known[matches[0]]
+    per_daemon = node_states(session).get(rec.key, {})
+    daemons = sorted(rec.daemons() | {d for d, states in per_daemon.items() if states})
+    return rec, placed_states(rec, per_daemon), daemons
 
 
 def _each(session: Any, daemons: list[str], verb: str, request: dict[str, Any]) -> list[str]:
@@ -197,7 +229,8 @@ def _each(session: Any, daemons: list[str], verb: str, request: dict[str, Any]) 
 def start_instance(session: Any, ref: str, timeout: float = 60.0) -> InstanceRecord:
     rec, _states, _daemons = find_instance(session, ref)
     errors = _each(session, sorted(rec.daemons()), "instances/start",
-                   {"flow": rec.flow, "instance": rec.instance, "wait_start": True})
+                   {"flow": rec.flow, "instance": rec.instance, "wait_start": True,
+                    "generation": rec.generation})
     if errors:
         raise RuntimeFailure("; ".join(errors))
     release(session, rec, timeout)
@@ -206,9 +239,9 @@ def start_instance(session: Any, ref: str, timeout: float = 60.0) -> InstanceRec
 
 def stop_instance(session: Any, ref: str) -> InstanceRecord:
     rec, _states, daemons = find_instance(session, ref)
-    alive = set(ControlClient(session).alive())
-    errors = _each(session, [d for d in daemons if d in alive], "instances/stop",
-                   {"flow": rec.flow, "instance": rec.instance})
+    alive = ControlClient(session).alive()
+    targets = [d for d in daemons if d in alive] or alive[:1]  # someone records it, also with none left
+    errors = _each(session, targets, "instances/stop", {"flow": rec.flow, "instance": rec.instance})
     if errors:
         raise RuntimeFailure("; ".join(errors))
     return rec
@@ -222,49 +255,14 @@ def delete_instance(session: Any, ref: str) -> InstanceRecord:
 
 
 def list_instances(session: Any) -> list[dict[str, Any]]:
-    merged: dict[str, dict[str, Any]] = {}
-    for a in ControlClient(session).get_all(keyexprs.daemon_ctl("*", "instances", "list"), timeout=3.0):
-        for i in a.get("instances", []) if a.get("ok") else []:
-            key = f"{i['flow']}/{i['instance']}"
-            cur = merged.get(key)
-            if cur is None or i["revision"] > cur["revision"]:
-                merged[key] = i
-    return [merged[k] for k in sorted(merged)]
-
-
-def replace_lost_nodes(session: Any, rec: InstanceRecord, lost: str, alive: set[str],
-                       secret: bytes | None, local: Any) -> InstanceRecord:
-    """Run by the lowest-id surviving daemon of an instance: place the lost daemon's nodes again."""
-    graph = Graph.from_dict(rec.graph)
-    lost_nodes = rec.nodes_on(lost)
-    new = InstanceRecord.from_dict(rec.to_dict())
-    new.revision += 1
-    if rec.on_daemon_loss == "ignore":
-        new.event(f"daemon {lost} lost; nodes {', '.join(lost_nodes)} left unplaced (on_daemon_loss: ignore)")
-    elif rec.on_daemon_loss == "stop":
-        session.put(keyexprs.instance_ctl(rec.flow, rec.instance, "stop"), b"")
-        new.state = "stopped"
-        new.event(f"daemon {lost} lost; instance stopped (on_daemon_loss: stop)")
-    else:
-        demands, members = group_demands(graph, lost_nodes, exclude=[lost])
-        decisions, _ = request_placement(session, demands, rec.policy, trusted=rec.trusted, secret=secret)
-        for d in decisions:
-            for m in members[d.node]:
-                if d.pool:
-                    new.placement[m] = d.pool
-                    new.event(f"daemon {lost} lost; node {m} re-placed on {d.daemon}")
-                else:
-                    why = "; ".join(f"{k}: {v}" for k, v in d.rejected.items()) or "no daemon left"
-                    new.event(f"daemon {lost} lost; node {m} could not be re-placed: {why}")
-    targets = (new.daemons() | rec.daemons()) & alive - {lost}
-    client = ControlClient(session)
-    request = {"record": new.to_dict()}
-    for daemon in sorted(targets | {local.cfg.id}):
-        if daemon == local.cfg.id:
-            local.update_instance(request)
-        else:
-            with contextlib.suppress(RuntimeFailure):
-                client.call(daemon, "instances/update", request, timeout=LOAD_TIMEOUT)
-    local.log(f"{rec.key}: " + new.events[-1]["what"] if new.events else rec.key)
-    return new
-
+    """Every instance in the replicated storage, with its health (``state.health``)."""
+    states = node_states(session)
+    out = []
+    for key, rec in sorted(records(session).items()):
+        if rec.state == "deleted":
+            continue
+        state, down = health(rec, placed_states(rec, states.get(key, {})))
+        out.append({"flow": rec.flow, "instance": rec.instance, "state": rec.state, "health": state,
+                    "down": down, "revision": rec.revision, "generation": rec.generation,
+                    "daemons": sorted(rec.daemons())})
+    return out

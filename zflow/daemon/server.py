@@ -9,8 +9,9 @@ answers control queries under ``zflow/ctl/daemon/<id>/...``:
   and update only for records a trusted deployer signed: signing.py);
 - ``logs``: recent lines from itself and its node hosts.
 
-It also serves the bundles it has cached, watches other daemons' tokens and, when one goes
-away, re-places that daemon's nodes if it is the lowest-id survivor of the instance.
+It also serves the bundles it has cached. The instances themselves are handled by the
+instance manager (``instances.py``), kept in every daemon's replica of the instance records
+(``replica.py``), and re-placed when a daemon is lost by ``failover.py``.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import zenoh
-
 from zflow import codec, keyexprs
 from zflow.daemon.auth import token_claim
 from zflow.daemon.bundles import BundleCache
 from zflow.daemon.client import ControlClient
+from zflow.daemon.failover import Failover
 from zflow.daemon.identity import Identity, available_memory
+from zflow.daemon.instances import InstanceManager
+from zflow.daemon.replica import Replica
 from zflow.daemon.signing import Verifier
 from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
@@ -56,15 +58,13 @@ class Daemon:
         self.secret = secret
         self.started = time.time()
         self.logs: collections.deque[str] = collections.deque(maxlen=2000)
-        self.records: dict[str, InstanceRecord] = {}
-        self.runners: dict[str, list[Any]] = {}
-        self._lock = threading.RLock()
+        self.manager = InstanceManager(self)
+        self.failover = Failover(self)
         self._stack = contextlib.ExitStack()
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zflow-daemon")
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="zflow-daemon")
         self._local_endpoint: str | None = None
         self.session: Any = None
         self.ready = threading.Event()
-        self._reconcile_pending = threading.Event()
 
     # -- sessions ---------------------------------------------------------------------------------
     def session_options(self) -> SessionOptions:
@@ -113,7 +113,6 @@ class Daemon:
 
         data = self.cfg.data_dir
         os.makedirs(data, exist_ok=True)
-        self.store = RecordStore(data)
         self.verifier, trust = Verifier.for_daemon(self.cfg.trusted_deployers)
         self.log(trust)
         self.bundles = BundleCache(os.path.join(data, "bundles"))
@@ -122,6 +121,10 @@ class Daemon:
         self.session = self._stack.enter_context(open_session(self.opts))
         self.client = ControlClient(self.session)
         self._check_unique_id()
+        self.replica = Replica(self.cfg.id, self.session, RecordStore(data), self.manager.fence, self.submit)
+        persisted = dict(self.replica.records)
+        self.replica.start()
+        self._stack.callback(self.replica.close)
         ctl = self.session.declare_queryable(keyexprs.daemon_ctl(self.cfg.id, "**"), self._on_query)
         self._stack.callback(ctl.undeclare)
         serve = self.session.declare_queryable(keyexprs.bundle("*"), self._on_bundle_query)
@@ -131,17 +134,18 @@ class Daemon:
 
             svc = SchedulerService(self.session, self.secret)
             self._stack.callback(svc.close)
-        self._resume()
+        self.replica.sync()  # the current generation of everything, before resuming anything
+        self.manager.resume(persisted)
         token = self.session.liveliness().declare_token(keyexprs.daemon_alive(self.cfg.id))
         self._stack.callback(token.undeclare)
         deadline = time.monotonic() + 3.0  # ready means visible to the others, not just declared
         while self.cfg.id not in self.client.alive(timeout=0.5) and time.monotonic() < deadline:
             time.sleep(0.02)
         # history=True: tokens declared before this subscriber must also report their removal
-        watch = self.session.liveliness().declare_subscriber(keyexprs.daemon_alive("*"), self._on_daemon_token,
-                                                             history=True)
+        watch = self.session.liveliness().declare_subscriber(keyexprs.daemon_alive("*"),
+                                                             self.failover.on_daemon_token, history=True)
         self._stack.callback(watch.undeclare)
-        self._stack.callback(self._stop_all_runners)
+        self._stack.callback(self.manager.stop_all)
         self.ready.set()
         self.log(f"daemon {self.cfg.id} ready ({self.opts.mode}, arch {self.cfg.arch}, "
                  f"{self.cfg.cpus:g} CPU)")
@@ -179,24 +183,20 @@ class Daemon:
             self._pool.submit(self._record_failure, child.name, child.exit_code, child.restarts)
 
     def _record_failure(self, name: str, code: int | None, restarts: int) -> None:
-        """A node host failed for good (restart policy exhausted): an event in the instance record."""
-        with self._lock:
-            for key, runners in self.runners.items():
-                runner = next((r for r in runners if name in r.children), None)
-                if runner is None:
-                    continue
-                group = name.split("/", 2)[-1].split("#")[0]
-                nodes = ", ".join(runner.groups().get(group, [group]))
-                rec = self.records[key]
-                what = (f"node {nodes} failed on daemon {self.cfg.id} (exit {code})"
-                        + (f" after {restarts} restart(s)" if restarts else ""))
-                rec.event(what, kind="node-failed", node=nodes, daemon=self.cfg.id, exit_code=code,
-                          log=self._child_lines(name))
-                self.store.save(rec)
-                break
-            else:
-                return
-        self.log(f"{key}: {what}")
+        said = self.manager.record_failure(name, code, restarts, self._child_lines(name))
+        if said:
+            self.log(said)
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        """Work handed over from Zenoh's threads (which must stay short)."""
+        with contextlib.suppress(RuntimeError):  # shutting down
+            self._pool.submit(fn, *args)
+
+    @property
+    def records(self) -> dict[str, InstanceRecord]:
+        """Every instance this daemon knows (its replica, tombstones left out)."""
+        replica = getattr(self, "replica", None)
+        return replica.live() if replica is not None else {}
 
     # -- queries ----------------------------------------------------------------------------------
     def _on_query(self, query: Any) -> None:
@@ -225,14 +225,7 @@ class Daemon:
         return {
             "status": self.status,
             "logs": lambda r: {"lines": list(self.logs)[-int(r.get("lines", 200)):]},
-            "instances/list": self.list_instances,
-            "instances/get": self.get_instance,
-            "instances/load": self.load_instance,
-            "instances/start": self.start_instance,
-            "instances/stop": self.stop_instance,
-            "instances/delete": self.delete_instance,
-            "instances/update": self.update_instance,
-            "instances/state": self.set_state,
+            **self.manager.handlers(),
         }
 
     def _on_bundle_query(self, query: Any) -> None:
@@ -253,9 +246,7 @@ class Daemon:
 
         pools = {p.name: p for p in self.cfg.pool_list()}
         default = next(iter(pools))
-        with self._lock:
-            records = list(self.records.values())
-        for rec in records:
+        for rec in self.records.values():
             if rec.state == "stopped":
                 continue
             mine = rec.nodes_on(self.cfg.id)
@@ -276,12 +267,7 @@ class Daemon:
         return list(pools.values())
 
     def status(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
-        running = []
-        with self._lock:
-            for key, runners in self.runners.items():
-                for runner in runners:
-                    for node, state in runner.node_states().items():
-                        running.append({"instance": key, "node": node, "state": state})
+        running = self.manager.running()
         return {
             "id": self.cfg.id, "site": self.cfg.site, "arch": self.cfg.arch, "labels": self.cfg.labels,
             "cpus": self.cfg.cpus, "memory": self.cfg.memory, "gpus": self.cfg.gpus,
@@ -294,37 +280,22 @@ class Daemon:
             "pid": os.getpid(),
         }
 
-    # -- instances --------------------------------------------------------------------------------
-    def _record(self, request: dict[str, Any]) -> InstanceRecord:
-        key = f"{request.get('flow')}/{request.get('instance')}"
-        rec = self.records.get(key)
-        if rec is None:
-            raise UserError(f"no instance {key!r} on daemon {self.cfg.id!r}")
-        return rec
-
-    def list_instances(self, _request: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            return {"instances": [
-                {"flow": r.flow, "instance": r.instance, "state": r.state, "revision": r.revision,
-                 "nodes": r.nodes_on(self.cfg.id), "daemons": sorted(r.daemons())}
-                for r in self.records.values()
-            ]}
-
-    def get_instance(self, request: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            rec = self._record(request)
-            states = {}
-            for runner in self.runners.get(rec.key, []):
-                states.update(runner.node_states())
-            return {"record": rec.to_dict(), "nodes": states}
-
-    def _fetch_bundles(self, rec: InstanceRecord) -> None:
-        """Fetch (and install) this daemon's bundles before taking the lock: status stays responsive."""
+    # -- node hosts (for the instance manager) -----------------------------------------------------
+    def fetch_bundles(self, rec: InstanceRecord, every_node: bool = False) -> None:
+        """Fetch (and install) this daemon's bundles before taking a lock: status stays responsive.
+        ``every_node`` (in the background after a load): also the other daemons' bundles, so the
+        code of a daemon that dies is still served by the others when its nodes are re-placed."""
         self._authorize(rec)
-        for nid in rec.nodes_on(self.cfg.id):
-            bundle = rec.graph["nodes"][nid].get("deploy", {}).get("bundle")
+        nodes = rec.graph.get("nodes", {})
+        for nid in sorted(nodes) if every_node else rec.nodes_on(self.cfg.id):
+            bundle = nodes[nid].get("deploy", {}).get("bundle")
             if bundle:
-                self.bundles.ensure(self.session, bundle["digest"])
+                try:
+                    self.bundles.ensure(self.session, bundle["digest"])
+                except RuntimeFailure as exc:
+                    if not every_node:
+                        raise
+                    self.log(f"{rec.key}: no copy of node {nid}'s bundle kept here: {exc}")
 
     def _authorize(self, rec: InstanceRecord) -> None:
         """Only what a trusted deployer signed runs here (signing.py). Checked at the two doors
@@ -332,91 +303,12 @@ class Daemon:
         before anything is written) and before any of its nodes starts (``_run``)."""
         self.verifier.check(rec.flow, rec.instance, rec.graph, rec.signature)
 
-    def load_instance(self, request: dict[str, Any]) -> dict[str, Any]:
-        rec = InstanceRecord.from_dict(request["record"])
-        self._fetch_bundles(rec)
-        with self._lock:
-            old = self.records.get(rec.key)
-            if old is not None and old.state != "stopped" and self.runners.get(rec.key):
-                raise UserError(f"instance {rec.key!r} is already loaded on daemon {self.cfg.id!r}")
-            self.records[rec.key] = rec
-            self.store.save(rec)
-            try:
-                self._run(rec, rec.nodes_on(self.cfg.id), wait_start=bool(request.get("wait_start", True)))
-            except BaseException:
-                self._stop_runners(rec.key)
-                self.records.pop(rec.key, None)
-                self.store.delete(rec.flow, rec.instance)
-                raise
-        self.log(f"loaded {rec.key}: {', '.join(rec.nodes_on(self.cfg.id)) or '(no nodes here)'}")
-        return {"nodes": rec.nodes_on(self.cfg.id)}
-
-    def start_instance(self, request: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            rec = self._record(request)
-            if not self.runners.get(rec.key):
-                self._run(rec, rec.nodes_on(self.cfg.id), wait_start=bool(request.get("wait_start", True)))
-            return {"nodes": rec.nodes_on(self.cfg.id)}
-
-    def stop_instance(self, request: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            rec = self._record(request)
-            self._stop_runners(rec.key)
-            rec.state = "stopped"
-            self.store.save(rec)
-        self.log(f"stopped {rec.key}")
-        return {}
-
-    def delete_instance(self, request: dict[str, Any]) -> dict[str, Any]:
-        key = f"{request.get('flow')}/{request.get('instance')}"
-        with self._lock:
-            self._stop_runners(key)
-            rec = self.records.pop(key, None)
-            if rec is not None:
-                self.store.delete(rec.flow, rec.instance)
-        self.log(f"deleted {key}")
-        return {"existed": rec is not None}
-
-    def set_state(self, request: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            rec = self._record(request)
-            rec.state = str(request["state"])
-            for what in request.get("events", []):
-                rec.event(what)
-            self.store.save(rec)
-        return {}
-
-    def update_instance(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Adopt a newer record: start nodes newly placed here, stop nodes moved away."""
-        new = InstanceRecord.from_dict(request["record"])
-        self._fetch_bundles(new)
-        with self._lock:
-            old = self.records.get(new.key)
-            if old is not None and old.revision > new.revision:
-                return {"adopted": False}
-            before = set(old.nodes_on(self.cfg.id)) if old else set()
-            after = set(new.nodes_on(self.cfg.id))
-            if old is not None:
-                new.adopt_events(old)
-            self.records[new.key] = new
-            self.store.save(new)
-            if new.state == "stopped" or before - after:
-                self._stop_runners(new.key)
-                before = set()
-            added = sorted(after - before)
-            if added and new.state != "stopped":
-                self._run(new, added, wait_start=False)
-        if added:
-            self.log(f"{new.key}: now running {', '.join(added)} (revision {new.revision})")
-        return {"adopted": True, "started": added}
-
-    def _run(self, rec: InstanceRecord, nodes: list[str], wait_start: bool) -> None:
+    def start_nodes(self, rec: InstanceRecord, nodes: list[str], wait_start: bool) -> Any:
+        """Start host processes for ``nodes`` of an instance; returns their runner."""
         from zflow.daemon.identity import DAEMON_ENV, SITE_ENV
         from zflow.daemon.runner import DaemonRunner, localize
         from zflow.dataflow.graph import Graph
 
-        if not nodes:
-            return
         self._authorize(rec)
         graph = Graph.from_dict(rec.graph)
         files_dirs: dict[str, str] = {}
@@ -436,99 +328,7 @@ class Daemon:
         runner = DaemonRunner(graph, opts, node_ids=nodes, wait_start=wait_start,
                               supervisor=self.supervisor, pythons=pythons, env=env)
         runner.start()
-        self.runners.setdefault(rec.key, []).append(runner)
-
-    def _stop_runners(self, key: str) -> None:
-        for runner in self.runners.pop(key, []):
-            runner.stop(timeout=3.0)
-
-    def _stop_all_runners(self) -> None:
-        with self._lock:
-            for key in list(self.runners):
-                self._stop_runners(key)
-
-    # -- resume, reconciliation and failure handling --------------------------------------------
-    def _newest(self, rec: InstanceRecord) -> InstanceRecord:
-        """The newest copy of a record among this daemon and the other participants that answer."""
-        newest = rec
-        for d in sorted(rec.daemons() - {self.cfg.id}):
-            with contextlib.suppress(RuntimeFailure, KeyError):
-                other = InstanceRecord.from_dict(self.client.call(
-                    d, "instances/get", {"flow": rec.flow, "instance": rec.instance}, timeout=2.0)["record"])
-                if other.revision > newest.revision:
-                    newest = other
-        return newest
-
-    def _resume(self) -> None:
-        """Pick up persisted instances, preferring a newer copy held by another daemon."""
-        for rec in self.store.load_all():
-            newest = self._newest(rec)
-            newest.adopt_events(rec)
-            self.records[rec.key] = newest
-            self.store.save(newest)
-            if newest.state != "stopped":
-                mine = newest.nodes_on(self.cfg.id)
-                self.log(f"resuming {newest.key}: {', '.join(mine) or '(no nodes here)'}")
-                try:
-                    self._run(newest, mine, wait_start=newest.state == "loaded")
-                except (UserError, RuntimeFailure) as exc:
-                    self.log(f"cannot resume {newest.key}: {exc}")
-
-    def _reconcile(self) -> None:
-        """After a partition heals: adopt newer records (nodes moved away while we were cut off stop)."""
-        self._reconcile_pending.clear()
-        with self._lock:
-            records = list(self.records.values())
-        for rec in records:
-            newest = self._newest(rec)
-            if newest.revision > rec.revision:
-                self.log(f"{rec.key}: adopting revision {newest.revision} from a peer")
-                self.update_instance({"record": newest.to_dict()})
-
-    def _connected(self) -> bool:
-        """A client daemon cut off from its router must not act on the others' disappearance."""
-        if self.opts.mode != "client":
-            return True
-        return bool(self.session.info.routers_zid())
-
-    def _on_daemon_token(self, sample: Any) -> None:
-        other = str(sample.key_expr).rsplit("/", 1)[-1]
-        if other == self.cfg.id:
-            return
-        if sample.kind == zenoh.SampleKind.DELETE:
-            self.log(f"daemon {other} is gone")
-            self._pool.submit(self._on_daemon_lost, other)
-        elif self.ready.is_set() and not self._reconcile_pending.is_set():
-            self._reconcile_pending.set()
-            self._pool.submit(self._reconcile)
-
-    def _on_daemon_lost(self, lost: str) -> None:
-        from zflow.daemon.deploy import replace_lost_nodes
-
-        time.sleep(0.2)
-        if not self._connected():
-            self.log(f"daemon {lost} gone while this daemon has no router: not re-placing")
-            return
-        alive = set(self.client.alive())
-        for _ in range(10):  # a liveliness query that timed out under load says nothing: ask again
-            if self.cfg.id in alive or not self._connected():
-                break
-            time.sleep(0.3)
-            alive = set(self.client.alive())
-        if lost in alive or self.cfg.id not in alive:
-            self.log(f"daemon {lost}'s token went away but the alive set is {sorted(alive)}: not acting")
-            return
-        with self._lock:
-            affected = [r for r in self.records.values() if lost in r.daemons() and r.state != "stopped"]
-        for rec in affected:
-            survivors = sorted(((rec.daemons() - {lost}) & alive) | {self.cfg.id})
-            if survivors[0] != self.cfg.id:
-                continue  # the lowest-id survivor leads; it will send us the new record
-            self.log(f"daemon {lost} lost: {rec.key} had {', '.join(rec.nodes_on(lost))} there")
-            try:
-                replace_lost_nodes(self.session, rec, lost, alive, secret=self.secret, local=self)
-            except Exception as exc:
-                self.log(f"re-placing {rec.key} failed: {exc}")
+        return runner
 
 
 def run_daemon(identity: Identity, echo: bool = True, secret_file: str | None = None,

@@ -1,7 +1,11 @@
-"""Instance records: what a daemon persists so that a restart resumes what it was running.
+"""Instance records: what every daemon keeps (a replica, see ``replica.py``) and persists.
 
-Every daemon involved in an instance holds the whole record (graph, placement, policy,
-events); ``revision`` grows with each change so a daemon coming back adopts the newest copy.
+A record holds the whole instance (graph, placement, policy, events). Its version orders
+copies: ``created`` (a re-created instance beats the tombstone of the one deleted before),
+then ``generation`` (the epoch, bumped on every re-placement: a daemon never runs nodes for an
+older one), then ``revision`` (every change), then the writer's id (two daemons that changed
+the same revision at once agree on one copy). Events are merged across copies: each daemon
+records what happens to its own node hosts, and a newer record must not erase that.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ class InstanceRecord:
     placement: dict[str, str]  # node -> "daemon/pool"
     policy: str = "weighted"
     on_daemon_loss: OnLoss = "replace"
-    state: str = "loaded"  # loaded | running | stopped
+    state: str = "loaded"  # loaded | running | stopped | deleted (a tombstone)
     revision: int = 0
+    generation: int = 0  # bumped on every re-placement; fences daemons that come back
+    writer: str = ""  # the daemon (or deployer) that wrote this revision
     trusted: list[str] | None = None  # daemons whose token was verified (None: open cluster)
     signature: dict[str, str] | None = None  # the deployer's, over flow, instance and graph (signing.py)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -42,6 +48,13 @@ class InstanceRecord:
 
     def nodes_on(self, daemon: str) -> list[str]:
         return sorted(n for n, p in self.placement.items() if p.split("/", 1)[0] == daemon)
+
+    @property
+    def version(self) -> tuple[float, int, int, str]:
+        return (self.created, self.generation, self.revision, self.writer)
+
+    def newer_than(self, other: InstanceRecord | None) -> bool:
+        return other is None or self.version > other.version
 
     def event(self, what: str, **details: Any) -> None:
         """Append an event; ``details`` (node, daemon, exit code, log lines...) stay machine-readable."""
@@ -59,6 +72,34 @@ class InstanceRecord:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> InstanceRecord:
         return InstanceRecord(**d)
+
+
+def newest(records: list[InstanceRecord]) -> InstanceRecord | None:
+    """The newest copy, carrying the events of all of them."""
+    best = max(records, key=lambda r: r.version, default=None)
+    if best is not None:
+        best = InstanceRecord.from_dict(best.to_dict())
+        best.adopt_events(*records)
+    return best
+
+
+RUNNING_STATES = ("starting", "running", "restarting")
+
+
+def health(rec: InstanceRecord, states: dict[str, str]) -> tuple[str, list[str]]:
+    """What an instance really is, from its record and the live state of each node as reported
+    by the daemon the record places it on: ``running`` (every node runs), ``degraded`` (some do
+    not), ``failed`` (none does), ``finished`` (every node ended by itself), or the record's
+    own ``loaded``/``stopped``. Also the nodes that are not running, with why."""
+    if rec.state != "running":
+        return rec.state, []
+    down = [f"{n} ({states.get(n, 'not running')})" for n in sorted(rec.placement)
+            if states.get(n) not in (*RUNNING_STATES, "exited")]
+    if not down:
+        ended = all(states.get(n) == "exited" for n in rec.placement)
+        return ("finished" if ended and rec.placement else "running"), []
+    up = [n for n in rec.placement if states.get(n) in RUNNING_STATES]
+    return ("degraded" if up else "failed"), down
 
 
 def merge_events(*lists: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -616,7 +616,9 @@ class Host:
                 self.run_async(self._drain_async(rt, result))
             elif inspect.iscoroutine(result):
                 self.run_async(result)
-            if not self.stop_event.is_set():
+            # A source cut short by a stop (signal, stop signal, its daemon gone) has not ended
+            # its stream: no end-of-stream mark, so consumers wait for its replacement.
+            if not self.stopping:
                 rt.finish()
         except BaseException as exc:
             self.fail(rt.spec.id, exc)

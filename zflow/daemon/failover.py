@@ -1,0 +1,195 @@
+"""Losing a daemon: who acts, and how its nodes are re-placed.
+
+Every daemon watches the others' liveliness tokens and holds a replica of every instance
+record, so when one goes away the *lowest-id live daemon* leads for every instance (also for
+instances none of whose nodes it runs, and when every node was on the lost daemon). For each
+instance with nodes on daemons that are no longer alive it applies the instance's policy:
+
+- ``replace``: place those nodes again (the scheduler, the instance's trusted daemons), bump the
+  instance **generation**, write the record to the replicated storage and send it with
+  ``instances/update`` to the daemons that must start nodes; sources say whether they resume
+  from a checkpoint or start over;
+- ``stop``: put the instance's stop signal; ``ignore``: record the loss.
+
+A daemon that comes back learns the current generation from any replica (``Replica.sync``)
+before resuming anything, and stops hosts of nodes that a newer generation moved away.
+A client daemon that has lost its router does not act: it cannot tell who is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any
+
+import zenoh
+
+from zflow import keyexprs
+from zflow.daemon.client import ControlClient
+from zflow.daemon.instances import source_events
+from zflow.daemon.state import InstanceRecord
+
+UPDATE_TIMEOUT = 180.0
+RECHECK_S = 0.3  # between the two liveliness queries that must both miss a daemon  # a daemon may have to fetch a bundle and pip-install its requirements
+
+
+class Failover:
+    def __init__(self, daemon: Any):
+        self.daemon = daemon
+        self.id: str = daemon.cfg.id
+        self._reconcile_pending = False
+        self._lock = threading.Lock()  # one handling at a time: a second loss sees the first's result
+
+    # -- watching tokens ----------------------------------------------------------------------------
+    def on_daemon_token(self, sample: Any) -> None:
+        """On Zenoh's thread: hand over at once."""
+        other = str(sample.key_expr).rsplit("/", 1)[-1]
+        if other == self.id:
+            return
+        if sample.kind == zenoh.SampleKind.DELETE:
+            self.daemon.log(f"daemon {other} is gone")
+            self.daemon.submit(self.on_daemon_lost, other)
+        elif self.daemon.ready.is_set() and not self._reconcile_pending:
+            self._reconcile_pending = True
+            self.daemon.submit(self.reconcile)
+
+    def connected(self) -> bool:
+        if self.daemon.opts.mode != "client":
+            return True
+        return bool(self.daemon.session.info.routers_zid())
+
+    def _alive(self) -> set[str] | None:
+        """The live daemons. A liveliness query under load can come back short, and acting on a
+        daemon wrongly taken for dead moves (and restarts) its nodes: a daemon counts as dead
+        only when two queries ``RECHECK_S`` apart both miss it, and this one must be in both."""
+        client = ControlClient(self.daemon.session)
+        sets: list[set[str]] = []
+        for attempt in range(2):
+            if attempt:
+                time.sleep(RECHECK_S)
+            alive = set(client.alive())
+            for _ in range(10):
+                if self.id in alive or not self.connected():
+                    break
+                time.sleep(0.3)
+                alive = set(client.alive())
+            if self.id not in alive:
+                return None
+            sets.append(alive)
+        return sets[0] | sets[1]
+
+    def on_daemon_lost(self, lost: str) -> None:
+        time.sleep(0.2)
+        if not self.connected():
+            self.daemon.log(f"daemon {lost} gone while this daemon has no router: not re-placing")
+            return
+        alive = self._alive()
+        if alive is None or lost in alive:
+            self.daemon.log(f"daemon {lost}'s token went away but the alive set is {sorted(alive or ())}: "
+                            "not acting")
+            return
+        self.handle_dead(alive, lost)
+
+    def reconcile(self) -> None:
+        """A daemon appeared (or a partition healed): take newer records from the other replicas
+        (hosts of nodes moved away meanwhile stop); the leader retries nodes left unplaced."""
+        self._reconcile_pending = False
+        for rec in self.daemon.replica.sync():
+            self.daemon.log(f"{rec.key}: adopting generation {rec.generation} revision {rec.revision} from a peer")
+            self.daemon.manager.fence(rec)
+        alive = self._alive() if self.connected() else None
+        if alive is not None:
+            self.handle_dead(alive, None)
+
+    # -- acting as the leader ------------------------------------------------------------------------
+    def handle_dead(self, alive: set[str], lost: str | None) -> None:
+        """If this daemon leads (lowest live id), deal with every instance that has nodes on
+        daemons that are not alive; ``lost`` is the daemon whose loss was just seen."""
+        if min(alive) != self.id:
+            return
+        with self._lock:
+            self._handle_dead(alive, lost)
+
+    def _handle_dead(self, alive: set[str], lost: str | None) -> None:
+        for rec in list(self.daemon.replica.live().values()):
+            if rec.state not in ("running", "loaded"):
+                continue
+            dead = sorted(rec.daemons() - alive)
+            if not dead or (lost is None and rec.on_daemon_loss != "replace"):
+                continue
+            if rec.on_daemon_loss != "replace" and lost not in dead:
+                continue
+            self.daemon.log(f"{rec.key}: nodes on {', '.join(dead)}, which are gone: "
+                            f"{rec.on_daemon_loss} (this daemon leads)")
+            try:
+                self.replace(rec, dead, alive, lost)
+            except Exception as exc:
+                self.daemon.log(f"re-placing {rec.key} failed: {exc}")
+
+    def replace(self, rec: InstanceRecord, dead: list[str], alive: set[str], lost: str | None) -> InstanceRecord:
+        from zflow.daemon.deploy import group_demands
+        from zflow.dataflow.graph import Graph
+        from zflow.scheduler.service import request_placement
+
+        new = InstanceRecord.from_dict(rec.to_dict())
+        lost_nodes = sorted(n for d in dead for n in rec.nodes_on(d))
+        moved: dict[str, str] = {}
+        if rec.on_daemon_loss == "ignore":  # each loss recorded once, also one whose leader died first
+            told = {e.get("daemon") for e in rec.events if e.get("kind") == "daemon-lost"}
+            for gone in (g for g in dead if g not in told):
+                new.event(f"daemon {gone} lost; nodes {', '.join(rec.nodes_on(gone))} left unplaced "
+                          "(on_daemon_loss: ignore)", kind="daemon-lost", daemon=gone)
+        elif rec.on_daemon_loss == "stop":
+            self.daemon.session.put(keyexprs.instance_ctl(rec.flow, rec.instance, "stop"), b"")
+            new.state = "stopped"
+            new.event(f"daemon {lost} lost; instance stopped (on_daemon_loss: stop)", kind="daemon-lost",
+                      daemon=lost)
+        else:
+            graph = Graph.from_dict(rec.graph)
+            demands, members = group_demands(graph, lost_nodes, exclude=dead)
+            decisions, _ = request_placement(self.daemon.session, demands, rec.policy, trusted=rec.trusted,
+                                             secret=self.daemon.secret)
+            for d in decisions:
+                for m in members[d.node]:
+                    was = rec.placement[m].split("/", 1)[0]
+                    if d.pool and d.daemon:
+                        new.placement[m] = d.pool
+                        moved[m] = d.daemon
+                        new.event(f"daemon {was} lost; node {m} re-placed on {d.daemon}", kind="node-replaced",
+                                  node=m, daemon=d.daemon)
+                    else:
+                        why = "; ".join(f"{k}: {v}" for k, v in d.rejected.items()) or "no daemon left"
+                        new.event(f"daemon {was} lost; node {m} could not be re-placed: {why}",
+                                  kind="node-unplaced", node=m)
+            for where in sorted(set(moved.values())):
+                for what in source_events(rec, sorted(n for n, w in moved.items() if w == where), where):
+                    new.event(what, kind="source-restarted", daemon=where)
+            if moved:
+                new.generation += 1
+        committed = self.daemon.replica.commit(new)
+        self.daemon.log(f"{rec.key}: generation {committed.generation}: "
+                        + "; ".join(e["what"] for e in committed.events[-max(1, len(lost_nodes)):]))
+        self.daemon.manager.fence(committed)
+        self._send(committed, sorted(set(moved.values())))
+        return committed
+
+    def _send(self, rec: InstanceRecord, targets: list[str]) -> None:
+        """Tell the daemons that must start re-placed nodes (the record is also in the storage)."""
+        client = ControlClient(self.daemon.session)
+        request = {"record": rec.to_dict()}
+        for target in targets:
+            try:
+                if target == self.id:
+                    self.daemon.manager.update_instance(request)
+                else:
+                    client.call(target, "instances/update", request, timeout=UPDATE_TIMEOUT)
+            except Exception as exc:  # RuntimeFailure or worse; status shows the node not running
+                self.daemon.log(f"{rec.key}: daemon {target} did not take its re-placed nodes: {exc}")
+                with contextlib.suppress(Exception):
+                    cur = self.daemon.replica.get(rec.key)
+                    if cur is not None:
+                        note = InstanceRecord.from_dict(cur.to_dict())
+                        note.event(f"daemon {target} did not start its re-placed nodes: {exc}", kind="node-unplaced",
+                                   daemon=target)
+                        self.daemon.replica.commit(note)
