@@ -434,7 +434,7 @@ def test_a_record_planted_on_disk_is_not_resumed(router, tmp_path: Path) -> None
     with in_process_daemons(router, tmp_path, "edge-1") as (daemon,):
         assert wait_until(lambda: any("cannot resume evil/p1" in line and "not signed" in line
                                       for line in daemon.logs), 10)
-        assert not daemon.runners
+        assert not any(daemon.manager.runners.values())
     assert not marker.exists()
 
 
