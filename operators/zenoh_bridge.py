@@ -10,6 +10,18 @@ Configuration:
         behind, ``block`` pushes back on Zenoh (reliable publishers slow down), and
         ``drop_oldest`` keeps the newest ``queue_size`` samples.
 
+What ``block`` guarantees on the way in: a Zenoh subscriber cannot push back on a remote
+publisher beyond its own channel. The bridge subscribes on a session of its own (so a full
+channel never holds up the host's control and credit traffic) with a FIFO channel that waits
+when full; Zenoh's receive task then stops reading, the router's queue towards the bridge fills,
+and an external publisher that uses ``CongestionControl.BLOCK`` and reliable transport slows
+down: nothing is lost, in order, as long as the bridge's session lives. A publisher with
+``DROP`` (zenoh-python's default for ``session.put``) may lose samples before they reach the
+bridge, and a flow that stalls the bridge longer than the Zenoh lease (10 s by default) has its
+session closed by Zenoh, which loses what was queued on it. Everything after the bridge is a
+zflow link with zflow's guarantees. On the way out, ``zenoh-publish`` puts with ``BLOCK`` and
+reliable transport, so a slow external subscriber slows the flow instead of losing data.
+
 Payloads are decoded by the codec from their Zenoh encoding (msgpack, JSON, text; anything
 else arrives as bytes); deletions on the subscribed keys are ignored.
 
@@ -44,7 +56,9 @@ class ZenohSubscribe(Source):
             return zenoh.handlers.RingChannel(cfg.queue_size)
 
         self.error: BaseException | None = None
-        self.subs = {port: ctx.session.declare_subscriber(key, channel()) for port, key in cfg.keys.items()}
+        self.own = ctx.open_session() if ctx.open_session is not None else None
+        session = self.own if self.own is not None else ctx.session
+        self.subs = {port: session.declare_subscriber(key, channel()) for port, key in cfg.keys.items()}
 
     def run(self, ctx: Context) -> None:
         readers = [threading.Thread(target=self._read, args=(ctx, port, sub), daemon=True,
@@ -58,8 +72,11 @@ class ZenohSubscribe(Source):
 
     def teardown(self, ctx: Context) -> None:
         # Undeclaring a subscriber while its reader is blocked in recv() raises "Already
-        # borrowed"; the host's session.close() undeclares them all and ends the readers.
+        # borrowed"; closing the session undeclares them all and ends the readers.
         self.subs = {}
+        own, self.own = getattr(self, "own", None), None
+        if own is not None:
+            own.close()
 
     def _read(self, ctx: Context, port: str, sub: Any) -> None:
         decode, put = codec.decode, ctx.put
@@ -92,7 +109,9 @@ class ZenohPublish(Sink):
 
     def setup(self, ctx: Context) -> None:
         self.cfg = parse_config(PublishConfig, ctx, "zenoh-publish")
-        self._pubs = {port: ctx.session.declare_publisher(key) for port, key in self.cfg.keys.items()}
+        self._pubs = {port: ctx.session.declare_publisher(
+            key, congestion_control=zenoh.CongestionControl.BLOCK, reliability=zenoh.Reliability.RELIABLE)
+            for port, key in self.cfg.keys.items()}
 
     def on_input(self, port: str, value: Any, ctx: Context) -> None:
         payload, content_type = codec.encode(value)
