@@ -435,9 +435,9 @@ class Host:
                 keyexprs.instance_ctl(self.graph.flow, self.graph.instance, "stop"),
                 lambda _s: self.stop()))
             for node_id, rt in self.runtimes.items():
+                key = keyexprs.node_stats(self.graph.flow, self.graph.instance, node_id)
                 self._subscribers.append(self.session.declare_queryable(
-                    keyexprs.node_stats(self.graph.flow, self.graph.instance, node_id),
-                    lambda query, rt=rt: query.reply(query.key_expr, rt.stats().to_json())))
+                    key, lambda query, rt=rt, key=key: query.reply(key, rt.stats().to_json())))
             for node_id in self.runtimes:
                 self._tokens.append(self.session.liveliness().declare_token(
                     keyexprs.node_alive(self.graph.flow, self.graph.instance, node_id)))
