@@ -40,6 +40,8 @@ from operators.configs import PublishConfig, SubscribeConfig
 from zflow import codec
 from zflow.runtime.api import Context, Sink, Source
 
+_ENCODINGS = {codec.OCTET: zenoh.Encoding(codec.OCTET), codec.MSGPACK: zenoh.Encoding(codec.MSGPACK)}
+
 
 class ZenohSubscribe(Source):
     """Emits every sample put on the configured key expressions, on the key's port."""
@@ -110,12 +112,16 @@ class ZenohPublish(Sink):
     def setup(self, ctx: Context) -> None:
         self.cfg = parse_config(PublishConfig, ctx, "zenoh-publish")
         self._pubs = {port: ctx.session.declare_publisher(
-            key, congestion_control=zenoh.CongestionControl.BLOCK, reliability=zenoh.Reliability.RELIABLE)
+            key, encoding=_ENCODINGS[codec.OCTET], congestion_control=zenoh.CongestionControl.BLOCK,
+            reliability=zenoh.Reliability.RELIABLE)
             for port, key in self.cfg.keys.items()}
 
     def on_input(self, port: str, value: Any, ctx: Context) -> None:
+        if type(value) is bytes:  # the publisher's default encoding is octet-stream
+            self._pubs[port].put(value)
+            return
         payload, content_type = codec.encode(value)
-        self._pubs[port].put(payload, encoding=content_type)
+        self._pubs[port].put(payload, encoding=_ENCODINGS[content_type])
 
     def teardown(self, ctx: Context) -> None:
         for pub in getattr(self, "_pubs", {}).values():

@@ -714,7 +714,7 @@ class Host:
         up = rt.spec.inputs[port].upstream
         assert up is not None
         credit_key = keyexprs.credit(self.graph.flow, self.graph.instance, up.node, up.output, rt.spec.id, port)
-        step = max(1, stats.queue_size // 2)
+        step = max(1, stats.queue_size // 4)
         next_credit = step
         send_credit = self._send_credit
         try:
