@@ -4,16 +4,17 @@
 Configuration:
     keys ({port: key expression}, required): what to subscribe to / publish on; the
         descriptor's ``zenoh-subscribers: {raw: "site1/**"}`` fills it in.
-    queue_size (int >= 1, default 1024, subscribe only): samples buffered per key in a
-        bounded Zenoh channel (never in a Zenoh callback, which must stay short).
+    queue_size (int >= 1, default 1024, subscribe only): with ``drop_oldest``, samples kept
+        per key in a bounded Zenoh ring channel (``block`` forwards each sample as it comes and
+        buffers in the flow's link instead).
     policy ("block" | "drop_oldest", default "block", subscribe only): when the flow falls
         behind, ``block`` pushes back on Zenoh (reliable publishers slow down), and
         ``drop_oldest`` keeps the newest ``queue_size`` samples.
 
 What ``block`` guarantees on the way in: a Zenoh subscriber cannot push back on a remote
-publisher beyond its own channel. The bridge subscribes on a session of its own (so a full
-channel never holds up the host's control and credit traffic) with a FIFO channel that waits
-when full; Zenoh's receive task then stops reading, the router's queue towards the bridge fills,
+publisher beyond its own channel. The bridge subscribes on a session of its own (so waiting
+never holds up the host's control and credit traffic) and forwards from Zenoh's callback, which
+waits while the flow behind it is full; Zenoh's receive task then stops reading, the router's queue towards the bridge fills,
 and an external publisher that uses ``CongestionControl.BLOCK`` and reliable transport slows
 down: nothing is lost, in order, as long as the bridge's session lives. A publisher with
 ``DROP`` (zenoh-python's default for ``session.put``) may lose samples before they reach the
@@ -40,6 +41,7 @@ from operators.configs import PublishConfig, SubscribeConfig
 from zflow import codec
 from zflow.runtime.api import Context, Sink, Source
 
+_DELETE = zenoh.SampleKind.DELETE
 _ENCODINGS = {codec.OCTET: zenoh.Encoding(codec.OCTET), codec.MSGPACK: zenoh.Encoding(codec.MSGPACK)}
 
 
@@ -52,25 +54,59 @@ class ZenohSubscribe(Source):
         """Subscribe before the flow is ready, so nothing put after start-up is missed."""
         cfg = self.cfg = parse_config(SubscribeConfig, ctx, "zenoh-subscribe")
 
-        def channel() -> Any:
-            if cfg.policy == "block":
-                return zenoh.handlers.FifoChannel(cfg.queue_size)
-            return zenoh.handlers.RingChannel(cfg.queue_size)
-
         self.error: BaseException | None = None
+        self.started = threading.Event()
+        self.bad = 0
         self.own = ctx.open_session() if ctx.open_session is not None else None
         session = self.own if self.own is not None else ctx.session
-        self.subs = {port: session.declare_subscriber(key, channel()) for port, key in cfg.keys.items()}
+        if cfg.policy == "block":
+            # Forward from Zenoh's callback, on the bridge's own session: no thread hop, and
+            # waiting in it (the flow is full) is exactly the push-back ``block`` asks for.
+            self.subs = {port: session.declare_subscriber(key, self._forwarder(ctx, port))
+                         for port, key in cfg.keys.items()}
+        else:
+            self.subs = {port: session.declare_subscriber(key, zenoh.handlers.RingChannel(cfg.queue_size))
+                         for port, key in cfg.keys.items()}
 
     def run(self, ctx: Context) -> None:
-        readers = [threading.Thread(target=self._read, args=(ctx, port, sub), daemon=True,
-                                    name=f"zenoh-subscribe:{ctx.node}.{port}") for port, sub in self.subs.items()]
+        self.started.set()
+        readers = [] if self.cfg.policy == "block" else [
+            threading.Thread(target=self._read, args=(ctx, port, sub), daemon=True,
+                             name=f"zenoh-subscribe:{ctx.node}.{port}") for port, sub in self.subs.items()]
         for reader in readers:
             reader.start()
         while self.error is None and ctx.sleep(0.1):
             pass
         if self.error is not None:
             raise self.error
+
+    def _forwarder(self, ctx: Context, port: str) -> Any:
+        decode, put, started = codec.decode, ctx.put, self.started
+
+        def on_sample(sample: Any) -> None:
+            while not started.is_set():  # samples before the flow starts wait (and push back)
+                if not ctx.sleep(0.05):
+                    return
+            if sample.kind == _DELETE:
+                return
+            try:
+                value = decode(sample.payload.to_bytes(), str(sample.encoding))
+            except Exception as exc:  # the outside world sent garbage: skip it, say so
+                self._skipped(ctx, sample, exc)
+                return
+            try:
+                put(port, value)
+            except BaseException as exc:
+                if ctx.running and self.error is None:
+                    self.error = exc
+
+        return on_sample
+
+    def _skipped(self, ctx: Context, sample: Any, exc: Exception) -> None:
+        self.bad += 1
+        if self.bad & (self.bad - 1) == 0:  # 1st, 2nd, 4th, 8th... bad sample
+            ctx.log.warning("%s: skipped %d undecodable sample(s) on %s (last: %s)",
+                            ctx.node, self.bad, sample.key_expr, exc)
 
     def teardown(self, ctx: Context) -> None:
         # Undeclaring a subscriber while its reader is blocked in recv() raises "Already
@@ -82,22 +118,18 @@ class ZenohSubscribe(Source):
 
     def _read(self, ctx: Context, port: str, sub: Any) -> None:
         decode, put = codec.decode, ctx.put
-        bad = 0
         try:
             while True:
                 try:
                     sample = sub.recv()
                 except zenoh.ZError:
                     return
-                if sample.kind == zenoh.SampleKind.DELETE:
+                if sample.kind == _DELETE:
                     continue
                 try:
                     value = decode(sample.payload.to_bytes(), str(sample.encoding))
                 except Exception as exc:  # the outside world sent garbage: skip it, say so
-                    bad += 1
-                    if bad & (bad - 1) == 0:  # 1st, 2nd, 4th, 8th... bad sample
-                        ctx.log.warning("%s: skipped %d undecodable sample(s) on %s (last: %s)",
-                                        ctx.node, bad, sample.key_expr, exc)
+                    self._skipped(ctx, sample, exc)
                     continue
                 put(port, value)
         except BaseException as exc:

@@ -77,20 +77,23 @@ def _in_thread(g, lines: list[str]):
 
 
 def test_block_loses_nothing_while_the_consumer_host_is_sigstopped(tmp_path):
+    """Old main: the router's queue towards the frozen host stayed full for more than Zenoh's 5 s
+    and the link was closed with what was queued on it."""
     lines: list[str] = []
-    thread, box = _in_thread(_flow(tmp_path, 3000, delay=0.001), lines)
+    n = 400
+    thread, box = _in_thread(_flow(tmp_path, n, size=100_000), lines)
     pid = _pid(tmp_path / "out.pid", thread)
     while len(_seqs(tmp_path / "out")) < 10:
         time.sleep(0.02)
     os.kill(pid, signal.SIGSTOP)
     try:
-        time.sleep(6)  # longer than Zenoh's 5 s wait before closing a blocked link; within the lease
+        time.sleep(7)  # longer than Zenoh's 5 s wait before closing a blocked link; within the lease
     finally:
         os.kill(pid, signal.SIGCONT)
     thread.join(SAFETY_S + 30)
     result = box["result"]
     assert not result.stopped and result.exit_code == 0, lines
-    assert _seqs(tmp_path / "out") == list(range(3000))
+    assert _seqs(tmp_path / "out") == list(range(n))
 
 
 def test_a_consumer_killed_while_stalled_does_not_hang_its_producer(tmp_path, router, zsession):
@@ -189,38 +192,42 @@ def _bridge():
     }, base_dir=str(Path(__file__).parent), source_file="bridge.yaml")
 
 
-def test_the_zenoh_bridge_loses_nothing_under_block_with_a_slow_subscriber(router, zsession):
-    """Old main: the bridge's publisher used Zenoh's default DROP: whole ranges vanished, unlogged."""
-    n = 4000
+def test_the_zenoh_bridge_loses_nothing_under_block_with_a_stalling_subscriber(router):
+    """Old main: the bridge's publisher used Zenoh's default DROP: while the external subscriber
+    stalled, whole ranges vanished, and nothing was logged."""
+    from zflow.transport import open_session
+
+    n, size = 600, 65536
     seen: list[int] = []
-    sub = zsession.declare_subscriber("dp/out", zenoh.handlers.FifoChannel(16))
     done = threading.Event()
-
-    def consume() -> None:  # a subscriber slower than the flow: the bridge must wait for it
-        while len(seen) < n:
-            try:
-                sample = sub.recv()
-            except zenoh.ZError:
-                return
-            seen.append(SEQ.unpack_from(sample.payload.to_bytes())[0])
-            if len(seen) % 100 == 0:
-                time.sleep(0.02)
-        done.set()
-
-    reader = threading.Thread(target=consume, daemon=True)
-    reader.start()
     stop = threading.Event()
+    with open_session(router.client_options()) as pub_session, \
+            open_session(router.client_options()) as sub_session:
+        sub = sub_session.declare_subscriber("dp/out", zenoh.handlers.FifoChannel(16))
 
-    def on_ready(_session) -> None:
-        pub = zsession.declare_publisher("dp/in", congestion_control=zenoh.CongestionControl.BLOCK,
-                                         reliability=zenoh.Reliability.RELIABLE)
-        body = bytes(1016)
-        for i in range(n):
-            pub.put(SEQ.pack(i) + body)
-        threading.Thread(target=lambda: (done.wait(60), stop.set()), daemon=True).start()
+        def consume() -> None:  # stalls 3 s early on: the bridge must wait for it
+            while len(seen) < n:
+                try:
+                    sample = sub.recv()
+                except zenoh.ZError:
+                    return
+                seen.append(SEQ.unpack_from(sample.payload.to_bytes())[0])
+                if len(seen) == 20:
+                    time.sleep(3)
+            done.set()
 
-    result = run_flow(_bridge(), connect=[router.endpoint], log=None, stop=stop, on_ready=on_ready,
-                      duration=SAFETY_S)
+        threading.Thread(target=consume, daemon=True).start()
+
+        def on_ready(_session) -> None:
+            pub = pub_session.declare_publisher("dp/in", congestion_control=zenoh.CongestionControl.BLOCK,
+                                                reliability=zenoh.Reliability.RELIABLE)
+            body = bytes(size - SEQ.size)
+            for i in range(n):
+                pub.put(SEQ.pack(i) + body)
+            threading.Thread(target=lambda: (done.wait(60), stop.set()), daemon=True).start()
+
+        result = run_flow(_bridge(), connect=[router.endpoint], log=None, stop=stop, on_ready=on_ready,
+                          duration=SAFETY_S)
     assert done.is_set(), f"{len(seen)} of {n} arrived; missing from {sorted(set(range(n)) - set(seen))[:5]}"
     assert seen == list(range(n))
     assert result.exit_code == 0

@@ -154,8 +154,8 @@ class _Output:
     what is there, so an unheard output costs nothing and a lone consumer is a direct call.
     """
 
-    __slots__ = ("base", "limit", "listener", "local", "lock", "owner", "publish", "publisher", "remote",
-                 "send", "sent", "spec", "taken", "windows")
+    __slots__ = ("base", "incarnation", "limit", "listener", "local", "lock", "owner", "publish", "publisher",
+                 "remote", "retired", "send", "sent", "spec", "taken", "windows")
 
     def __init__(self, spec: OutputSpec, owner: _NodeRuntime):
         self.spec = spec
@@ -173,6 +173,8 @@ class _Output:
         self.windows: dict[tuple[str, str], int] = {}
         self.taken: dict[tuple[str, str], int] = {}
         self.base: dict[tuple[str, str], int] = {}
+        self.incarnation: dict[tuple[str, str], str] = {}
+        self.retired: dict[tuple[str, str], set[str]] = {}
         self.limit: float = math.inf
 
     def set_tapped(self, tapped: bool) -> None:
@@ -386,7 +388,8 @@ class Host:
         self._receipts: set[tuple[str, str, str, str]] = set()
         self._receipts_changed = threading.Condition()
         self._gone_since: dict[str, float] = {}
-        self._reported_gone: set[tuple[str, str]] = set()  # nodes of this instance whose token went, since when
+        self._reported_gone: set[tuple[str, str]] = set()
+        self.incarnation = os.urandom(6).hex()  # tells this process's credits from a predecessor's  # nodes of this instance whose token went, since when
         self._seen_alive: set[str] = set()
         self._loop_lock = threading.Lock()
 
@@ -472,7 +475,8 @@ class Host:
             key = str(sample.key_expr)
             credit = keyexprs.parse_credit(key)
             if credit is not None:
-                self._on_credit(credit, int(sample.payload.to_bytes()))
+                incarnation, _, taken = sample.payload.to_bytes().decode().partition(" ")
+                self._on_credit(credit, incarnation, int(taken))
                 return
             receipt = keyexprs.parse_eos_ack(key)
             if receipt is not None:
@@ -487,8 +491,7 @@ class Host:
                     if sample.kind == _DELETE:
                         self._gone_since.setdefault(node, time.monotonic())
                     else:
-                        if self._gone_since.pop(node, None) is not None:
-                            self._consumer_back(node)
+                        self._gone_since.pop(node, None)
                         self._seen_alive.add(node)
                     self._receipts_changed.notify_all()
 
@@ -498,28 +501,31 @@ class Host:
             keyexprs.node_alive(self.graph.flow, self.graph.instance), on_token, history=True))
 
     # -- credits: ``block`` across processes without blocking Zenoh ---------------------------------
-    def _on_credit(self, credit: tuple[str, str, str, str], taken: int) -> None:
+    def _on_credit(self, credit: tuple[str, str, str, str], incarnation: str, taken: int) -> None:
+        """A consumer's count of messages taken. A consumer host that restarts (or is re-placed)
+        counts from zero under a new incarnation: its count then starts from what is sent now,
+        and credits of the incarnations it replaced are ignored."""
         node, output, consumer, port = credit
         rt = self.runtimes.get(node)
         out = rt.outputs.get(output) if rt is not None else None
-        if out is None or (consumer, port) not in out.windows:
+        who = (consumer, port)
+        if out is None or who not in out.windows:
             return
         with self._receipts_changed:
-            who = (consumer, port)
+            current = out.incarnation.get(who)
+            if incarnation != current:
+                if incarnation in out.retired.setdefault(who, set()):
+                    return
+                if current is not None:  # a new consumer process took over
+                    out.retired[who].add(current)
+                    out.base[who] = out.sent - taken
+                    out.taken[who] = 0
+                out.incarnation[who] = incarnation
             taken += out.base.get(who, 0)
-            if taken > out.taken.get(who, 0):
+            if taken > out.taken.get(who, 0) or incarnation != current:
                 out.taken[who] = taken
                 self._set_limit(out)
                 self._receipts_changed.notify_all()
-
-    def _consumer_back(self, node: str) -> None:
-        """A consumer came back (restarted): it counts from zero again, from what is sent now."""
-        for rt in self.runtimes.values():
-            for out in rt.outputs.values():
-                for who in out.windows:
-                    if who[0] == node:
-                        out.base[who] = out.taken[who] = out.sent
-                self._set_limit(out)
 
     def _gone(self, node: str, now: float) -> bool:
         return now - self._gone_since.get(node, now) > EOS_GONE_GRACE_S
@@ -552,8 +558,8 @@ class Host:
                              out.owner.spec.id, out.spec.port)
 
     def _send_credit(self, key: str, taken: int) -> None:
-        self.session.put(key, str(taken).encode(), congestion_control=zenoh.CongestionControl.BLOCK,
-                         express=True)
+        self.session.put(key, f"{self.incarnation} {taken}".encode(),
+                         congestion_control=zenoh.CongestionControl.BLOCK, express=True)
 
     def _ack_end_of_stream(self, rt: _NodeRuntime, port: str) -> None:
         up = rt.spec.inputs[port].upstream
@@ -718,6 +724,7 @@ class Host:
         next_credit = step
         send_credit = self._send_credit
         try:
+            send_credit(credit_key, 0)  # announces this process: a restarted consumer is not owed credit
             while True:
                 try:
                     sample = recv()
