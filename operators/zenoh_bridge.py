@@ -42,7 +42,9 @@ from zflow import codec
 from zflow.runtime.api import Context, Sink, Source
 
 _DELETE = zenoh.SampleKind.DELETE
+_ZBYTES = zenoh.Encoding.ZENOH_BYTES  # zenoh-python's default: raw bytes, as octet-stream
 _ENCODINGS = {codec.OCTET: zenoh.Encoding(codec.OCTET), codec.MSGPACK: zenoh.Encoding(codec.MSGPACK)}
+_RAW = (_ZBYTES, _ENCODINGS[codec.OCTET])  # payloads that are the value itself
 
 
 class ZenohSubscribe(Source):
@@ -89,8 +91,10 @@ class ZenohSubscribe(Source):
                     return
             if sample.kind == _DELETE:
                 return
+            encoding = sample.encoding
             try:
-                value = decode(sample.payload.to_bytes(), str(sample.encoding))
+                value = sample.payload.to_bytes() if encoding in _RAW else \
+                    decode(sample.payload.to_bytes(), str(encoding))
             except Exception as exc:  # the outside world sent garbage: skip it, say so
                 self._skipped(ctx, sample, exc)
                 return
