@@ -3,8 +3,10 @@
 Layout (see DESIGN.md):
 
 - data plane            ``zflow/data/{flow}/{instance}/{node}/{output}``
-- end-of-stream marks   ``zflow/eos/{flow}/{instance}/{node}/{output}``
+- end-of-stream marks   ``zflow/eos/{flow}/{instance}/{node}/{output}``; a consumer's receipt
+                        ``.../{consumer}/{port}``, its ``block`` credits ``.../{consumer}/{port}/credit``
 - instance control      ``zflow/ctl/instance/{flow}/{instance}/...``
+- node statistics       ``zflow/ctl/instance/{flow}/{instance}/stats/{node}`` (queryable and final put)
 - daemon control        ``zflow/ctl/daemon/{daemon_id}/...``
 - scheduler             ``zflow/ctl/sched/...``
 - code bundles          ``zflow/ctl/bundle/{sha256}``
@@ -62,9 +64,52 @@ def eos_acks(flow: str, instance: str) -> str:
     return _join(ROOT, "eos", chunk(flow, "flow"), chunk(instance, "instance"), "**")
 
 
+def credit(flow: str, instance: str, node: str, output: str, consumer: str, port: str) -> str:
+    """A ``block`` consumer's credit: how many messages of the output it has taken so far."""
+    return _join(eos_ack(flow, instance, node, output, consumer, port), "credit")
+
+
+def parse_credit(key: str) -> tuple[str, str, str, str] | None:
+    """(node, output, consumer, port) of a :func:`credit` key, or None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 9 or parts[:2] != [ROOT, "eos"] or parts[8] != "credit":
+        return None
+    return parts[4], parts[5], parts[6], parts[7]
+
+
+def parse_eos_ack(key: str) -> tuple[str, str, str, str] | None:
+    """(node, output, consumer, port) of an :func:`eos_ack` key, or None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 8 or parts[:2] != [ROOT, "eos"]:
+        return None
+    return parts[4], parts[5], parts[6], parts[7]
+
+
 # ---- instance control ---------------------------------------------------------------------------
 def instance_ctl(flow: str, instance: str, *rest: str) -> str:
     return _join(ROOT, "ctl", "instance", chunk(flow, "flow"), chunk(instance, "instance"), *rest)
+
+
+def parse_node_alive(key: str) -> str | None:
+    """The node of a :func:`node_alive` key, or None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 6 or parts[:3] != [ROOT, "alive", "node"]:
+        return None
+    return parts[5]
+
+
+def node_stats(flow: str, instance: str, node: str = "*") -> str:
+    """A node's statistics (messages in/out, drops per input, queue depth): a queryable while
+    the node runs, and one last put when its host ends."""
+    return instance_ctl(flow, instance, "stats", node if node == "*" else chunk(node, "node"))
+
+
+def parse_node_stats(key: str) -> tuple[str, str, str] | None:
+    """(flow, instance, node) of a :func:`node_stats` key, or None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 7 or parts[:3] != [ROOT, "ctl", "instance"] or parts[5] != "stats":
+        return None
+    return parts[3], parts[4], parts[6]
 
 
 def node_alive(flow: str, instance: str, node: str = "*") -> str:

@@ -63,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
     for name, st in result.status.items():
         extra = f", {st['restarts']} restart(s)" if st["restarts"] else ""
         print(f"  {name}: {st['state']} (exit {st['exit_code']}{extra})", file=sys.stderr)
+    for line in result.drop_lines:
+        print(f"  dropped: {line}", file=sys.stderr)
     return result.exit_code
 
 

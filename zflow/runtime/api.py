@@ -72,6 +72,7 @@ class Context:
         now: Callable[[], int] | None = None,
         stop_event: threading.Event | None = None,
         session: Any = None,
+        open_session: Callable[[], Any] | None = None,
     ):
         self.flow = flow
         self.instance = instance
@@ -81,6 +82,10 @@ class Context:
         self.log = logging.getLogger(f"zflow.node.{node}")
         self.message: Message | None = None
         self.session = session  # the node host's Zenoh session, for advanced nodes
+        # Opens another session to the same Zenoh network, closed by the node: for a subscriber
+        # that may block its session (a bridge pushing back on an external publisher) without
+        # blocking the host's control and credit traffic.
+        self.open_session = open_session
         self._put = put
         self._now = now
         self._stop = stop_event or threading.Event()

@@ -2,16 +2,24 @@
 
 Data path, chosen for speed:
 
-- a link to a node in another process is a Zenoh publisher → subscriber with a bounded
-  Rust-side channel (``block`` = FIFO channel, back-pressure reaches the producer through
-  Zenoh's congestion control; ``drop_oldest``/``latest`` = ring channel); a reader thread per
-  input blocks in ``recv()`` with the GIL released;
+- a link to a node in another process is a Zenoh publisher → subscriber. ``block``: a bounded
+  Rust-side FIFO channel, back-pressure reaches the producer through Zenoh's congestion control
+  (every zflow session waits on a full queue as long as the consumer lives, see
+  ``zflow.transport.session``), a reader thread per input blocks in ``recv()`` with the GIL
+  released. ``drop_oldest``/``latest``: Zenoh's callback appends to a bounded deque (the
+  oldest falls out) and never blocks; a reader thread takes from it; arrivals - taken - depth
+  is exactly what was dropped;
 - a link to a node in the same process is a direct call: no serialisation, no queue;
 - an output is encoded and put on Zenoh only when someone outside the process listens
   (a remote consumer, or a tap found through the publisher's matching status).
 
 End of stream is a Zenoh DELETE on the output's key: it travels behind the data on the same
-key, so no sample is overtaken, and a ring channel, which drops the oldest, never drops it.
+key, so no sample is overtaken, and a dropping queue never drops it (it is a flag, not an
+entry). A producer closes only once each consumer has acknowledged it, or is gone (its node's
+liveliness token withdrawn): never on a timer while the consumer lives.
+
+Statistics (messages in/out, drops per input, queue depth) are served per node on
+``keyexprs.node_stats`` and put there once more when the host ends (``zflow.runtime.stats``).
 """
 
 from __future__ import annotations
@@ -21,12 +29,14 @@ import contextlib
 import inspect
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +49,7 @@ from zflow.dataflow.graph import Graph, InputSpec, NodeSpec, OutputSpec, QoS
 from zflow.errors import UserError
 from zflow.runtime.api import Context, Message, Node
 from zflow.runtime.loader import load_node_class, node_config
+from zflow.runtime.stats import InputStats, NodeStats
 from zflow.transport.session import SessionOptions, make_config
 
 log = logging.getLogger("zflow.host")
@@ -96,13 +107,74 @@ def _qos_kwargs(qos: QoS) -> dict[str, Any]:
     }
 
 
-def _channel(qos: QoS) -> Any:
-    if qos.policy == "block":
-        return zenoh.handlers.FifoChannel(max(1, qos.queue_size))
-    if qos.policy == "latest":
-        # Room for the newest value and the end-of-stream mark, so the last value is never lost.
-        return zenoh.handlers.RingChannel(2)
-    return zenoh.handlers.RingChannel(max(1, qos.queue_size))
+def _queue_size(qos: QoS) -> int:
+    return 1 if qos.policy == "latest" else max(1, qos.queue_size)
+
+
+def _credit_grant(queue_size: int, message_bytes: int) -> int:
+    """How many messages a ``block`` consumer lets its producer have in flight: its queue size,
+    raised up to ``CREDIT_WINDOW_MAX`` messages or ``CREDIT_BYTES`` (from the size of the
+    message in hand), whichever is fewer. A window of a few messages leaves the pipe between two
+    processes mostly empty (each credit a round trip, each empty queue a thread wake-up): 64 B
+    messages went 2.5x slower with 256; Zenoh's own buffers held about this much before."""
+    return max(queue_size, min(CREDIT_WINDOW_MAX, CREDIT_BYTES // max(1, message_bytes)))
+
+
+class _Closed(Exception):
+    """The host is shutting down: a reader stops."""
+
+
+class _DroppingQueue:
+    """The queue of a ``drop_oldest``/``latest`` input, filled by Zenoh's callback.
+
+    The callback never blocks (a slow consumer must not stall Zenoh's receive task) and does
+    the least it can: count, append. The end of stream is a flag, so it never pushes the last
+    value out. Drops are exact without a lock: ``arrived - taken - len(queue)``."""
+
+    __slots__ = ("arrived", "closed", "end", "queue", "stats", "wake")
+
+    def __init__(self, stats: InputStats):
+        self.stats = stats
+        self.queue: deque[Any] = deque(maxlen=stats.queue_size)
+        self.arrived = 0
+        self.end: Any = None  # the end-of-stream sample, once it came
+        self.closed = False
+        self.wake = threading.Event()
+
+    def on_sample(self, sample: Any) -> None:
+        if sample.kind == _DELETE:
+            self.end = sample
+        else:
+            self.arrived += 1
+            self.queue.append(sample)  # a full deque drops its oldest entry
+        if not self.wake.is_set():
+            self.wake.set()
+
+    def recv(self) -> Any:
+        """The oldest queued sample; the end-of-stream sample once the queue is drained (data
+        is always queued before the end mark comes); ``_Closed`` when the host shuts down."""
+        queue = self.queue
+        while True:
+            try:
+                return queue.popleft()
+            except IndexError:
+                pass
+            if self.end is not None and not queue:
+                return self.end
+            self.wake.clear()
+            if not queue and self.end is None:
+                if self.closed:
+                    raise _Closed
+                self.wake.wait(0.5)
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+    def refresh(self) -> None:
+        depth = len(self.queue)
+        self.stats.depth = depth
+        self.stats.dropped = max(0, self.arrived - self.stats.received - depth)
 
 
 def _drop(value: Any, metadata: dict[str, Any] | None = None) -> None:
@@ -117,7 +189,8 @@ class _Output:
     what is there, so an unheard output costs nothing and a lone consumer is a direct call.
     """
 
-    __slots__ = ("listener", "local", "lock", "owner", "publish", "publisher", "remote", "send", "spec")
+    __slots__ = ("allowed", "base", "incarnation", "limit", "listener", "local", "lock", "owner", "publish",
+                 "publisher", "remote", "retired", "send", "sent", "spec", "windows")
 
     def __init__(self, spec: OutputSpec, owner: _NodeRuntime):
         self.spec = spec
@@ -129,6 +202,16 @@ class _Output:
         self.listener: Any = None
         self.lock = threading.Lock()
         self.send: Callable[..., None] = _drop
+        self.sent = 0  # messages put on Zenoh
+        # Credits of remote ``block`` consumers, per (node, port): the queue size (the window
+        # before any credit), the count ``sent`` may reach, where a restarted consumer started
+        # over, its process's incarnation and those it replaced. ``sent`` may not pass ``limit``.
+        self.windows: dict[tuple[str, str], int] = {}
+        self.allowed: dict[tuple[str, str], int] = {}
+        self.base: dict[tuple[str, str], int] = {}
+        self.incarnation: dict[tuple[str, str], str] = {}
+        self.retired: dict[tuple[str, str], set[str]] = {}
+        self.limit: float = math.inf
 
     def set_tapped(self, tapped: bool) -> None:
         with self.lock:
@@ -141,7 +224,7 @@ class _Output:
 
     def _rebuild(self) -> None:
         delivers = [consumer.deliverer(port) for consumer, port in self.local]
-        publish = _publisher_send(self.publisher) if self.publish and self.publisher is not None else None
+        publish = _publisher_send(self) if self.publish and self.publisher is not None else None
         if not delivers:
             send = publish or _drop
         elif len(delivers) == 1 and publish is None:
@@ -156,12 +239,15 @@ class _Output:
         self.owner.output_changed(self)
 
 
-def _publisher_send(publisher: Any) -> Callable[..., None]:
-    put = publisher.put
+def _publisher_send(out: _Output) -> Callable[..., None]:
+    put = out.publisher.put
     packb = msgpack.packb
     encode = codec.encode
 
     def publish(value: Any, metadata: dict[str, Any] | None = None) -> None:
+        out.sent += 1
+        if out.sent > out.limit:  # a remote ``block`` consumer's queue is full: wait for credit
+            out.owner.host.await_credit(out)
         if metadata is None and type(value) is bytes:
             put(value)  # the publisher's default encoding is octet-stream
             return
@@ -190,6 +276,9 @@ class _NodeRuntime:
         self.loop_idle = max((spec.inputs[p].qos.loop_idle for p in self.open_feedback), default=0.0)
         self.last_feedback = 0.0
         self._watching_loop = False
+        # Inputs fed from other processes (in-process links are direct calls: no queue, no drop).
+        self.input_stats: dict[str, InputStats] = {}
+        self.dropping: dict[str, _DroppingQueue] = {}
         self.finished = threading.Event()
         self.done = False  # set once the node starts finishing: no more deliveries (hot path)
         self.ctx = Context(
@@ -202,6 +291,7 @@ class _NodeRuntime:
             now=host.now,
             stop_event=host.stop_event,
             session=host.session,
+            open_session=lambda: zenoh.open(make_config(host.spec.session)),
         )
         self.node: Node = cls()
         self.on_input: Callable[..., Any] | None = getattr(self.node, "on_input", None)
@@ -310,6 +400,13 @@ class _NodeRuntime:
             self._on_end()
         self.finish()
 
+    def stats(self, final: bool = False) -> NodeStats:
+        for queue in self.dropping.values():
+            queue.refresh()
+        return NodeStats(self.host.graph.flow, self.host.graph.instance, self.spec.id,
+                         inputs=dict(self.input_stats),
+                         outputs={p: o.sent for p, o in self.outputs.items()}, final=final)
+
     def _end_when_loop_idle(self) -> None:
         while not self.host.stop_event.wait(min(0.05, self.loop_idle)):
             with self.lock:
@@ -364,6 +461,10 @@ class Host:
         self._receipts_due: set[tuple[str, str, str, str]] = set()
         self._receipts: set[tuple[str, str, str, str]] = set()
         self._receipts_changed = threading.Condition()
+        self._gone_since: dict[str, float] = {}
+        self._reported_gone: set[tuple[str, str]] = set()
+        self.incarnation = os.urandom(6).hex()  # tells this process's credits from a predecessor's  # nodes of this instance whose token went, since when
+        self._seen_alive: set[str] = set()
         self._loop_lock = threading.Lock()
 
     # -- helpers for nodes ------------------------------------------------------------------------
@@ -410,6 +511,10 @@ class Host:
             self._subscribers.append(self.session.declare_subscriber(
                 keyexprs.instance_ctl(self.graph.flow, self.graph.instance, "stop"),
                 lambda _s: self.stop()))
+            for node_id, rt in self.runtimes.items():
+                key = keyexprs.node_stats(self.graph.flow, self.graph.instance, node_id)
+                self._subscribers.append(self.session.declare_queryable(
+                    key, lambda query, rt=rt, key=key: query.reply(key, rt.stats().to_json())))
             for node_id in self.runtimes:
                 self._tokens.append(self.session.liveliness().declare_token(
                     keyexprs.node_alive(self.graph.flow, self.graph.instance, node_id)))
@@ -431,7 +536,8 @@ class Host:
     def _expect_receipts(self, mine: set[str]) -> None:
         """Closing a session right after the last put can lose the tail if Zenoh's flush at
         close gives up; so a host whose outputs feed other processes waits, before closing, until
-        each consumer has received the end of stream (which travels behind all the data)."""
+        each consumer has received the end of stream (which travels behind all the data), or
+        is gone: the consumers' liveliness tokens are watched from the start."""
         nodes = self.graph.nodes
         self._receipts_due = {  # not into a feedback input: its node ends before the loop does
             (lk.src_node, lk.src_output, lk.dst_node, lk.dst_input)
@@ -442,32 +548,130 @@ class Host:
             return
 
         def on_receipt(sample: Any) -> None:
-            parts = str(sample.key_expr).split("/")
-            if len(parts) >= 8:
+            key = str(sample.key_expr)
+            credit = keyexprs.parse_credit(key)
+            if credit is not None:
+                incarnation, taken, grant = sample.payload.to_bytes().decode().split(" ")
+                self._on_credit(credit, incarnation, int(taken), int(grant))
+                return
+            receipt = keyexprs.parse_eos_ack(key)
+            if receipt is not None:
                 with self._receipts_changed:
-                    self._receipts.add((parts[4], parts[5], parts[6], parts[7]))
+                    self._receipts.add(receipt)
+                    self._receipts_changed.notify_all()
+
+        def on_token(sample: Any) -> None:
+            node = keyexprs.parse_node_alive(str(sample.key_expr))
+            if node is not None:
+                with self._receipts_changed:
+                    if sample.kind == _DELETE:
+                        self._gone_since.setdefault(node, time.monotonic())
+                    else:
+                        self._gone_since.pop(node, None)
+                        self._seen_alive.add(node)
                     self._receipts_changed.notify_all()
 
         self._subscribers.append(self.session.declare_subscriber(
             keyexprs.eos_acks(self.graph.flow, self.graph.instance), on_receipt))
+        self._subscribers.append(self.session.liveliness().declare_subscriber(
+            keyexprs.node_alive(self.graph.flow, self.graph.instance), on_token, history=True))
+
+    # -- credits: ``block`` across processes without blocking Zenoh ---------------------------------
+    def _on_credit(self, credit: tuple[str, str, str, str], incarnation: str, taken: int, grant: int) -> None:
+        """A consumer took ``taken`` messages and has room for ``grant`` more. A consumer host that
+        restarts (or is re-placed) counts from zero under a new incarnation: its count then
+        starts from what is sent now, and credits of the incarnations it replaced are ignored."""
+        node, output, consumer, port = credit
+        rt = self.runtimes.get(node)
+        out = rt.outputs.get(output) if rt is not None else None
+        who = (consumer, port)
+        if out is None or who not in out.windows:
+            return
+        with self._receipts_changed:
+            current = out.incarnation.get(who)
+            if incarnation != current:
+                if incarnation in out.retired.setdefault(who, set()):
+                    return
+                if current is not None:  # a new consumer process took over
+                    out.retired[who].add(current)
+                    out.base[who] = out.sent - taken
+                out.incarnation[who] = incarnation
+            out.allowed[who] = out.base.get(who, 0) + taken + grant
+            self._set_limit(out)
+            self._receipts_changed.notify_all()
+
+    def _gone(self, node: str, now: float) -> bool:
+        return now - self._gone_since.get(node, now) > EOS_GONE_GRACE_S
+
+    def _set_limit(self, out: _Output) -> None:
+        now = time.monotonic()
+        live = [out.allowed.get(who, window) for who, window in out.windows.items()
+                if not self._gone(who[0], now)]
+        out.limit = min(live) if live else math.inf
+
+    def await_credit(self, out: _Output) -> None:
+        """Wait until every live ``block`` consumer of ``out`` has room, however long it stalls;
+        a consumer whose liveliness token is gone is not waited for (it says so once)."""
+        start = time.monotonic()
+        said = False
+        with self._receipts_changed:
+            while out.sent > out.limit and not self.stopping:
+                self._receipts_changed.wait(0.2)
+                self._set_limit(out)
+                now = time.monotonic()
+                for who in out.windows:
+                    if self._gone(who[0], now) and who not in self._reported_gone:
+                        self._reported_gone.add(who)
+                        log.warning("consumer %s.%s of %s.%s is gone (its liveliness token was "
+                                    "withdrawn); no longer waiting for it", who[0], who[1],
+                                    out.owner.spec.id, out.spec.port)
+                if not said and now - start > EOS_PATIENCE_NOTE_S and out.sent > out.limit:
+                    said = True
+                    log.info("%s.%s waits for a stalled consumer (alive, so waiting on)",
+                             out.owner.spec.id, out.spec.port)
+
+    def _send_credit(self, key: str, taken: int, grant: int) -> None:
+        self.session.put(key, f"{self.incarnation} {taken} {grant}".encode(),
+                         congestion_control=zenoh.CongestionControl.BLOCK, express=True)
 
     def _ack_end_of_stream(self, rt: _NodeRuntime, port: str) -> None:
         up = rt.spec.inputs[port].upstream
         if up is not None:
             self.session.put(keyexprs.eos_ack(self.graph.flow, self.graph.instance, up.node, up.output,
-                                              rt.spec.id, port), b"")
+                                              rt.spec.id, port), b"",
+                             congestion_control=zenoh.CongestionControl.BLOCK, express=True)
 
     def _await_end_of_stream_receipts(self) -> None:
-        deadline = time.monotonic() + EOS_RECEIPT_TIMEOUT_S
+        """Wait for every consumer's receipt while that consumer lives, however long it stalls.
+
+        A consumer whose liveliness token is withdrawn (its host died or was stopped) is not
+        waited for, after ``EOS_GONE_GRACE_S`` (a finished consumer's receipt, a put, can arrive
+        after its token's withdrawal, a declaration); one never seen alive (it died before this
+        host started) gets ``EOS_UNSEEN_GRACE_S`` to appear."""
+        start = time.monotonic()
+        said_waiting = False
         with self._receipts_changed:
-            while not self._receipts_due <= self._receipts and not self.stopping:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    missing = sorted(f"{d}.{i}" for _, _, d, i in self._receipts_due - self._receipts)
-                    log.warning("no end-of-stream receipt from %s after %.0fs; closing anyway",
-                                ", ".join(missing), EOS_RECEIPT_TIMEOUT_S)
+            while not self.stopping:
+                missing = self._receipts_due - self._receipts
+                if not missing:
                     return
-                self._receipts_changed.wait(min(0.1, remaining))
+                now = time.monotonic()
+                waited = now - start
+                for receipt in sorted(missing):
+                    consumer = receipt[2]
+                    gone = now - self._gone_since.get(consumer, now) > EOS_GONE_GRACE_S
+                    unseen = consumer not in self._seen_alive and waited > EOS_UNSEEN_GRACE_S
+                    if gone or unseen:
+                        log.warning("consumer %s.%s is %s; not waiting for its end-of-stream receipt "
+                                    "(what it had not received is lost with it)", consumer, receipt[3],
+                                    "gone (its liveliness token was withdrawn)" if gone else
+                                    f"not alive after {EOS_UNSEEN_GRACE_S:g}s")
+                        self._receipts_due.discard(receipt)
+                if not said_waiting and waited > EOS_PATIENCE_NOTE_S and self._receipts_due - self._receipts:
+                    said_waiting = True
+                    log.info("still waiting for the end-of-stream receipt of %s (alive, so waiting on)",
+                             ", ".join(sorted(f"{d}.{i}" for _, _, d, i in self._receipts_due - self._receipts)))
+                self._receipts_changed.wait(0.1)
 
     def stop(self) -> None:
         self.stopping = True
@@ -490,6 +694,10 @@ class Host:
                 out.local.append((self.runtimes[link.dst_node], link.dst_input))
             else:
                 out.remote = True
+                qos = graph.nodes[link.dst_node].inputs[link.dst_input].qos
+                if qos.policy == "block":
+                    out.windows[(link.dst_node, link.dst_input)] = _queue_size(qos)
+                    self._set_limit(out)
         for rt in self.runtimes.values():
             for out in rt.outputs.values():
                 out.publisher = self.session.declare_publisher(
@@ -508,10 +716,21 @@ class Host:
         for rt in self.runtimes.values():
             for port, inp in rt.spec.inputs.items():
                 if inp.upstream is not None and inp.upstream.node not in mine:
-                    sub = self.session.declare_subscriber(inp.upstream.key, _channel(inp.qos))
+                    stats = rt.input_stats[port] = InputStats(inp.qos.policy, _queue_size(inp.qos))
+                    if inp.qos.policy == "block":
+                        # Credits keep at most queue_size messages in flight: the channel never
+                        # fills, so Zenoh's receive task never waits on a stalled node.
+                        sub = self.session.declare_subscriber(
+                            inp.upstream.key, zenoh.handlers.FifoChannel(
+                                max(stats.queue_size, CREDIT_WINDOW_MAX) + 2))
+                        self._thread(f"in:{rt.spec.id}.{port}", self._read_input, rt, port, sub.recv,
+                                     self._bytes_link(inp))
+                    else:
+                        queue = rt.dropping[port] = _DroppingQueue(stats)
+                        sub = self.session.declare_subscriber(inp.upstream.key, queue.on_sample)
+                        self._thread(f"in:{rt.spec.id}.{port}", self._read_input, rt, port, queue.recv,
+                                     self._bytes_link(inp))
                     self._subscribers.append(sub)
-                    self._thread(f"in:{rt.spec.id}.{port}", self._read_input, rt, port, sub,
-                                 self._bytes_link(inp))
                 elif inp.timer_ms is not None:
                     self._thread(f"timer:{rt.spec.id}.{port}", self._run_timer, rt, port, inp)
         self._drop_needless_locks(mine)
@@ -565,29 +784,49 @@ class Host:
         out = self.graph.nodes[up.node].outputs.get(up.output)
         return out is not None and out.type == "bytes"
 
-    def _read_input(self, rt: _NodeRuntime, port: str, sub: Any, bytes_only: bool = False) -> None:
+    def _read_input(self, rt: _NodeRuntime, port: str, recv: Callable[[], Any], bytes_only: bool = False) -> None:
+        """Takes an input's samples from its queue (Zenoh's FIFO channel for ``block``, with
+        credits back to the producer; the dropping deque otherwise) and hands them to the node."""
         decode = codec.decode
         unpack = msgpack.unpackb
-        recv = sub.recv
         octet = _OCTET
         deliver = rt.deliverer(port)  # the handler itself for a single-feeder synchronous node
+        stats = rt.input_stats[port]
+        up = rt.spec.inputs[port].upstream
+        assert up is not None
+        credit_key = keyexprs.credit(self.graph.flow, self.graph.instance, up.node, up.output, rt.spec.id, port)
+        credits = stats.policy == "block"
+        size = stats.queue_size
+        next_credit = max(1, size // 4) if credits else math.inf
+        send_credit = self._send_credit
         try:
+            if credits:  # announces this process: a restarted consumer is not owed the old count
+                send_credit(credit_key, 0, size)
             while True:
                 try:
                     sample = recv()
-                except zenoh.ZError:
+                except (zenoh.ZError, _Closed):
                     return  # channel closed: the host is shutting down
                 raw = sample.payload.to_bytes()
                 if not raw and sample.kind == _DELETE:  # end of stream (a DELETE has no payload)
-                    self._ack_end_of_stream(rt, port)
-                    rt.end_input(port)
+                    self._end_input(rt, port)
                     return
+                stats.received += 1
+                if stats.received >= next_credit:  # taken from the queue: room for that many more
+                    grant = _credit_grant(size, len(raw))
+                    next_credit = stats.received + max(1, grant // 4)
+                    send_credit(credit_key, stats.received, grant)
                 value = raw if bytes_only or (encoding := sample.encoding) == octet else \
                     decode(raw, str(encoding))
                 attachment = sample.attachment
                 deliver(value, None if attachment is None else unpack(attachment.to_bytes()))
         except BaseException as exc:
             self.fail(rt.spec.id, exc)
+
+    def _end_input(self, rt: _NodeRuntime, port: str) -> None:
+        rt.input_stats[port].ended = True
+        self._ack_end_of_stream(rt, port)
+        rt.end_input(port)
 
     def _run_timer(self, rt: _NodeRuntime, port: str, inp: InputSpec) -> None:
         interval = float(inp.timer_ms or 0) / 1000.0
@@ -606,6 +845,9 @@ class Host:
                 put = out.publisher.put if out is not None and out.remote and not out.local else None
                 for value in result:
                     if put is not None and type(value) is bytes:
+                        out.sent += 1  # type: ignore[union-attr]
+                        if out.sent > out.limit:  # type: ignore[union-attr]
+                            self.await_credit(out)  # type: ignore[arg-type]
                         put(value)
                     elif value is not None:
                         rt.emit(value)  # read each time: a tap found on the way changes it
@@ -631,9 +873,30 @@ class Host:
                 break
         await agen.aclose()
 
+    def _report_stats(self) -> None:
+        """Log each node's queue figures and put its final statistics (``zflow run`` sums them)."""
+        for rt in self.runtimes.values():
+            stats = rt.stats(final=True)
+            for port, inp in sorted(stats.inputs.items()):
+                if inp.policy != "block":
+                    log.info("node %s input %s (%s, queue %d): received %d, dropped %d",
+                             rt.spec.id, port, inp.policy, inp.queue_size, inp.received, inp.dropped)
+            with contextlib.suppress(Exception):
+                self.session.put(keyexprs.node_stats(self.graph.flow, self.graph.instance, rt.spec.id),
+                                 stats.to_json(), congestion_control=zenoh.CongestionControl.BLOCK)
+        if self.runtimes:
+            # A round trip through the router before the session closes, so the puts are out.
+            with contextlib.suppress(Exception):
+                for _ in self.session.liveliness().get(
+                        keyexprs.node_alive(self.graph.flow, self.graph.instance), timeout=1.0):
+                    pass
+
     def _shutdown(self) -> None:
         self.stopping = True
         self.stop_event.set()
+        for rt in self.runtimes.values():
+            for queue in rt.dropping.values():
+                queue.close()
         # A teardown that hangs must not keep the flow alive: give up after a while, loudly.
         tearing: list[str] = []
         watchdog = threading.Timer(TEARDOWN_TIMEOUT_S, _abandon, (tearing,))
@@ -648,6 +911,7 @@ class Host:
             except Exception as exc:  # reported, and the host exits 1
                 self.fail(rt.spec.id, exc)
         watchdog.cancel()
+        self._report_stats()
         for token in self._tokens:
             with contextlib.suppress(Exception):
                 token.undeclare()
@@ -661,7 +925,11 @@ class Host:
 
 
 TEARDOWN_TIMEOUT_S = float(os.environ.get("ZFLOW_TEARDOWN_TIMEOUT", "5"))
-EOS_RECEIPT_TIMEOUT_S = float(os.environ.get("ZFLOW_EOS_RECEIPT_TIMEOUT", "10"))
+EOS_UNSEEN_GRACE_S = float(os.environ.get("ZFLOW_EOS_UNSEEN_GRACE", "10"))
+EOS_GONE_GRACE_S = 1.0
+CREDIT_WINDOW_MAX = 8192
+CREDIT_BYTES = 8 << 20
+EOS_PATIENCE_NOTE_S = 10.0  # after this long, say once that a live consumer is being waited for
 
 
 def _abandon(tearing: list[str]) -> None:

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from zflow import keyexprs
 from zflow.dataflow.graph import Graph
 from zflow.errors import RuntimeFailure, UserError
 from zflow.runtime.launcher import FlowRunner
+from zflow.runtime.stats import NodeStats
 from zflow.runtime.supervisor import EXIT_BAD_INPUT, LogSink, print_prefixed
 from zflow.transport.session import EmbeddedRouter, SessionOptions, open_session
 
@@ -25,6 +27,12 @@ class RunResult:
     ready_s: float = 0.0
     elapsed_s: float = 0.0
     stopped: bool = False  # by signal or --duration rather than by finishing
+    stats: dict[str, NodeStats] = field(default_factory=dict)  # each node's final statistics
+
+    @property
+    def drop_lines(self) -> list[str]:
+        """One line per input of the flow that dropped messages (``drop_oldest``/``latest``)."""
+        return [line for node in sorted(self.stats) for line in self.stats[node].drop_lines()]
 
     @property
     def failed(self) -> list[str]:
@@ -77,6 +85,15 @@ def run_flow(
             router = stack.enter_context(EmbeddedRouter(listen=listen, config_file=router_config))
             host_opts = router.client_options()
         ctl = stack.enter_context(open_session(host_opts))
+        stats: dict[str, NodeStats] = {}
+
+        def on_stats(sample: Any) -> None:
+            with contextlib.suppress(Exception):  # a malformed reply must not break the run
+                got = NodeStats.from_json(sample.payload.to_bytes())
+                stats[got.node] = got
+
+        stats_sub = ctl.declare_subscriber(keyexprs.node_stats(graph.flow, graph.instance), on_stats)
+        stack.callback(stats_sub.undeclare)
         runner = FlowRunner(graph, host_opts, wait_start=True, log=log)
         stack.callback(runner.supervisor.stop_all)
         stack.enter_context(_stop_on_signals(stop))
@@ -108,4 +125,5 @@ def run_flow(
                 break
         runner.supervisor.stop_all()
         events = [f"{e.child}: {e.what}" for e in runner.supervisor.events]
-        return RunResult(graph, runner.status(), events, ready_s, time.monotonic() - t0, stopped)
+        return RunResult(graph, runner.status(), events, ready_s, time.monotonic() - t0, stopped,
+                         stats=dict(stats))

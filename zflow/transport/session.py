@@ -81,9 +81,30 @@ def make_config(opts: SessionOptions) -> zenoh.Config:
     # Routers use HLC timestamps so every sample carries Zenoh time.
     if opts.mode == "router":
         cfg.insert_json5("timestamping/enabled", json.dumps({"router": True, "peer": True, "client": True}))
+    _block_waits_while_alive(cfg)
     for key, value in opts.extra.items():
         cfg.insert_json5(key, json.dumps(value))
     return cfg
+
+
+_BLOCK_WAIT = "transport/link/tx/queue/congestion_control/block/wait_before_close"
+_ZENOH_BLOCK_WAIT_DEFAULT_US = 5_000_000
+BLOCK_WAIT_US = 100 * 365 * 24 * 3600 * 1_000_000  # a century: "as long as the link lives"
+
+
+def _block_waits_while_alive(cfg: zenoh.Config) -> None:
+    """A ``block`` put waits on a full queue as long as the link lives.
+
+    Zenoh's default closes a link whose queue stayed full for 5 s, losing everything queued on
+    it: a consumer that stalls longer (or a router that waits on it) then loses whole ranges.
+    A dead peer is still found by the lease (keep-alives come from another task), which closes
+    the link and ends the wait. A value set in a config file is kept."""
+    try:
+        current = json.loads(cfg.get_json(_BLOCK_WAIT))
+    except Exception:  # an older Zenoh without this setting
+        return
+    if current == _ZENOH_BLOCK_WAIT_DEFAULT_US:
+        cfg.insert_json5(_BLOCK_WAIT, str(BLOCK_WAIT_US))
 
 
 def config_listen(config_file: str | None, mode: Mode) -> list[str]:
