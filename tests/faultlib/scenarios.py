@@ -1,0 +1,442 @@
+"""Fault scenarios: a flow carrying sequence-numbered messages over one kind of link, a fault
+injected while it runs, and a verdict per link. The CI suite (tests/test_fault_suite.py) runs
+each once; ``benchmarks/soak.py`` runs them in a loop for as long as asked.
+
+Each scenario is a function ``(ctx: Run) -> None`` that adds its link reports to ``ctx``;
+:func:`run` wraps it: it marks every process spawned (see :mod:`faultlib.inject`), and after the
+scenario lists the orphans (then kills them so the next scenario starts clean).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from runtime_helpers import graph, node
+
+from faultlib.check import LinkReport, judge, judge_sink
+from faultlib.inject import Faults, last_pid, marked, orphans, reap
+from zflow.dataflow.graph import Graph, QoS, RestartPolicy
+
+NODES = str(Path(__file__).resolve().parent / "nodes.py")
+
+
+@dataclass
+class Run:
+    """One scenario's working directory, fault counter and findings."""
+
+    dir: Path
+    faults: Faults = field(default_factory=Faults)
+    reports: list[LinkReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    orphans: list[tuple[int, str]] = field(default_factory=list)
+    scale: float = 1.0  # >1 in the soak: more messages, longer faults
+    mark: str = ""  # the ZFLOW_FAULT_RUN token every process of this run carries
+
+    @property
+    def checked(self) -> int:
+        return sum(r.received for r in self.reports)
+
+    def problems(self) -> list[str]:
+        out = [f"{r.link}: {p}" for r in self.reports for p in r.problems()]
+        out += [f"orphan process {pid}: {cmd[:160]}" for pid, cmd in self.orphans]
+        return out
+
+
+def run(scenario: Callable[[Run], None], directory: Path, scale: float = 1.0, grace: float = 10.0) -> Run:
+    """Run one scenario in ``directory``; what still runs ``grace`` seconds after it is listed
+    in the result as orphans, then killed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ctx = Run(directory, scale=scale)
+    with marked() as token:
+        ctx.mark = token
+        try:
+            scenario(ctx)
+        finally:
+            ctx.faults.join()
+            ctx.orphans = orphans(token, grace)
+            reap(token)
+    return ctx
+
+
+# -- flows ----------------------------------------------------------------------------------------
+def seq_flow(ctx: Run, flow: str, *, n: int, rate: float = 0, size: int = 0, relay: bool = True,
+             group: str | None = None, qos: QoS | None = None, sink_cfg: dict[str, Any] | None = None,
+             relay_restart: RestartPolicy | None = None, sink_restart: RestartPolicy | None = None) -> Graph:
+    """src (SeqSource) [-> relay] -> sink (CheckSink), ``qos`` on the sink's input."""
+    d = {"dir": str(ctx.dir)}
+    nodes = [node("src", "source", NODES, attr="SeqSource", outputs=["out"], group=group,
+                  config={**d, "n": n, "rate": rate, "size": size})]
+    links = []
+    if relay:
+        nodes.append(node("relay", "operator", NODES, attr="Relay", inputs=["in"], outputs=["out"],
+                          group=group, config=d, restart=relay_restart))
+        links.append(("src", "out", "relay", "in"))
+    nodes.append(node("sink", "sink", NODES, attr="CheckSink", inputs=["in"], group=group,
+                      config={**d, **(sink_cfg or {})}, restart=sink_restart))
+    links.append(("relay" if relay else "src", "out", "sink", "in"))
+    q = {("sink", "in"): qos} if qos else {}
+    if relay and qos:
+        q[("relay", "in")] = replace(qos, policy="block")
+    return graph(flow, nodes, links, qos=q)
+
+
+@contextlib.contextmanager
+def flow_running(g: Graph, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """``run_flow`` on a thread; yields a dict that holds ``result`` once the flow has ended."""
+    from zflow.runtime.run import run_flow
+
+    box: dict[str, Any] = {"stop": threading.Event()}
+
+    def target() -> None:
+        try:
+            box["result"] = run_flow(g, log=kwargs.pop("log", None), stop=box["stop"], **kwargs)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"flow:{g.flow}", daemon=True)
+    thread.start()
+    box["thread"] = thread
+    try:
+        yield box
+    finally:
+        box["stop"].set()
+        thread.join(60)
+
+
+def wait_flow(box: dict[str, Any], timeout: float) -> Any:
+    """The flow's RunResult, or None if it has not ended within ``timeout`` (it is then stopped)."""
+    box["thread"].join(timeout)
+    if box["thread"].is_alive():
+        box["stop"].set()
+        box["thread"].join(30)
+        return None
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def wait_records(ctx: Run, sink: str, count: int, timeout: float = 30.0, port: str = "in") -> bool:
+    path = ctx.dir / f"{sink}.{port}.seq"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size and len(path.read_bytes().splitlines()) >= count:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _ended(ctx: Run, result: Any, timeout: float) -> None:
+    if result is None:
+        ctx.notes.append(f"the flow did not end within {timeout:.0f}s of its last message")
+    elif result.exit_code != 0:
+        ctx.notes.append(f"the flow exited {result.exit_code}: {result.failed}")
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+def inprocess_stall(ctx: Run) -> None:
+    """In-process links (one host for all nodes): the sink stalls in its handler, then the
+    whole host is SIGSTOPped; ``block`` must lose nothing."""
+    n = int(3000 * ctx.scale)
+    g = seq_flow(ctx, "fin", n=n, rate=1000, group="all", sink_cfg={"stall_at": n // 2, "stall_s": 1.0})
+    with flow_running(g) as box:
+        assert wait_records(ctx, "sink", n // 4)
+        ctx.faults.stall(last_pid(ctx.dir, "sink"), 1.0)
+        result = wait_flow(box, 30)
+    _ended(ctx, result, 30)
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="in-process src->relay->sink"))
+
+
+def zenoh_stalled_consumer(ctx: Run) -> None:
+    """Zenoh link, queue 8, ``block``: the sink stalls in its handler on its first message for
+    longer than the Zenoh lease (observation 1; the router's lease is cut to 2 s so that a 4 s
+    stall shows what a 12 s one does with the default 10 s). ``block`` must lose nothing and the
+    flow must end."""
+    n = int(500 * ctx.scale)
+    g = seq_flow(ctx, "fstall", n=n, relay=False, qos=QoS(queue_size=8), sink_cfg={"stall_at": 0, "stall_s": 4.0})
+    with flow_running(g, router_config=short_lease(ctx)) as box:
+        ctx.faults.note("stall")
+        result = wait_flow(box, 15)
+    _ended(ctx, result, 15)
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="zenoh src->sink (handler stall)"))
+
+
+def short_lease(ctx: Run, lease_ms: int = 2000) -> str:
+    """A config for the embedded router with a short Zenoh lease (default 10 s)."""
+    path = ctx.dir / "router.json5"
+    path.write_text(f"{{transport: {{link: {{tx: {{lease: {lease_ms}, keep_alive: 4}}}}}}}}\n")
+    return str(path)
+
+
+def zenoh_sigstop(ctx: Run) -> None:
+    """Zenoh links, ``block``: the relay's and then the sink's host are SIGSTOPped (Zenoh
+    threads included) for 2 s each while the source runs flat out."""
+    n = int(20000 * ctx.scale)
+    g = seq_flow(ctx, "fstop", n=n, rate=4000, qos=QoS(queue_size=16))
+    with flow_running(g) as box:
+        assert wait_records(ctx, "sink", 1000)
+        ctx.faults.stall(last_pid(ctx.dir, "relay"), 2.0)
+        ctx.faults.stall(last_pid(ctx.dir, "sink"), 2.0)
+        result = wait_flow(box, 60)
+    _ended(ctx, result, 60)
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="zenoh src->relay->sink (SIGSTOP)"))
+
+
+def drop_policy(policy: str) -> Callable[[Run], None]:
+    """A slow sink behind a ``policy`` link of 4: it drops, and the count it reports must
+    equal what never arrived (observation 3)."""
+
+    def scenario(ctx: Run) -> None:
+        n = int(3000 * ctx.scale)
+        g = seq_flow(ctx, f"fdrop{policy[0]}", n=n, relay=False,
+                     qos=QoS(queue_size=4, policy=policy),  # type: ignore[arg-type]
+                     sink_cfg={"delay": 0.002})
+        with flow_running(g) as box:
+            result = wait_flow(box, 60)
+        _ended(ctx, result, 60)
+        ctx.reports.append(judge_sink(ctx.dir, "src", "sink", policy=policy, link=f"zenoh src->sink ({policy})"))
+
+    scenario.__name__ = f"drop_{policy}"
+    return scenario
+
+
+def relay_killed(ctx: Run) -> None:
+    """The relay's host is SIGKILLed and restarted by its policy: the link must not duplicate
+    or reorder, and data must flow again to the end."""
+    n = int(3000 * ctx.scale)
+    g = seq_flow(ctx, "fkill", n=n, rate=1000, qos=QoS(queue_size=16),
+                 relay_restart=RestartPolicy("on-failure", max_restarts=5, backoff_s=0.1))
+    with flow_running(g) as box:
+        assert wait_records(ctx, "sink", n // 4)
+        ctx.faults.kill(last_pid(ctx.dir, "relay"))
+        result = wait_flow(box, 60)
+    _ended(ctx, result, 60)
+    rep = judge_sink(ctx.dir, "src", "sink", link="zenoh src->relay->sink (relay SIGKILL)")
+    ctx.reports.append(rep)
+    if result is not None and result.status.get("fkill/relay", {}).get("restarts") != 1:
+        ctx.notes.append(f"relay restarts: {result.status.get('fkill/relay')}")
+
+
+def sink_killed(ctx: Run) -> None:
+    """The sink's host is SIGKILLed and restarted: what it had recorded stays, nothing twice."""
+    n = int(3000 * ctx.scale)
+    g = seq_flow(ctx, "fskill", n=n, rate=1000, relay=False, qos=QoS(queue_size=16),
+                 sink_restart=RestartPolicy("on-failure", max_restarts=5, backoff_s=0.1))
+    with flow_running(g) as box:
+        assert wait_records(ctx, "sink", n // 4)
+        ctx.faults.kill(last_pid(ctx.dir, "sink"))
+        result = wait_flow(box, 60)
+    _ended(ctx, result, 60)
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="zenoh src->sink (sink SIGKILL)"))
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+
+
+def bridge(ctx: Run) -> None:
+    """Bridge in and out (observation 2): a ``zenoh-subscribers`` source straight into a
+    ``zenoh-publishers`` sink, default QoS, fed flat out by a ``block`` publisher of 1 KiB
+    messages outside the flow and read by a plain subscriber outside it; the bridge's sink host
+    is SIGSTOPped for a second on the way. Every message must come out once, in order."""
+    import zenoh
+
+    from zflow import codec
+    from zflow.dataflow import compile_dict
+    from zflow.transport.session import EmbeddedRouter, open_session
+
+    n = int(10000 * ctx.scale)
+    tag = ctx.dir.name.replace(".", "-")
+    key_in, key_out = f"zflow-faults/{tag}/in", f"zflow-faults/{tag}/out"
+    g = compile_dict({"name": "fbridge",
+                      "sources": [{"id": "sub", "zenoh-subscribers": {"out": key_in}}],
+                      "sinks": [{"id": "pub", "zenoh-publishers": {"in": key_out}}],
+                      "links": [{"from": {"node": "sub", "output": "out"}, "to": {"node": "pub", "input": "in"}}]},
+                     str(ctx.dir))
+    record: list[tuple[str, int]] = []
+    epoch = "bridge"
+    with EmbeddedRouter() as router, open_session(router.client_options()) as s:
+        received = threading.Event()
+
+        def on_sample(sample: Any) -> None:
+            value = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
+            record.append((value["epoch"], value["seq"]))
+            if len(record) >= n:
+                received.set()
+
+        sub = s.declare_subscriber(key_out, on_sample)
+        with flow_running(g, connect=[router.endpoint]) as box:
+            deadline = time.monotonic() + 30
+            while not _host_pids(ctx, "fbridge") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            pub = s.declare_publisher(key_in, congestion_control=zenoh.CongestionControl.BLOCK,
+                                      reliability=zenoh.Reliability.RELIABLE)
+            time.sleep(1.0)  # the flow's subscriber is declared once the hosts are ready
+            pad = b"x" * 1024
+            for seq in range(n):
+                payload, ctype = codec.encode({"epoch": epoch, "seq": seq, "pad": pad})
+                pub.put(payload, encoding=ctype)
+                if seq == n // 3:
+                    threading.Thread(target=ctx.faults.stall, args=(_host_pids(ctx, "fbridge")[-1], 1.0),
+                                     daemon=True).start()
+            received.wait(10)
+            box["stop"].set()
+            wait_flow(box, 30)
+        sub.undeclare()
+        pub.undeclare()
+    rep = judge("zenoh in -> bridge -> zenoh out", record, (epoch, n - 1))
+    ctx.reports.append(rep)
+
+
+def _host_pids(ctx: Run, flow: str) -> list[int]:
+    """Node-host processes of this scenario (bridges record no pid file: found by their mark)."""
+    from faultlib.inject import MARK, marked_processes
+
+    return sorted(pid for pid, cmd in marked_processes(os.environ[MARK]) if "zflow.runtime.host" in cmd)
+
+
+def _deploy(g: Graph, hints: dict[str, dict[str, Any]]) -> Graph:
+    return replace(g, nodes={nid: replace(spec, deploy=hints[nid]) if nid in hints else spec
+                             for nid, spec in g.nodes.items()})
+
+
+def daemon_killed(ctx: Run) -> None:
+    """Across daemons (observation 5): the source runs on daemon d1, the sink on d2; d1 is
+    SIGKILLed, then restarted. The source must be re-placed on d2 (a new epoch: it says it
+    restarted), the sink must keep receiving, the instance must say "running", and the returning
+    d1 must never resume its stale source (no message from an older epoch after a newer one)."""
+    from daemon_helpers import DaemonProcess, daemon_processes, wait_until
+
+    from zflow.daemon.deploy import create_instance, delete_instance, find_instance
+    from zflow.transport.session import EmbeddedRouter, open_session
+
+    g = _deploy(seq_flow(ctx, "fdaemon", n=0, rate=200, relay=False),
+                {"src": {"daemons": ["d1", "d2"]}, "sink": {"daemon": "d2"}})
+    specs = [("d1", ctx.dir / "d1"), ("d2", ctx.dir / "d2")]
+    with EmbeddedRouter() as router, open_session(router.client_options()) as s, \
+            daemon_processes(specs, [router.endpoint]) as procs:
+        rec = create_instance(s, g, instance="k1")
+        if rec.placement["src"].split("/")[0] != "d1":
+            raise AssertionError(f"expected the source on d1: {rec.placement}")
+        assert wait_records(ctx, "sink", 100)
+        ctx.faults.kill(procs[0].proc.pid, "daemon-kill")
+        procs[0].kill()  # reaps it and any host it left
+        before = len((ctx.dir / "sink.in.seq").read_bytes().splitlines())
+        flowing = wait_until(lambda: len((ctx.dir / "sink.in.seq").read_bytes().splitlines()) >= before + 100, 10)
+        if not flowing:
+            ctx.notes.append("no data reached the sink after d1 was killed")
+        found, states, _ = find_instance(s, "k1")
+        if found.state != "running" or states.get("sink") != "running" or states.get("src") != "running":
+            ctx.notes.append(f"after the kill the instance says {found.state}, nodes {states}")
+        back = DaemonProcess("d1", ctx.dir / "d1", [router.endpoint])
+        procs.append(back)
+        back.wait_ready()
+        ctx.faults.note("daemon-restart")
+        before = len((ctx.dir / "sink.in.seq").read_bytes().splitlines())
+        wait_until(lambda: len((ctx.dir / "sink.in.seq").read_bytes().splitlines()) >= before + 200, 5)
+        delete_instance(s, "k1")
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="daemon d1 src -> daemon d2 sink"))
+
+
+PARTITION_FLOW = """\
+name: fpart
+sources:
+  - id: src
+    operator: {nodes}:SeqSource
+    outputs: [out]
+    configuration: {{dir: "{dir}", n: 0, rate: 200}}
+    deploy: {{daemons: [edge-a, edge-b]}}
+sinks:
+  - id: sink
+    operator: {nodes}:CheckSink
+    inputs: {{in: src/out}}
+    configuration: {{dir: "{dir}"}}
+    deploy: {{daemon: edge-b}}
+"""
+
+
+def netns_partition(ctx: Run) -> None:
+    """Across daemons in network namespaces: the source's host (edge-a) is cut off from the
+    router for longer than the daemons' lease, then comes back. The source must be re-placed on
+    edge-b (a new epoch), the sink on edge-b must keep receiving, and once the link is back the
+    stale source on edge-a must never reach the sink (fencing)."""
+    import json
+
+    from daemon_helpers import wait_until
+    from test_netns_multihost import Site, _netns_usable
+
+    why = _netns_usable()
+    if why:
+        raise NetnsUnavailable(why)
+    site = Site(ctx.dir)
+    try:
+        site.setup()
+        flow = ctx.dir / "flow.yaml"
+        flow.write_text(PARTITION_FLOW.format(nodes=NODES, dir=ctx.dir))
+        readies = [site.spawn("r", "router", "daemon", "run", "--router", "--listen", "tcp/0.0.0.0:7447",
+                              "--id", "site", "--scheduler", "--data-dir", str(ctx.dir / "site"))]
+        assert wait_until(readies[0].exists, 20), site.dump_logs()
+        for host in ("a", "b"):
+            readies.append(site.spawn(host, f"edge-{host}", "daemon", "run", "--id", f"edge-{host}",
+                                      "--data-dir", str(ctx.dir / host),
+                                      "--connect", f"tcp/{site.router_ip(host)}:7447"))
+        assert wait_until(lambda: all(r.exists() for r in readies), 30), site.dump_logs()
+        assert wait_until(lambda: "edge-b" in site.zflow("daemon", "list").stdout, 10)
+        site.zflow("instance", "create", str(flow), "--id", "p1")
+        status = json.loads(site.zflow("instance", "status", "p1", "--json").stdout)
+        if not status["record"]["placement"]["src"].startswith("edge-a/"):
+            raise AssertionError(f"expected the source on edge-a: {status['record']['placement']}")
+        assert wait_records(ctx, "sink", 100), site.dump_logs()
+        ctx.faults.partition(site.ns["r"], f"{site.prefix}ra", 5.0 * ctx.scale)
+        n = _lines(ctx, "sink")
+        if not wait_until(lambda: _lines(ctx, "sink") >= n + 200, 15):
+            ctx.notes.append("no data reached the sink after the partition healed")
+        status = json.loads(site.zflow("instance", "status", "p1", "--json").stdout)
+        if not status["record"]["placement"]["src"].startswith("edge-b/"):
+            ctx.notes.append(f"the source was not re-placed: {status['record']['placement']}")
+        site.zflow("instance", "delete", "p1", check=False)
+    finally:
+        site.teardown()
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="netns edge-a src -> edge-b sink"))
+
+
+class NetnsUnavailable(RuntimeError):
+    """Network namespaces cannot be made here (not root, no ``ip``)."""
+
+
+def _lines(ctx: Run, sink: str, port: str = "in") -> int:
+    path = ctx.dir / f"{sink}.{port}.seq"
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
+# Every scenario by name: the CI suite runs each once, the soak in a loop.
+ALL: dict[str, Callable[[Run], None]] = {
+    "inprocess-stall": inprocess_stall,
+    "zenoh-sigstop": zenoh_sigstop,
+    "zenoh-stall-beyond-lease": zenoh_stalled_consumer,
+    "drop-oldest": drop_policy("drop_oldest"),
+    "latest": drop_policy("latest"),
+    "bridge-in-out": bridge,
+    "relay-sigkill": relay_killed,
+    "sink-sigkill": sink_killed,
+    "daemon-sigkill": daemon_killed,
+    "netns-partition": netns_partition,
+}
