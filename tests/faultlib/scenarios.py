@@ -255,8 +255,9 @@ def _env(**values: str) -> Iterator[None]:
 def bridge(ctx: Run) -> None:
     """Bridge in and out (observation 2): a ``zenoh-subscribers`` source straight into a
     ``zenoh-publishers`` sink, default QoS, fed flat out by a ``block`` publisher of 1 KiB
-    messages outside the flow and read by a plain subscriber outside it; the bridge's sink host
-    is SIGSTOPped for a second on the way. Every message must come out once, in order."""
+    messages outside the flow and read by a plain subscriber outside it (its own session, a
+    bounded channel) that stalls for 2 s on the way: back-pressure must reach the publisher and
+    every message come out once, in order."""
     import zenoh
 
     from zflow import codec
@@ -273,44 +274,47 @@ def bridge(ctx: Run) -> None:
                      str(ctx.dir))
     record: list[tuple[str, int]] = []
     epoch = "bridge"
-    with EmbeddedRouter() as router, open_session(router.client_options()) as s:
-        received = threading.Event()
+    with EmbeddedRouter() as router, open_session(router.client_options()) as writer, \
+            open_session(router.client_options()) as reader:
+        sub = reader.declare_subscriber(key_out, zenoh.handlers.FifoChannel(256))
 
-        def on_sample(sample: Any) -> None:
-            value = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
-            record.append((value["epoch"], value["seq"]))
-            if len(record) >= n:
-                received.set()
+        def read() -> None:
+            while len(record) < n:
+                try:
+                    sample = sub.recv()
+                except zenoh.ZError:
+                    return
+                value = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
+                record.append((value["epoch"], value["seq"]))
+                if value["seq"] == n // 3:
+                    ctx.faults.note("stall")
+                    time.sleep(2.0 * ctx.scale)
 
-        sub = s.declare_subscriber(key_out, on_sample)
+        reading = threading.Thread(target=read, daemon=True)
+        reading.start()
         with flow_running(g, connect=[router.endpoint]) as box:
             deadline = time.monotonic() + 30
-            while not _host_pids(ctx, "fbridge") and time.monotonic() < deadline:
+            while len(_host_pids(ctx)) < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            pub = s.declare_publisher(key_in, congestion_control=zenoh.CongestionControl.BLOCK,
-                                      reliability=zenoh.Reliability.RELIABLE)
-            time.sleep(1.0)  # the flow's subscriber is declared once the hosts are ready
+            pub = writer.declare_publisher(key_in, congestion_control=zenoh.CongestionControl.BLOCK,
+                                           reliability=zenoh.Reliability.RELIABLE)
+            time.sleep(1.0)  # the hosts declare their subscribers before they say they are ready
             pad = b"x" * 1024
             for seq in range(n):
                 payload, ctype = codec.encode({"epoch": epoch, "seq": seq, "pad": pad})
                 pub.put(payload, encoding=ctype)
-                if seq == n // 3:
-                    threading.Thread(target=ctx.faults.stall, args=(_host_pids(ctx, "fbridge")[-1], 1.0),
-                                     daemon=True).start()
-            received.wait(10)
+            reading.join(10)
             box["stop"].set()
             wait_flow(box, 30)
-        sub.undeclare()
         pub.undeclare()
-    rep = judge("zenoh in -> bridge -> zenoh out", record, (epoch, n - 1))
-    ctx.reports.append(rep)
+    ctx.reports.append(judge("zenoh in -> bridge -> zenoh out", list(record), (epoch, n - 1)))
 
 
-def _host_pids(ctx: Run, flow: str) -> list[int]:
-    """Node-host processes of this scenario (bridges record no pid file: found by their mark)."""
-    from faultlib.inject import MARK, marked_processes
+def _host_pids(ctx: Run) -> list[int]:
+    """Node-host processes of this scenario (found by their mark: not every node writes a pid file)."""
+    from faultlib.inject import marked_processes
 
-    return sorted(pid for pid, cmd in marked_processes(os.environ[MARK]) if "zflow.runtime.host" in cmd)
+    return sorted(pid for pid, cmd in marked_processes(ctx.mark) if "zflow.runtime.host" in cmd)
 
 
 def _deploy(g: Graph, hints: dict[str, dict[str, Any]]) -> Graph:
@@ -427,6 +431,82 @@ def _lines(ctx: Run, sink: str, port: str = "in") -> int:
     return len(path.read_bytes().splitlines()) if path.exists() else 0
 
 
+
+WORKFLOWS = Path(__file__).resolve().parent.parent / "workflow_data"
+
+
+def workflow_steps(ctx: Run) -> None:
+    """Workflow steps (a Ryax trigger and three warm steps, each in its own host): every
+    step host is SIGSTOPped for 1.5 s while runs flow. Each run (numbered by the trigger's
+    index) must complete exactly once, in order, with the right result."""
+    from zflow.workflows.runner import WorkflowRunner
+    from zflow.workflows.workflow import load_workflow
+
+    n = int(150 * ctx.scale)
+    wf = load_workflow(WORKFLOWS / "three-steps.yaml")
+    with WorkflowRunner(wf, ctx.dir / "state", max_runs=n) as runner:
+        deadline = time.monotonic() + 20
+        while len(runner.finished) < n // 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in _host_pids(ctx):
+            ctx.faults.stall(pid, 1.5, wait=False)
+        ctx.faults.join()
+        try:
+            records = runner.wait(runs=n, timeout=30)
+        except Exception as exc:
+            ctx.notes.append(f"workflow: {exc}")
+            records = [runner.records[r] for r in runner.finished]
+    seen = []
+    for rec in records:
+        index = rec.get("outputs", {}).get("tick.index")
+        if rec["status"] != "Completed" or rec.get("results", {}).get("total") != 2 * index + 11:
+            ctx.notes.append(f"run {index}: {rec['status']} {rec.get('results')} {rec.get('error')}")
+        seen.append(("wf", int(index)))
+    ctx.reports.append(judge("workflow tick -> a -> b -> c (runs)", seen, ("wf", n - 1)))
+
+
+
+def workflow_runner_killed(ctx: Run) -> None:
+    """``zflow workflow run`` is SIGKILLed while a run is in its 5 s step (observation 6): once
+    the runner's liveliness is gone, every run it left must end (``Error`` with the reason),
+    never stay ``Running``."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from daemon_helpers import env, wait_until
+
+    state = ctx.dir / "state"
+
+    def records() -> list[dict[str, Any]]:
+        proc = subprocess.run([sys.executable, "-m", "zflow", "workflow", "runs", "--state-dir", str(state),
+                               "--json"], env=env(), capture_output=True, text=True, timeout=30)
+        return json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout.strip() else []
+
+    runner = subprocess.Popen([sys.executable, "-m", "zflow", "workflow", "run", str(WORKFLOWS / "slow.yaml"),
+                               "--state-dir", str(state)], env=env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        if not wait_until(lambda: any(r["status"] == "Running" for r in records()), 20, interval=0.3):
+            ctx.notes.append("no run was seen Running before the kill")
+        ctx.faults.kill(runner.pid, "runner-kill")
+        runner.wait(10)
+        wait_until(lambda: all(r["status"] != "Running" for r in records()), 8, interval=0.5)
+    finally:
+        if runner.poll() is None:
+            runner.send_signal(signal.SIGKILL)
+            runner.wait(10)
+    found = records()
+    for rec in found:
+        if rec["status"] == "Running":
+            ctx.notes.append(f"run {rec['run']} is still Running after its runner was killed")
+        elif rec["status"] == "Error" and not rec.get("error"):
+            ctx.notes.append(f"run {rec['run']} is Error without a reason")
+    ended = [("wf", i) for i, rec in enumerate(found) if rec["status"] != "Running"]
+    ctx.reports.append(judge("workflow runner SIGKILL (runs end)", ended, ("wf", len(found) - 1) if found else None))
+
+
 # Every scenario by name: the CI suite runs each once, the soak in a loop.
 ALL: dict[str, Callable[[Run], None]] = {
     "inprocess-stall": inprocess_stall,
@@ -439,4 +519,6 @@ ALL: dict[str, Callable[[Run], None]] = {
     "sink-sigkill": sink_killed,
     "daemon-sigkill": daemon_killed,
     "netns-partition": netns_partition,
+    "workflow-steps": workflow_steps,
+    "workflow-runner-sigkill": workflow_runner_killed,
 }
