@@ -147,4 +147,7 @@ def reap(token: str) -> list[tuple[int, str]]:
     for pid, _ in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while marked_processes(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return left

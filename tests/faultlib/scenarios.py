@@ -162,8 +162,8 @@ def zenoh_stalled_consumer(ctx: Run) -> None:
     g = seq_flow(ctx, "fstall", n=n, relay=False, qos=QoS(queue_size=8), sink_cfg={"stall_at": 0, "stall_s": 4.0})
     with flow_running(g, router_config=short_lease(ctx)) as box:
         ctx.faults.note("stall")
-        result = wait_flow(box, 15)
-    _ended(ctx, result, 15)
+        result = wait_flow(box, 10)
+    _ended(ctx, result, 10)
     ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="zenoh src->sink (handler stall)"))
 
 
@@ -303,7 +303,7 @@ def bridge(ctx: Run) -> None:
             for seq in range(n):
                 payload, ctype = codec.encode({"epoch": epoch, "seq": seq, "pad": pad})
                 pub.put(payload, encoding=ctype)
-            reading.join(10)
+            reading.join(6)
             box["stop"].set()
             wait_flow(box, 30)
         pub.undeclare()
@@ -344,7 +344,7 @@ def daemon_killed(ctx: Run) -> None:
         ctx.faults.kill(procs[0].proc.pid, "daemon-kill")
         procs[0].kill()  # reaps it and any host it left
         before = len((ctx.dir / "sink.in.seq").read_bytes().splitlines())
-        flowing = wait_until(lambda: len((ctx.dir / "sink.in.seq").read_bytes().splitlines()) >= before + 100, 10)
+        flowing = wait_until(lambda: len((ctx.dir / "sink.in.seq").read_bytes().splitlines()) >= before + 100, 8)
         if not flowing:
             ctx.notes.append("no data reached the sink after d1 was killed")
         found, states, _ = find_instance(s, "k1")
@@ -355,7 +355,7 @@ def daemon_killed(ctx: Run) -> None:
         back.wait_ready()
         ctx.faults.note("daemon-restart")
         before = len((ctx.dir / "sink.in.seq").read_bytes().splitlines())
-        wait_until(lambda: len((ctx.dir / "sink.in.seq").read_bytes().splitlines()) >= before + 200, 5)
+        wait_until(lambda: len((ctx.dir / "sink.in.seq").read_bytes().splitlines()) >= before + 200, 4)
         delete_instance(s, "k1")
     ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="daemon d1 src -> daemon d2 sink"))
 
@@ -411,7 +411,7 @@ def netns_partition(ctx: Run) -> None:
         assert wait_records(ctx, "sink", 100), site.dump_logs()
         ctx.faults.partition(site.ns["r"], f"{site.prefix}ra", 5.0 * ctx.scale)
         n = _lines(ctx, "sink")
-        if not wait_until(lambda: _lines(ctx, "sink") >= n + 200, 15):
+        if not wait_until(lambda: _lines(ctx, "sink") >= n + 200, 10):
             ctx.notes.append("no data reached the sink after the partition healed")
         status = json.loads(site.zflow("instance", "status", "p1", "--json").stdout)
         if not status["record"]["placement"]["src"].startswith("edge-b/"):
@@ -492,7 +492,7 @@ def workflow_runner_killed(ctx: Run) -> None:
             ctx.notes.append("no run was seen Running before the kill")
         ctx.faults.kill(runner.pid, "runner-kill")
         runner.wait(10)
-        wait_until(lambda: all(r["status"] != "Running" for r in records()), 8, interval=0.5)
+        wait_until(lambda: all(r["status"] != "Running" for r in records()), 5, interval=0.5)
     finally:
         if runner.poll() is None:
             runner.send_signal(signal.SIGKILL)
