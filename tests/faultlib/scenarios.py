@@ -10,7 +10,6 @@ scenario lists the orphans (then kills them so the next scenario starts clean).
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -206,48 +205,29 @@ def drop_policy(policy: str) -> Callable[[Run], None]:
     return scenario
 
 
-def relay_killed(ctx: Run) -> None:
-    """The relay's host is SIGKILLed and restarted by its policy: the link must not duplicate
-    or reorder, and data must flow again to the end."""
-    n = int(3000 * ctx.scale)
-    g = seq_flow(ctx, "fkill", n=n, rate=1000, qos=QoS(queue_size=16),
-                 relay_restart=RestartPolicy("on-failure", max_restarts=5, backoff_s=0.1))
-    with flow_running(g) as box:
-        assert wait_records(ctx, "sink", n // 4)
-        ctx.faults.kill(last_pid(ctx.dir, "relay"))
-        result = wait_flow(box, 60)
-    _ended(ctx, result, 60)
-    rep = judge_sink(ctx.dir, "src", "sink", link="zenoh src->relay->sink (relay SIGKILL)")
-    ctx.reports.append(rep)
-    if result is not None and result.status.get("fkill/relay", {}).get("restarts") != 1:
-        ctx.notes.append(f"relay restarts: {result.status.get('fkill/relay')}")
+def node_killed(victim: str) -> Callable[[Run], None]:
+    """The ``victim``'s host (``relay`` or ``sink``) is SIGKILLed and restarted by its policy:
+    the link must not duplicate or reorder, and data must flow again to the end."""
 
+    def scenario(ctx: Run) -> None:
+        n = int(3000 * ctx.scale)
+        flow = f"fkill{victim}"
+        restart = RestartPolicy("on-failure", max_restarts=5, backoff_s=0.1)
+        g = seq_flow(ctx, flow, n=n, rate=1000, relay=victim == "relay", qos=QoS(queue_size=16),
+                     **{f"{victim}_restart": restart})
+        with flow_running(g) as box:
+            assert wait_records(ctx, "sink", n // 4)
+            ctx.faults.kill(last_pid(ctx.dir, victim))
+            result = wait_flow(box, 60)
+        _ended(ctx, result, 60)
+        path = "src->relay->sink" if victim == "relay" else "src->sink"
+        ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link=f"zenoh {path} ({victim} SIGKILL)"))
+        restarts = None if result is None else result.status.get(f"{flow}/{victim}", {}).get("restarts")
+        if result is not None and restarts != 1:
+            ctx.notes.append(f"{victim} restarted {restarts} time(s), not once")
 
-def sink_killed(ctx: Run) -> None:
-    """The sink's host is SIGKILLed and restarted: what it had recorded stays, nothing twice."""
-    n = int(3000 * ctx.scale)
-    g = seq_flow(ctx, "fskill", n=n, rate=1000, relay=False, qos=QoS(queue_size=16),
-                 sink_restart=RestartPolicy("on-failure", max_restarts=5, backoff_s=0.1))
-    with flow_running(g) as box:
-        assert wait_records(ctx, "sink", n // 4)
-        ctx.faults.kill(last_pid(ctx.dir, "sink"))
-        result = wait_flow(box, 60)
-    _ended(ctx, result, 60)
-    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="zenoh src->sink (sink SIGKILL)"))
-
-
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    scenario.__name__ = f"{victim}_killed"
+    return scenario
 
 
 
@@ -515,8 +495,8 @@ ALL: dict[str, Callable[[Run], None]] = {
     "drop-oldest": drop_policy("drop_oldest"),
     "latest": drop_policy("latest"),
     "bridge-in-out": bridge,
-    "relay-sigkill": relay_killed,
-    "sink-sigkill": sink_killed,
+    "relay-sigkill": node_killed("relay"),
+    "sink-sigkill": node_killed("sink"),
     "daemon-sigkill": daemon_killed,
     "netns-partition": netns_partition,
     "workflow-steps": workflow_steps,
