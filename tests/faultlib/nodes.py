@@ -46,19 +46,24 @@ class SeqSource(zflow.Source):
         pad = b"x" * int(ctx.config.get("size", 0))
         period = 1.0 / rate if rate else 0.0
         start = time.monotonic()
-        seq = 0
-        while (n == 0 or seq < n) and ctx.running:
-            if period:
-                delay = start + seq * period - time.monotonic()
-                if delay > 0 and not ctx.sleep(delay):
-                    break
-            yield {"epoch": self.epoch, "seq": seq, "pad": pad}
-            if seq % 64 == 0 or seq == n - 1:
-                self._note(seq)
-            seq += 1
-        self._note(seq - 1)
+        seq, last = 0, -1
+        try:
+            while (n == 0 or seq < n) and ctx.running:
+                if period:
+                    delay = start + seq * period - time.monotonic()
+                    if delay > 0 and not ctx.sleep(delay):
+                        break
+                last = seq  # the host sends what is yielded before it may close the generator
+                yield {"epoch": self.epoch, "seq": seq, "pad": pad}
+                if seq % 64 == 0:
+                    self._note(seq)
+                seq += 1
+        finally:
+            self._note(last)
 
     def _note(self, seq: int) -> None:
+        if seq < 0:
+            return
         tmp = self.sent_path + ".tmp"
         with open(tmp, "w") as fh:
             fh.write(f"{self.epoch} {seq}\n")

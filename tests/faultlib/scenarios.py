@@ -10,6 +10,7 @@ scenario lists the orphans (then kills them so the next scenario starts clean).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -487,6 +488,31 @@ def workflow_runner_killed(ctx: Run) -> None:
     ctx.reports.append(judge("workflow runner SIGKILL (runs end)", ended, ("wf", len(found) - 1) if found else None))
 
 
+
+def source_terminated(ctx: Run) -> None:
+    """A source's host gets SIGTERM (what a daemon's death sends it through the parent-death
+    signal, and what a daemon sends a node it hands over): the source is stopped, not finished,
+    so its consumer must not be told the stream ended (it would exit, and the flow would report
+    success)."""
+    import signal
+
+    from daemon_helpers import wait_until
+
+    g = seq_flow(ctx, "fterm", n=0, rate=200, relay=False)
+    with flow_running(g) as box:
+        assert wait_records(ctx, "sink", 50)
+        pid = last_pid(ctx.dir, "src")
+        os.kill(pid, signal.SIGTERM)
+        ctx.faults.note("sigterm")
+        if wait_until(lambda: (ctx.dir / "sink.stats.json").exists(), 2.0):
+            ctx.notes.append("the sink took the stopped source's exit as the end of its stream")
+        box["stop"].set()
+        result = wait_flow(box, 20)
+    if result is not None and result.status.get("fterm/src", {}).get("state") == "exited":
+        ctx.notes.append("the SIGTERMed source is reported as exited (finished) with code 0")
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="zenoh src->sink (source SIGTERM)"))
+
+
 # Every scenario by name: the CI suite runs each once, the soak in a loop.
 ALL: dict[str, Callable[[Run], None]] = {
     "inprocess-stall": inprocess_stall,
@@ -501,4 +527,5 @@ ALL: dict[str, Callable[[Run], None]] = {
     "netns-partition": netns_partition,
     "workflow-steps": workflow_steps,
     "workflow-runner-sigkill": workflow_runner_killed,
+    "source-sigterm": source_terminated,
 }
