@@ -51,6 +51,7 @@ PROMISES = [
     pytest.param("netns-partition", id="netns-partition", marks=[pytest.mark.netns, _xfail(
         DAEMONS + "a partitioned host that returns resumes its stale source next to the re-placed one, "
         "then stopping it ends the stream and the sink exits")]),
+    pytest.param("netns-stall", id="netns-stall", marks=pytest.mark.netns),
     pytest.param("workflow-steps", id="workflow-steps"),
     pytest.param("workflow-runner-sigkill", id="workflow-runner-sigkill", marks=_xfail(
         DAEMONS + "runs of a SIGKILLed `zflow workflow run` stay Running forever (observation 6)")),

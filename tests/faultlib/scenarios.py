@@ -51,13 +51,19 @@ class Run:
 
 def run(scenario: Callable[[Run], None], directory: Path, scale: float = 1.0, grace: float = 10.0) -> Run:
     """Run one scenario in ``directory``; what still runs ``grace`` seconds after it is listed
-    in the result as orphans, then killed."""
+    in the result as orphans, then killed. A scenario that raises is reported in ``notes``."""
     directory.mkdir(parents=True, exist_ok=True)
     ctx = Run(directory, scale=scale)
     with marked() as token:
         ctx.mark = token
         try:
             scenario(ctx)
+        except NetnsUnavailable:
+            raise
+        except Exception as exc:  # a scenario that broke half-way is a finding, orphans included
+            import traceback
+
+            ctx.notes.append(f"the scenario broke: {type(exc).__name__}: {exc}\n{traceback.format_exc()[-2000:]}")
         finally:
             ctx.faults.join()
             ctx.orphans = orphans(token, grace)
@@ -162,8 +168,8 @@ def zenoh_stalled_consumer(ctx: Run) -> None:
     g = seq_flow(ctx, "fstall", n=n, relay=False, qos=QoS(queue_size=8), sink_cfg={"stall_at": 0, "stall_s": 4.0})
     with flow_running(g, router_config=short_lease(ctx)) as box:
         ctx.faults.note("stall")
-        result = wait_flow(box, 10)
-    _ended(ctx, result, 10)
+        result = wait_flow(box, 8)
+    _ended(ctx, result, 8)
     ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="zenoh src->sink (handler stall)"))
 
 
@@ -341,13 +347,13 @@ def daemon_killed(ctx: Run) -> None:
     ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="daemon d1 src -> daemon d2 sink"))
 
 
-PARTITION_FLOW = """\
-name: fpart
+NETNS_FLOW = """\
+name: fnet
 sources:
   - id: src
     operator: {nodes}:SeqSource
     outputs: [out]
-    configuration: {{dir: "{dir}", n: 0, rate: 200}}
+    configuration: {{dir: "{dir}", n: {n}, rate: {rate}}}
     deploy: {{daemons: [edge-a, edge-b]}}
 sinks:
   - id: sink
@@ -358,11 +364,11 @@ sinks:
 """
 
 
-def netns_partition(ctx: Run) -> None:
-    """Across daemons in network namespaces: the source's host (edge-a) is cut off from the
-    router for longer than the daemons' lease, then comes back. The source must be re-placed on
-    edge-b (a new epoch), the sink on edge-b must keep receiving, and once the link is back the
-    stale source on edge-a must never reach the sink (fencing)."""
+@contextlib.contextmanager
+def netns_instance(ctx: Run, n: int = 0, rate: int = 200) -> Iterator[Any]:
+    """Namespaces r (router daemon with the scheduler), a and b (edge daemons) from
+    tests/test_netns_multihost.py, and instance ``p1`` of a SeqSource on edge-a feeding a
+    CheckSink on edge-b; yields the site once the sink has data. Deleted and torn down after."""
     import json
 
     from daemon_helpers import wait_until
@@ -375,7 +381,7 @@ def netns_partition(ctx: Run) -> None:
     try:
         site.setup()
         flow = ctx.dir / "flow.yaml"
-        flow.write_text(PARTITION_FLOW.format(nodes=NODES, dir=ctx.dir))
+        flow.write_text(NETNS_FLOW.format(nodes=NODES, dir=ctx.dir, n=n, rate=rate))
         readies = [site.spawn("r", "router", "daemon", "run", "--router", "--listen", "tcp/0.0.0.0:7447",
                               "--id", "site", "--scheduler", "--data-dir", str(ctx.dir / "site"))]
         assert wait_until(readies[0].exists, 20), site.dump_logs()
@@ -390,17 +396,48 @@ def netns_partition(ctx: Run) -> None:
         if not status["record"]["placement"]["src"].startswith("edge-a/"):
             raise AssertionError(f"expected the source on edge-a: {status['record']['placement']}")
         assert wait_records(ctx, "sink", 100), site.dump_logs()
-        ctx.faults.partition(site.ns["r"], f"{site.prefix}ra", 5.0 * ctx.scale)
-        n = _lines(ctx, "sink")
-        if not wait_until(lambda: _lines(ctx, "sink") >= n + 200, 10):
-            ctx.notes.append("no data reached the sink after the partition healed")
-        status = json.loads(site.zflow("instance", "status", "p1", "--json").stdout)
-        if not status["record"]["placement"]["src"].startswith("edge-b/"):
-            ctx.notes.append(f"the source was not re-placed: {status['record']['placement']}")
+        yield site
         site.zflow("instance", "delete", "p1", check=False)
     finally:
         site.teardown()
-    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="netns edge-a src -> edge-b sink"))
+
+
+def placement(site: Any, node: str) -> str:
+    import json
+
+    return str(json.loads(site.zflow("instance", "status", "p1", "--json").stdout)["record"]["placement"][node])
+
+
+def netns_partition(ctx: Run) -> None:
+    """Across daemons in network namespaces: the source's host (edge-a) is cut off from the
+    router for longer than the daemons' lease, then comes back. The source must be re-placed on
+    edge-b (a new epoch), the sink on edge-b must keep receiving, and once the link is back the
+    stale source on edge-a must never reach the sink (fencing)."""
+    from daemon_helpers import wait_until
+
+    with netns_instance(ctx) as site:
+        ctx.faults.partition(site.ns["r"], f"{site.prefix}ra", 5.0 * ctx.scale)
+        n = _lines(ctx, "sink")
+        if not wait_until(lambda: _lines(ctx, "sink") >= n + 200, 6):
+            ctx.notes.append("no data reached the sink after the partition healed")
+        if not placement(site, "src").startswith("edge-b/"):
+            ctx.notes.append(f"the source was not re-placed: it is on {placement(site, 'src')}")
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="netns edge-a src -> edge-b sink (partition)"))
+
+
+def netns_stall(ctx: Run) -> None:
+    """Across daemons in network namespaces, a finite flow: the sink's host on edge-b and
+    then the source's host on edge-a are SIGSTOPped for 2 s each (shorter than the lease).
+    ``block`` must deliver every message once, in order, and the flow must end."""
+    from daemon_helpers import wait_until
+
+    n = int(2000 * ctx.scale)
+    with netns_instance(ctx, n=n, rate=400):
+        ctx.faults.stall(last_pid(ctx.dir, "sink"), 2.0)
+        ctx.faults.stall(last_pid(ctx.dir, "src"), 2.0)
+        if not wait_until(lambda: (ctx.dir / "sink.stats.json").exists(), 20):
+            ctx.notes.append("the sink never saw the end of its stream")
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="netns edge-a src -> edge-b sink (stalls)"))
 
 
 class NetnsUnavailable(RuntimeError):
@@ -525,6 +562,7 @@ ALL: dict[str, Callable[[Run], None]] = {
     "sink-sigkill": node_killed("sink"),
     "daemon-sigkill": daemon_killed,
     "netns-partition": netns_partition,
+    "netns-stall": netns_stall,
     "workflow-steps": workflow_steps,
     "workflow-runner-sigkill": workflow_runner_killed,
     "source-sigterm": source_terminated,
