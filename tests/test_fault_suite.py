@@ -47,7 +47,8 @@ PROMISES = [
         DATAPLANE + "what is published while a block link's consumer restarts after a SIGKILL is lost")),
     pytest.param("daemon-sigkill", id="daemon-sigkill", marks=_xfail(
         DAEMONS + "the sink on the surviving daemon exits when the source's daemon is killed "
-        "(its hosts end their streams), and the instance still says running (observation 5)")),
+        "(its hosts end their streams) and the instance still says running; an instance with every "
+        "node on the killed daemon is not re-placed and vanishes from the list (observation 5)")),
     pytest.param("netns-partition", id="netns-partition", marks=[pytest.mark.netns, _xfail(
         DAEMONS + "a partitioned host that returns resumes its stale source next to the re-placed one, "
         "then stopping it ends the stream and the sink exits")]),

@@ -74,9 +74,11 @@ def run(scenario: Callable[[Run], None], directory: Path, scale: float = 1.0, gr
 # -- flows ----------------------------------------------------------------------------------------
 def seq_flow(ctx: Run, flow: str, *, n: int, rate: float = 0, size: int = 0, relay: bool = True,
              group: str | None = None, qos: QoS | None = None, sink_cfg: dict[str, Any] | None = None,
-             relay_restart: RestartPolicy | None = None, sink_restart: RestartPolicy | None = None) -> Graph:
-    """src (SeqSource) [-> relay] -> sink (CheckSink), ``qos`` on the sink's input."""
-    d = {"dir": str(ctx.dir)}
+             relay_restart: RestartPolicy | None = None, sink_restart: RestartPolicy | None = None,
+             directory: Path | None = None) -> Graph:
+    """src (SeqSource) [-> relay] -> sink (CheckSink), ``qos`` on the sink's input; the nodes
+    keep their files in ``directory`` (default: the run's)."""
+    d = {"dir": str(directory or ctx.dir)}
     nodes = [node("src", "source", NODES, attr="SeqSource", outputs=["out"], group=group,
                   config={**d, "n": n, "rate": rate, "size": size})]
     links = []
@@ -128,8 +130,9 @@ def wait_flow(box: dict[str, Any], timeout: float) -> Any:
     return box["result"]
 
 
-def wait_records(ctx: Run, sink: str, count: int, timeout: float = 30.0, port: str = "in") -> bool:
-    path = ctx.dir / f"{sink}.{port}.seq"
+def wait_records(ctx: Run, sink: str, count: int, timeout: float = 30.0, port: str = "in",
+                 directory: Path | None = None) -> bool:
+    path = (directory or ctx.dir) / f"{sink}.{port}.seq"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists() and path.stat().st_size and len(path.read_bytes().splitlines()) >= count:
@@ -310,41 +313,56 @@ def _deploy(g: Graph, hints: dict[str, dict[str, Any]]) -> Graph:
 
 
 def daemon_killed(ctx: Run) -> None:
-    """Across daemons (observation 5): the source runs on daemon d1, the sink on d2; d1 is
-    SIGKILLed, then restarted. The source must be re-placed on d2 (a new epoch: it says it
-    restarted), the sink must keep receiving, the instance must say "running", and the returning
-    d1 must never resume its stale source (no message from an older epoch after a newer one)."""
+    """Across daemons (observation 5): two instances on daemons d1 and d2, each a source on d1;
+    ``across`` has its sink on d2, ``all`` has every node on d1. d1 is SIGKILLed, then
+    restarted. Its nodes must be re-placed on d2 (a source in a new epoch: it says it
+    restarted), each sink must keep receiving, each instance must say "running", and the
+    returning d1 must never resume a stale node (no message from an older epoch after a newer one)."""
     from daemon_helpers import DaemonProcess, daemon_processes, wait_until
 
     from zflow.daemon.deploy import create_instance, delete_instance, find_instance
+    from zflow.errors import UserError
     from zflow.transport.session import EmbeddedRouter, open_session
 
-    g = _deploy(seq_flow(ctx, "fdaemon", n=0, rate=200, relay=False),
-                {"src": {"daemons": ["d1", "d2"]}, "sink": {"daemon": "d2"}})
+    sinks = {"across": ["d2"], "all": ["d1", "d2"]}
+    dirs = {name: ctx.dir / name for name in sinks}
     specs = [("d1", ctx.dir / "d1"), ("d2", ctx.dir / "d2")]
     with EmbeddedRouter() as router, open_session(router.client_options()) as s, \
             daemon_processes(specs, [router.endpoint]) as procs:
-        rec = create_instance(s, g, instance="k1")
-        if rec.placement["src"].split("/")[0] != "d1":
-            raise AssertionError(f"expected the source on d1: {rec.placement}")
-        assert wait_records(ctx, "sink", 100)
+        for name, sink_on in sinks.items():
+            dirs[name].mkdir()
+            g = _deploy(seq_flow(ctx, "fdaemon", n=0, rate=200, relay=False, directory=dirs[name]),
+                        {"src": {"daemons": ["d1", "d2"]}, "sink": {"daemons": sink_on}})
+            rec = create_instance(s, g, instance=name)
+            if rec.placement["src"].split("/")[0] != "d1" or rec.placement["sink"].split("/")[0] != sink_on[0]:
+                raise AssertionError(f"instance {name} was not placed as planned: {rec.placement}")
+        assert all(wait_records(ctx, "sink", 100, directory=d) for d in dirs.values())
         ctx.faults.kill(procs[0].proc.pid, "daemon-kill")
         procs[0].kill()  # reaps it and any host it left
-        before = len((ctx.dir / "sink.in.seq").read_bytes().splitlines())
-        flowing = wait_until(lambda: len((ctx.dir / "sink.in.seq").read_bytes().splitlines()) >= before + 100, 8)
-        if not flowing:
-            ctx.notes.append("no data reached the sink after d1 was killed")
-        found, states, _ = find_instance(s, "k1")
-        if found.state != "running" or states.get("sink") != "running" or states.get("src") != "running":
-            ctx.notes.append(f"after the kill the instance says {found.state}, nodes {states}")
+        before = {name: _lines(d, "sink") for name, d in dirs.items()}
+        wait_until(lambda: all(_lines(d, "sink") >= before[n] + 100 for n, d in dirs.items()), 8)
+        for name, d in dirs.items():
+            if _lines(d, "sink") < before[name] + 100:
+                ctx.notes.append(f"{name}: no data reached the sink after d1 was killed")
+            try:
+                found, states, _ = find_instance(s, name)
+            except UserError as exc:
+                ctx.notes.append(f"{name}: {exc}")
+                continue
+            if found.state != "running" or states != {"src": "running", "sink": "running"}:
+                ctx.notes.append(f"{name}: after the kill the instance says {found.state}, nodes {states}")
         back = DaemonProcess("d1", ctx.dir / "d1", [router.endpoint])
         procs.append(back)
         back.wait_ready()
         ctx.faults.note("daemon-restart")
-        before = len((ctx.dir / "sink.in.seq").read_bytes().splitlines())
-        wait_until(lambda: len((ctx.dir / "sink.in.seq").read_bytes().splitlines()) >= before + 200, 4)
-        delete_instance(s, "k1")
-    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="daemon d1 src -> daemon d2 sink"))
+        before = {name: _lines(d, "sink") for name, d in dirs.items()}
+        wait_until(lambda: all(_lines(d, "sink") >= before[n] + 200 for n, d in dirs.items()), 4)
+        for name in sinks:
+            with contextlib.suppress(UserError):
+                delete_instance(s, name)
+    for name, d in dirs.items():
+        where = "d1 src -> d2 sink" if name == "across" else "d1 src -> d1 sink (all nodes on the victim)"
+        ctx.reports.append(judge_sink(d, "src", "sink", link=f"daemons {where}"))
 
 
 NETNS_FLOW = """\
@@ -444,8 +462,8 @@ class NetnsUnavailable(RuntimeError):
     """Network namespaces cannot be made here (not root, no ``ip``)."""
 
 
-def _lines(ctx: Run, sink: str, port: str = "in") -> int:
-    path = ctx.dir / f"{sink}.{port}.seq"
+def _lines(where: Run | Path, sink: str, port: str = "in") -> int:
+    path = (where.dir if isinstance(where, Run) else where) / f"{sink}.{port}.seq"
     return len(path.read_bytes().splitlines()) if path.exists() else 0
 
 
