@@ -96,15 +96,24 @@ def seq_flow(ctx: Run, flow: str, *, n: int, rate: float = 0, size: int = 0, rel
 
 
 @contextlib.contextmanager
-def flow_running(g: Graph, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """``run_flow`` on a thread; yields a dict that holds ``result`` once the flow has ended."""
+def flow_running(ctx: Run, g: Graph, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """``run_flow`` on a thread, its hosts' output in ``<dir>/<flow>.log``; yields a dict that
+    holds ``result`` once the flow has ended."""
     from zflow.runtime.run import run_flow
 
     box: dict[str, Any] = {"stop": threading.Event()}
+    lock = threading.Lock()
+    log_file = open(ctx.dir / f"{g.flow}.log", "a")  # noqa: SIM115 (closed after the flow)
+
+    def log(name: str, line: str) -> None:
+        with lock:
+            if not log_file.closed:  # a pump thread may outlive the flow by a line
+                log_file.write(f"[{name}] {line}\n")
+                log_file.flush()
 
     def target() -> None:
         try:
-            box["result"] = run_flow(g, log=kwargs.pop("log", None), stop=box["stop"], **kwargs)
+            box["result"] = run_flow(g, log=log, stop=box["stop"], **kwargs)
         except BaseException as exc:
             box["error"] = exc
 
@@ -116,6 +125,8 @@ def flow_running(g: Graph, **kwargs: Any) -> Iterator[dict[str, Any]]:
     finally:
         box["stop"].set()
         thread.join(60)
+        with lock:
+            log_file.close()
 
 
 def wait_flow(box: dict[str, Any], timeout: float) -> Any:
@@ -154,7 +165,7 @@ def inprocess_stall(ctx: Run) -> None:
     whole host is SIGSTOPped; ``block`` must lose nothing."""
     n = int(3000 * ctx.scale)
     g = seq_flow(ctx, "fin", n=n, rate=1000, group="all", sink_cfg={"stall_at": n // 2, "stall_s": 1.0})
-    with flow_running(g) as box:
+    with flow_running(ctx, g) as box:
         assert wait_records(ctx, "sink", n // 4)
         ctx.faults.stall(last_pid(ctx.dir, "sink"), 1.0)
         result = wait_flow(box, 30)
@@ -169,7 +180,7 @@ def zenoh_stalled_consumer(ctx: Run) -> None:
     flow must end."""
     n = int(500 * ctx.scale)
     g = seq_flow(ctx, "fstall", n=n, relay=False, qos=QoS(queue_size=8), sink_cfg={"stall_at": 0, "stall_s": 4.0})
-    with flow_running(g, router_config=short_lease(ctx)) as box:
+    with flow_running(ctx, g, router_config=short_lease(ctx)) as box:
         ctx.faults.note("stall")
         result = wait_flow(box, 8)
     _ended(ctx, result, 8)
@@ -188,7 +199,7 @@ def zenoh_sigstop(ctx: Run) -> None:
     threads included) for 2 s each while the source runs flat out."""
     n = int(20000 * ctx.scale)
     g = seq_flow(ctx, "fstop", n=n, rate=4000, qos=QoS(queue_size=16))
-    with flow_running(g) as box:
+    with flow_running(ctx, g) as box:
         assert wait_records(ctx, "sink", 1000)
         ctx.faults.stall(last_pid(ctx.dir, "relay"), 2.0)
         ctx.faults.stall(last_pid(ctx.dir, "sink"), 2.0)
@@ -206,7 +217,7 @@ def drop_policy(policy: str) -> Callable[[Run], None]:
         g = seq_flow(ctx, f"fdrop{policy[0]}", n=n, relay=False,
                      qos=QoS(queue_size=4, policy=policy),  # type: ignore[arg-type]
                      sink_cfg={"delay": 0.002})
-        with flow_running(g) as box:
+        with flow_running(ctx, g) as box:
             result = wait_flow(box, 60)
         _ended(ctx, result, 60)
         ctx.reports.append(judge_sink(ctx.dir, "src", "sink", policy=policy, link=f"zenoh src->sink ({policy})"))
@@ -225,7 +236,7 @@ def node_killed(victim: str) -> Callable[[Run], None]:
         restart = RestartPolicy("on-failure", max_restarts=5, backoff_s=0.1)
         g = seq_flow(ctx, flow, n=n, rate=1000, relay=victim == "relay", qos=QoS(queue_size=16),
                      **{f"{victim}_restart": restart})
-        with flow_running(g) as box:
+        with flow_running(ctx, g) as box:
             assert wait_records(ctx, "sink", n // 4)
             ctx.faults.kill(last_pid(ctx.dir, victim))
             result = wait_flow(box, 60)
@@ -282,7 +293,7 @@ def bridge(ctx: Run) -> None:
 
         reading = threading.Thread(target=read, daemon=True)
         reading.start()
-        with flow_running(g, connect=[router.endpoint]) as box:
+        with flow_running(ctx, g, connect=[router.endpoint]) as box:
             deadline = time.monotonic() + 30
             while len(_host_pids(ctx)) < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -554,7 +565,7 @@ def source_terminated(ctx: Run) -> None:
     from daemon_helpers import wait_until
 
     g = seq_flow(ctx, "fterm", n=0, rate=200, relay=False)
-    with flow_running(g) as box:
+    with flow_running(ctx, g) as box:
         assert wait_records(ctx, "sink", 50)
         pid = last_pid(ctx.dir, "src")
         os.kill(pid, signal.SIGTERM)
