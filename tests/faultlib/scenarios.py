@@ -257,15 +257,15 @@ def bridge(ctx: Run) -> None:
     """Bridge in and out (observation 2): a ``zenoh-subscribers`` source straight into a
     ``zenoh-publishers`` sink, default QoS, fed flat out by a ``block`` publisher of 1 KiB
     messages outside the flow and read by a plain subscriber outside it (its own session, a
-    bounded channel) that stalls for 2 s on the way: back-pressure must reach the publisher and
-    every message come out once, in order."""
+    bounded channel) that stalls twice for 2 s on the way: back-pressure must reach the
+    publisher and every message come out once, in order."""
     import zenoh
 
     from zflow import codec
     from zflow.dataflow import compile_dict
     from zflow.transport.session import EmbeddedRouter, open_session
 
-    n = int(10000 * ctx.scale)
+    n = int(20000 * ctx.scale)
     tag = ctx.dir.name.replace(".", "-")
     key_in, key_out = f"zflow-faults/{tag}/in", f"zflow-faults/{tag}/out"
     g = compile_dict({"name": "fbridge",
@@ -287,7 +287,7 @@ def bridge(ctx: Run) -> None:
                     return
                 value = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
                 record.append((value["epoch"], value["seq"]))
-                if value["seq"] == n // 3:
+                if value["seq"] in (n // 10, n // 2):
                     ctx.faults.note("stall")
                     time.sleep(2.0 * ctx.scale)
 
@@ -304,11 +304,25 @@ def bridge(ctx: Run) -> None:
             for seq in range(n):
                 payload, ctype = codec.encode({"epoch": epoch, "seq": seq, "pad": pad})
                 pub.put(payload, encoding=ctype)
-            reading.join(6)
+            _until_quiet(lambda: len(record), reading, quiet=2.0, limit=30.0)
             box["stop"].set()
             wait_flow(box, 30)
         pub.undeclare()
     ctx.reports.append(judge("zenoh in -> bridge -> zenoh out", list(record), (epoch, n - 1)))
+
+
+def _until_quiet(count: Callable[[], int], thread: threading.Thread, quiet: float, limit: float) -> None:
+    """Wait for ``thread`` to end, or for ``count()`` to stay the same for ``quiet`` seconds
+    (what is late arrives, what is lost does not), at most ``limit`` seconds."""
+    end = time.monotonic() + limit
+    last, since = count(), time.monotonic()
+    while thread.is_alive() and time.monotonic() < end:
+        thread.join(0.1)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
 
 
 def _host_pids(ctx: Run) -> list[int]:
