@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from zflow.errors import clip
+
 
 class Config(BaseModel):
     """Base of built-in operator configurations: unknown keys ignored, values validated.
@@ -24,7 +26,8 @@ class Config(BaseModel):
     Unknown keys are legitimate: a node's configuration is merged with the flow-level one.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # nan and inf are refused like any bad number (an infinite timer period would wait forever)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class TimerConfig(Config):
@@ -225,4 +228,4 @@ def _located(err: Any) -> tuple[Loc, str]:
             return (key,), rest
         return loc, msg
     msg = msg[0].lower() + msg[1:] if msg else msg
-    return loc, f"{msg} (got {err['input']!r})" if "input" in err else msg
+    return loc, f"{msg} (got {clip(err['input'])})" if "input" in err else msg

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -51,3 +53,15 @@ def graph(flow: str, nodes: list[NodeSpec], links: list[tuple[str, str, str, str
         out_links.append(Link(src, out, dst, inp, key, q))
     del by_id
     return Graph(flow=flow, instance=instance, nodes=keyed, links=tuple(out_links))
+
+
+def wait_for(probe: Callable[[], Any], what: str, timeout: float = 40.0) -> Any:
+    """Poll until ``probe`` returns something truthy and return it: a bound on waiting for a
+    condition (never a fixed sleep, never a timing claim); AssertionError naming ``what`` after."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")

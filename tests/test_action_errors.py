@@ -33,7 +33,8 @@ def make(tmp_path: Path, text: str, handler: str | None = "ryax_handler.py") -> 
     d.mkdir(exist_ok=True)
     (d / "ryax_metadata.yaml").write_text(textwrap.dedent(text))
     if handler:
-        (d / handler).write_text("def handle(inputs):\n    return {}\n")
+        (d / handler).write_text("async def run(service, input_values):\n    pass\n" if handler == "ryax_run.py"
+                                 else "def handle(inputs):\n    return {}\n")
     return d
 
 
@@ -141,3 +142,74 @@ def test_library_actions_all_valid_and_schema_export(tmp_path: Path, zflow_cmd: 
     schema = json.loads((tmp_path / "ryax_metadata.schema.json").read_text())
     assert "spec" in schema["properties"]
     assert "spec" in json.loads((tmp_path / "workflow.schema.json").read_text())["properties"]
+
+
+# ---- issue 8, observation 7: the handler compiles and has its entry point, checked without running it
+TRIGGER = GOOD.replace("kind: Processor", "kind: Source").split("  inputs:")[0]
+
+
+@pytest.mark.parametrize(("meta", "file", "source", "line", "expected"), [
+    (GOOD, "ryax_handler.py", "def handle(inputs):\n    return {'tagged': inputs['image']\n", 2,
+     "not valid Python: '{' was never closed; found: return {'tagged': inputs['image']"),
+    (GOOD, "ryax_handler.py", "x = 1\nreturn x\n", 2, "not valid Python: 'return' outside function"),
+    (GOOD, "ryax_handler.py", "def handel(inputs):\n    return {}\n", None,
+     "no handle() entry point: expected `def handle(inputs)` at module level, found handel() "
+     "(did you mean 'handel'?)"),
+    (GOOD, "ryax_handler.py", "import os\n", None,
+     "no handle() entry point: expected `def handle(inputs)` at module level, found no function"),
+    (GOOD, "ryax_handler.py", "async def handle(inputs):\n    return {}\n", 1,
+     "handle() must be a plain (not async) function: expected `def handle(inputs)`, found `async def handle(...)`"),
+    (GOOD, "ryax_handler.py", "def handle(inputs, model):\n    return {}\n", 1,
+     "handle() has 2 required parameters (inputs, model) but is called with 1: expected `def handle(inputs)`"),
+    (GOOD, "ryax_handler.py", "def handle():\n    return {}\n", 1,
+     "handle() has 0 positional parameters but is called with 1"),
+    (TRIGGER, "ryax_run.py", "def run(service, input_values):\n    pass\n", 1,
+     "run() must be an async function: expected `async def run(service, input_values)`, found `def run(...)`"),
+    (TRIGGER, "ryax_run.py", "async def main(service):\n    pass\n", None,
+     "no run() entry point: expected `async def run(service, input_values)` at module level, found main()"),
+    (TRIGGER, "ryax_run.py", "async def run(service):\n    pass\n", 1,
+     "run() has 1 positional parameters but is called with 2"),
+], ids=["syntax", "compile-time", "misspelt", "no-function", "async-handle", "two-params", "no-params",
+        "sync-run", "no-run", "run-one-param"])
+def test_handler_is_compiled_and_its_entry_point_checked(tmp_path: Path, zflow_cmd: list[str],
+                                                         cli_env: dict[str, str], meta: str, file: str,
+                                                         source: str, line: int | None, expected: str) -> None:
+    d = make(tmp_path, meta, handler=None)
+    (d / file).write_text(source)
+    res = subprocess.run([*zflow_cmd, "action", "check", str(d)], capture_output=True, text=True, env=cli_env)
+    assert res.returncode == 2, res.stdout
+    where = f"{d / file}:{line}" if line else f"{d / file}"
+    assert f"{where}: {expected}" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and "ok:" not in res.stdout
+
+
+def test_check_never_runs_the_action_code(tmp_path: Path, zflow_cmd: list[str], cli_env: dict[str, str]) -> None:
+    marker = tmp_path / "ran"
+    d = make(tmp_path, GOOD, handler=None)
+    (d / "ryax_handler.py").write_text(f"open({str(marker)!r}, 'w').close()\nimport sys\nsys.exit(3)\n\n"
+                                       "def handle(inputs):\n    return {}\n")
+    res = subprocess.run([*zflow_cmd, "action", "check", str(d)], capture_output=True, text=True, env=cli_env)
+    assert res.returncode == 0 and res.stdout.startswith("ok: tfdetection"), res.stderr
+    assert not marker.exists()
+
+
+def test_entry_points_bound_other_ways_are_accepted(tmp_path: Path) -> None:
+    d = make(tmp_path, GOOD, handler=None)
+    for source in ("from helpers import handle\n", "handle = make_handler()\n",
+                   "def handle(inputs, *rest, scale=1):\n    return {}\n",
+                   "try:\n    import numpy\nexcept ImportError:\n    pass\nelse:\n    def handle(inputs):\n        return {}\n"):
+        (d / "ryax_handler.py").write_text(source)
+        assert load_action(d).id == "tfdetection"
+
+
+def test_workflow_check_reports_a_broken_handler(tmp_path: Path, zflow_cmd: list[str], cli_env: dict[str, str]) -> None:
+    import shutil
+
+    data = Path(__file__).parent / "workflow_data"
+    shutil.copytree(data / "actions", tmp_path / "actions")
+    shutil.copy(data / "three-steps.yaml", tmp_path / "wf.yaml")
+    handler = tmp_path / "actions" / "add" / "ryax_handler.py"
+    handler.write_text(handler.read_text().replace("return {", "return {{"))
+    res = subprocess.run([*zflow_cmd, "workflow", "check", str(tmp_path / "wf.yaml")], capture_output=True,
+                         text=True, env=cli_env)
+    assert res.returncode == 2 and f"{handler}:3: not valid Python" in res.stderr, res.stderr

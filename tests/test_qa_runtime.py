@@ -81,7 +81,7 @@ def test_quiet_run_still_shows_why_a_node_refused_its_input(tmp_path, cli_env, z
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--duration", "-1"], "--duration must be more than 0"),
+    (["--duration", "-1"], "--duration: expected a finite number of seconds greater than 0, got '-1'"),
     ([], "not a compiled graph"),
 ])
 def test_run_refuses_bad_arguments_without_traceback(tmp_path, cli_env, zflow_cmd, args, message):

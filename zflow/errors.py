@@ -24,6 +24,32 @@ def format_path(path: Path) -> str:
     return out
 
 
+# A message quotes what it found, but never a whole 2 MB value: values longer than this are cut.
+CLIP = 80
+_MESSAGE_MAX = 2000
+
+
+def clip(value: object, limit: int = CLIP) -> str:
+    """``repr`` of a value for a message, cut to ``limit`` characters with the full length said."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    if isinstance(value, str | bytes):
+        length = f"{len(value):,} {'characters' if isinstance(value, str) else 'bytes'}"
+    else:
+        length = f"{len(text):,} characters as text"
+    return f"{text[:limit]}... ({length})"
+
+
+def cut(text: str, limit: int = _MESSAGE_MAX) -> str:
+    """Last guard for messages that quote a long value without :func:`clip`: keep both ends
+    (what is wrong is said first, what was expected often last)."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 3 // 4, limit // 4
+    return f"{text[:head]} ... [{len(text) - head - tail:,} characters cut] ... {text[-tail:]}"
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """The closest candidate to a misspelt name, as a ready-to-print hint."""
     matches = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
@@ -47,7 +73,7 @@ class Problem:
         loc = format_path(self.path)
         parts = [p for p in (where, loc) if p]
         text = ": ".join([*parts, self.message]) if parts else self.message
-        return f"{text} ({self.hint})" if self.hint else text
+        return cut(f"{text} ({self.hint})" if self.hint else text)
 
 
 class UserError(Exception):

@@ -8,7 +8,8 @@ Layout (see DESIGN.md):
 - daemon control        ``zflow/ctl/daemon/{daemon_id}/...``
 - scheduler             ``zflow/ctl/sched/...``
 - code bundles          ``zflow/ctl/bundle/{sha256}``
-- liveliness            ``zflow/alive/daemon/{daemon_id}``, ``zflow/alive/node/{flow}/{instance}/{node}``
+- liveliness            ``zflow/alive/daemon/{daemon_id}``, ``zflow/alive/node/{flow}/{instance}/{node}``,
+                        ``zflow/alive/runner/{workflow}/{runner_id}`` (a ``zflow workflow run``)
 - time-series store     ``zflow/tsdb/{dataset}/...``; fragment locations ``zflow/tsdb/_loc/{location}/...``
 - workflow runs         ``zflow/runs/{workflow}/{run_id}``
 - builds                ``zflow/build/...``
@@ -121,6 +122,12 @@ def run_event(workflow: str, run_id: str = "*", step: str = "*") -> str:
     return _join(ROOT, "runlog", chunk(workflow, "workflow") if workflow not in ("*", "**") else workflow,
                  run_id if run_id in ("*", "**") else chunk(run_id, "run id"),
                  step if step == "*" else chunk(step, "step"))
+
+
+def runner_alive(workflow: str = "*", runner: str = "*") -> str:
+    """Liveliness token of a workflow runner: its runs' records outlive it only as long as it lives."""
+    return _join(ROOT, "alive", "runner", workflow if workflow in ("*", "**") else chunk(workflow, "workflow"),
+                 runner if runner == "*" else chunk(runner, "runner id"))
 
 
 def run_records(workflow: str = "*") -> str:

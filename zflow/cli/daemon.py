@@ -7,11 +7,14 @@ Every command except ``daemon run`` is a Zenoh client: it connects (``--connect`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from typing import Any
+
+from zflow.cli.args import positive_int, seconds
 
 
 def _conn_args(p: argparse.ArgumentParser) -> None:
@@ -51,7 +54,7 @@ def cmd_daemon_run(args: argparse.Namespace) -> int:
 
     overrides = {"id": args.id, "site": args.site, "data_dir": args.data_dir, "token": args.token,
                  "token_file": args.token_file, "connect": args.connect, "listen": args.listen,
-                 "config_file": args.zenoh_config, "mode": args.mode}
+                 "config_file": args.zenoh_config, "mode": args.mode, "trusted_deployers": args.trust_deployer}
     if args.router:
         overrides["router"] = True
     if args.scheduler:
@@ -61,7 +64,9 @@ def cmd_daemon_run(args: argparse.Namespace) -> int:
     load_secret(secret_file)  # a bad secret file is reported here, with exit code 2
     os.makedirs(identity.data_dir, exist_ok=True)
     resolved = os.path.join(identity.data_dir, "daemon.resolved.json")
-    with open(resolved, "w", encoding="utf-8") as fh:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(resolved)  # made afresh, readable by this user only: it holds the token
+    with os.fdopen(os.open(resolved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
         json.dump({"identity": identity.to_dict(), "echo": not args.quiet, "secret_file": secret_file,
                    "ready_file": os.path.abspath(args.ready_file) if args.ready_file else None}, fh)
     sys.stdout.flush()
@@ -71,13 +76,14 @@ def cmd_daemon_run(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon_list(args: argparse.Namespace) -> int:
-    from zflow.daemon.auth import check_token
+    from zflow.daemon.auth import check_claim, new_nonce
     from zflow.daemon.client import ControlClient
     from zflow.transport.session import open_session
 
     secret = _secret(args)
+    nonce = new_nonce()
     with open_session(_session_options(args)) as s:
-        statuses = ControlClient(s).statuses()
+        statuses = ControlClient(s).statuses(nonce=nonce)
     if args.json:
         print(json.dumps(statuses, indent=2, default=str))
         return 0
@@ -85,7 +91,7 @@ def cmd_daemon_list(args: argparse.Namespace) -> int:
     for st in statuses:
         cpu = sum(p["cpu"] for p in st["pools"])
         mem = sum(p["memory"] for p in st["pools"]) / 2**20
-        tok = ("open" if secret is None else (check_token(secret, st["id"], st.get("token")) or "valid"))
+        tok = ("open" if secret is None else (check_claim(secret, st["id"], st.get("token"), nonce) or "valid"))
         print(f"{st['id']:<16} {st['site'] or '-':<10} {st['arch']:<8} {cpu:>9.2f} {mem:>8.0f}M "
               f"{len(st['running']):>5}  {tok}")
     if not statuses:
@@ -100,8 +106,6 @@ def cmd_daemon_status(args: argparse.Namespace) -> int:
     with open_session(_session_options(args)) as s:
         st = ControlClient(s).status(args.daemon)
     st.pop("ok", None)
-    if st.get("token"):
-        st["token"] = st["token"][:12] + "..."
     print(json.dumps(st, indent=2, default=str))
     return 0
 
@@ -127,17 +131,36 @@ def cmd_daemon_token(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- deployer keys --------------------------------------------------------------------------------
+def cmd_deployer_keygen(args: argparse.Namespace) -> int:
+    from zflow.daemon.signing import keygen
+
+    signer = keygen(args.out, force=args.force)
+    print(f"wrote {signer.path}; list this public key in each daemon's trusted_deployers:", file=sys.stderr)
+    print(signer.public)
+    return 0
+
+
+def cmd_deployer_pubkey(args: argparse.Namespace) -> int:
+    from zflow.daemon.signing import load_signer
+
+    print(load_signer(args.key, create=False).public)
+    return 0
+
+
 # -- instances ------------------------------------------------------------------------------------
 def cmd_instance_create(args: argparse.Namespace) -> int:
     from zflow.daemon.deploy import create_instance
+    from zflow.daemon.signing import load_signer
     from zflow.transport.session import open_session
 
     graph = _compile(args, args.id)
+    signer = load_signer(args.deployer_key)
     with open_session(_session_options(args)) as s:
         rec = create_instance(s, graph, instance=args.id, policy=args.policy,
                               on_daemon_loss=args.on_daemon_loss, secret=_secret(args),
                               start=not args.no_start, ready_timeout=args.timeout,
-                              log=lambda m: print(m, file=sys.stderr))
+                              log=lambda m: print(m, file=sys.stderr), signer=signer)
     print(f"{rec.flow}/{rec.instance}")
     return 0
 
@@ -262,6 +285,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--listen", action="append", metavar="ENDPOINT")
     run.add_argument("--scheduler", action="store_true", help="also serve the scheduler queryable")
     run.add_argument("--secret-file", help="cluster secret (for the embedded scheduler's token checks)")
+    run.add_argument("--trust-deployer", action="append", metavar="KEY",
+                     help="a deployer public key (ed25519:..., or a file) whose signed instances run here; "
+                          "default: this user's own deployer key")
     run.add_argument("--ready-file", help=argparse.SUPPRESS)
     run.add_argument("--quiet", action="store_true", help="do not echo logs to stderr")
     _conn_args(run)
@@ -273,7 +299,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name != "list":
             p.add_argument("daemon")
         if name == "logs":
-            p.add_argument("-n", "--lines", type=int, default=200)
+            p.add_argument("-n", "--lines", type=positive_int, default=200)
         if name == "list":
             p.add_argument("--json", action="store_true")
             p.add_argument("--secret-file", help="check each daemon's bootstrap token")
@@ -283,6 +309,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     tok.add_argument("--id", required=True)
     tok.add_argument("--secret-file", required=True)
     tok.set_defaults(handler=cmd_daemon_token)
+
+    dep = sub.add_parser("deployer", help="the key that signs what daemons may run")
+    depsub = dep.add_subparsers(dest="deployer_command", metavar="ACTION", required=True)
+    kg = depsub.add_parser("keygen", help="make a deployer key pair; prints the public key")
+    kg.add_argument("--out", metavar="FILE", help="private key file (default ~/.config/zflow/deployer.key)")
+    kg.add_argument("--force", action="store_true", help="replace an existing key")
+    kg.set_defaults(handler=cmd_deployer_keygen)
+    pk = depsub.add_parser("pubkey", help="print the public key of a deployer key")
+    pk.add_argument("--key", metavar="FILE", help="private key file (default ~/.config/zflow/deployer.key)")
+    pk.set_defaults(handler=cmd_deployer_pubkey)
 
     i = sub.add_parser("instance", help="create and manage flow instances across daemons")
     isub = i.add_subparsers(dest="instance_command", metavar="ACTION", required=True)
@@ -294,7 +330,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--on-daemon-loss", choices=ON_LOSS, default="replace")
     c.add_argument("--no-start", action="store_true", help="load only; start later with `instance start`")
     c.add_argument("--secret-file", help="cluster secret: only daemons with a valid token get work")
-    c.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every node to be ready")
+    c.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for every node to be ready")
+    c.add_argument("--deployer-key", metavar="FILE",
+                   help="private key that signs the instance (default $ZFLOW_DEPLOYER_KEY or "
+                        "~/.config/zflow/deployer.key, made on first use)")
     _conn_args(c)
     c.set_defaults(handler=cmd_instance_create)
     for name in ("start", "stop", "delete"):

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zflow.cli.args import non_negative, positive_int, seconds
 from zflow.errors import RuntimeFailure, UserError
 
 DEMO_ENV = "ZFLOW_DEMO_FLOW"
@@ -50,13 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Simulated sensors -> clean -> windowed aggregate -> anomaly detector -> sinks, "
         "on an embedded Zenoh router, one process per node.",
     )
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None,
                    help="sensor epochs of 31 s to simulate (default 600, about 5 hours of lab time)")
-    p.add_argument("--motes", type=int, default=None, help="number of motes (default 54, as in the Intel Lab)")
-    p.add_argument("--speed", type=float, default=None,
+    p.add_argument("--motes", type=positive_int, default=None, help="number of motes (default 54, as in the Intel Lab)")
+    p.add_argument("--speed", type=non_negative, default=None,
                    help="0 = as fast as possible (default), 1 = real time, N = N times real time")
     p.add_argument("--seed", type=int, default=None, help="simulator seed (same seed, same readings; default 7)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--duration", type=seconds, default=None, help="stop after this many seconds")
     p.add_argument("--out", default=None, help="output directory (default: a new temporary directory)")
     p.add_argument("--verbose", "-v", action="store_true", help="show the nodes' log lines")
     p.set_defaults(handler=run_demo)
@@ -66,13 +67,6 @@ def run_demo(args: argparse.Namespace) -> int:
     from zflow.dataflow import compile_file
     from zflow.runtime.run import run_flow
 
-    for name in ("epochs", "motes"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise UserError(f"--{name} must be at least 1 (got {getattr(args, name)})")
-    if args.speed is not None and args.speed < 0:
-        raise UserError(f"--speed must be 0 or more (got {args.speed:g})")
-    if args.duration is not None and args.duration <= 0:
-        raise UserError(f"--duration must be more than 0 seconds (got {args.duration:g})")
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="zflow-demo-"))
     try:
         out.mkdir(parents=True, exist_ok=True)

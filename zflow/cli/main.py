@@ -12,7 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from zflow.errors import RuntimeFailure, UserError
+from zflow.cli.args import Parser
+from zflow.errors import RuntimeFailure, UserError, cut
 
 COMMAND_MODULES = (
     "zflow.cli.flow",
@@ -25,7 +26,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="zflow", description="Zenoh-centric dataflow runtime for the IoT-edge-cloud continuum"
     )
     parser.add_argument("--version", action="version", version="zflow 0.1.0")
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc.render(), file=sys.stderr)
         return 2
     except RuntimeFailure as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cut(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

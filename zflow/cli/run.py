@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import deque
 from pathlib import Path
 from typing import Any
 
+from zflow.cli.args import seconds
 from zflow.cli.flow import add_var_argument
 from zflow.errors import Problem, RuntimeFailure, UserError
 
@@ -19,10 +19,9 @@ def load_graph(path: str, variables: dict[str, object], instance: str | None):
 
     file = Path(path)
     if file.suffix == ".json" and file.is_file():
-        try:
-            data = json.loads(file.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        from zflow.documents import load_document
+
+        data = load_document(path).data
         if isinstance(data, dict) and "nodes" in data and "flow" in data:
             try:
                 graph = Graph.from_dict(data)
@@ -42,8 +41,6 @@ def _run(args: argparse.Namespace) -> int:
     from zflow.dataflow import parse_cli_vars
     from zflow.runtime.supervisor import print_prefixed
 
-    if args.duration is not None and args.duration <= 0:
-        raise UserError(f"--duration must be more than 0 seconds (got {args.duration:g})")
     graph = load_graph(args.flow, parse_cli_vars(args.var), args.instance)
     tails: dict[str, deque[str]] = {}
 
@@ -103,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--listen", action="append", metavar="ENDPOINT",
                    help="where the embedded router listens (default: a free port on 127.0.0.1)")
     p.add_argument("--router-config", help="Zenoh JSON5 config for the embedded router (router_config/)")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--duration", type=seconds, help="stop after this many seconds")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="do not print node output (except a failed node's last lines)")
     p.set_defaults(handler=_run)

@@ -14,6 +14,8 @@ import json
 import sys
 from typing import Any
 
+from zflow.cli.args import non_negative_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tsdb", help="erasure-coded time-series store")
@@ -23,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = ts.add_parser("infer", help="infer a schema from a CSV file")
     c.add_argument("file")
     c.add_argument("--name", help="dataset name (default: from the file name)")
-    c.add_argument("-k", type=int, default=4)
-    c.add_argument("-n", type=int, default=6)
+    c.add_argument("-k", type=positive_int, default=4)
+    c.add_argument("-n", type=positive_int, default=6)
     c.add_argument("-o", "--output", help="write the schema here instead of stdout")
     c.set_defaults(handler=_infer)
 
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--filter", help="e.g. 'temp>30;mote=7|hum<20'")
     c.add_argument("--cols", help="comma-separated projected columns")
     c.add_argument("--time", help="a..b (epoch seconds or ISO dates)")
-    c.add_argument("--limit", type=int)
+    c.add_argument("--limit", type=non_negative_int)
     c.add_argument("--format", choices=["table", "csv", "json"], default="table")
     c.add_argument("--report", action="store_true", help="print the fetch report to stderr")
     c.add_argument("--verify", action="store_true",

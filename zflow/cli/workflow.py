@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zflow.cli.args import positive_int, seconds
 from zflow.errors import Problem, RuntimeFailure, UserError
 
 DEFAULT_STATE = Path(os.environ.get("ZFLOW_STATE_DIR", Path.home() / ".local" / "state" / "zflow"))
@@ -101,13 +102,14 @@ def _register_workflow(sub: argparse._SubParsersAction) -> None:
     r = wsub.add_parser("run", help="run a workflow until N runs finish, a duration, or Ctrl-C")
     r.add_argument("file")
     _zenoh_args(r)
-    r.add_argument("--runs", type=int, help="stop the trigger after N runs and wait for them")
-    r.add_argument("--duration", type=float, help="run for this many seconds")
+    r.add_argument("--runs", type=positive_int, help="stop the trigger after N runs and wait for them")
+    r.add_argument("--duration", type=seconds, help="run for this many seconds")
     r.add_argument("--state-dir", default=str(DEFAULT_STATE), help="runs, blobs and caches")
     r.add_argument("--site", default="local", help="this machine's site")
     r.add_argument("--no-storage", action="store_true", help="use a runs storage already on the network")
     r.add_argument("--json", action="store_true", help="print the finished run records as JSON")
-    r.add_argument("--timeout", type=float, default=300.0)
+    r.add_argument("--timeout", type=seconds, default=300.0,
+                   help="with --runs: seconds to wait for them (default 300)")
     r.set_defaults(handler=_wf_run)
 
     d = wsub.add_parser("deploy", help="run a workflow in the background (until undeploy): a local "
@@ -123,7 +125,7 @@ def _register_workflow(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--secret-file", help="with --daemons: cluster secret (daemons without a valid token get no work)")
     d.add_argument("--no-storage", action="store_true",
                    help="with --daemons: do not start a runs storage (one is already on the network)")
-    d.add_argument("--timeout", type=float, default=60.0, help="with --daemons: seconds for the steps to be ready")
+    d.add_argument("--timeout", type=seconds, default=60.0, help="with --daemons: seconds for the steps to be ready")
     d.set_defaults(handler=_wf_deploy)
 
     u = wsub.add_parser("undeploy", help="stop a deployed workflow (deletes its instance on the daemons)")
@@ -201,18 +203,23 @@ def _summary_line(r: dict[str, Any]) -> str:
 
 
 def _wf_run(args: argparse.Namespace) -> int:
+    """Exit code 0 only when every finished run completed, 1 when one did not; Ctrl-C is 130.
+    Runs still in flight when it stops (--duration, Ctrl-C) are canceled and said so."""
     from zflow.workflows.runner import WorkflowRunner
+    from zflow.workflows.runs import COMPLETED
     from zflow.workflows.workflow import load_workflow
 
     wf = load_workflow(args.file)
     runner = WorkflowRunner(wf, Path(args.state_dir) / "workflows" / wf.name, connect=args.connect,
                             site=args.site, max_runs=args.runs, storage=not args.no_storage)
+    interrupted = False
     try:
         runner.start()
         print(f"workflow {wf.name} running ({len(wf.steps)} steps); Ctrl-C to stop", file=sys.stderr)
         records = runner.wait(runs=args.runs, duration=args.duration,
                               timeout=None if args.duration else args.timeout)
     except KeyboardInterrupt:
+        interrupted = True
         records = [runner.records[r] for r in runner.finished]
     finally:
         runner.stop()
@@ -225,7 +232,13 @@ def _wf_run(args: argparse.Namespace) -> int:
         for r in records:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         print(f"{len(records)} runs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    return 0
+    if runner.canceled:
+        print(f"zflow: {len(runner.canceled)} run(s) in flight were canceled by the stop", file=sys.stderr)
+    failed = [r for r in records if r["status"] != COMPLETED]
+    if failed:  # the exit code says whether every run succeeded
+        print(f"zflow: {len(failed)} of {len(records)} runs did not complete "
+              f"({', '.join(sorted({r['status'] for r in failed}))})", file=sys.stderr)
+    return 130 if interrupted else 1 if failed else 0
 
 
 def _deploy_file(state_dir: str, name: str) -> Path:

@@ -1,7 +1,11 @@
 """Operator code shipping: content-addressed bundles served and fetched over Zenoh.
 
 The deploying side hashes each operator's directory (sha256 over the sorted files and the
-declared requirements) and serves it under ``zflow/ctl/bundle/<digest>``; a daemon lacking a
+declared requirements) and serves it under ``zflow/ctl/bundle/<digest>``. A bundle never
+carries secrets: files named like keys, tokens or secrets, or whose content is a private key,
+a bootstrap token or a lone random token, are left out (and named), as is whatever the
+directory's ``.zflowignore`` lists (gitignore-style globs; ``dir/`` for a directory;
+``!pattern`` takes a file back, never a secret); a daemon lacking a
 bundle fetches it, checks the hash, caches it under its data dir and installs the declared
 Python requirements into a per-bundle venv (``--system-site-packages``, so zflow and
 the daemon's own packages stay visible). Daemons serve their cache too, so a node re-placed
@@ -11,8 +15,10 @@ after its deployer went away still finds its code.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +33,18 @@ from zflow.errors import RuntimeFailure, UserError
 
 SKIP_DIRS = {"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+IGNORE_FILE = ".zflowignore"
+#: File names never shipped, whatever the ignore file says.
+SECRET_NAMES = ("*.key", "*-key.pem", "*_key.pem", "*.secret", "*.token", "*.p12", "*.pfx", "*.jks",
+                "*.keystore", "id_rsa*", "id_ecdsa*", "id_ed25519*", ".env", ".env.*", ".netrc",
+                "credentials", "credentials.*")
+#: Content never shipped: PEM/OpenSSH private keys, zflow bootstrap tokens, a file that is nothing
+#: but one long random token (``openssl rand -hex 32 > cluster.secret`` under another name).
+SECRET_CONTENT = (
+    (re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(rb"\bzft1\.[A-Za-z0-9_.\-]+\.[0-9a-f]{64}\b"), "a bootstrap token"),
+    (re.compile(rb"\A\s*[A-Za-z0-9+/=_\-]{32,}\s*\Z"), "a lone random token (a secret?)"),
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,7 @@ class Bundle:
     root: Path
     files: tuple[str, ...]
     requirements: tuple[str, ...]
+    skipped: tuple[str, ...] = ()  # "path: why" for each secret left out
 
 
 def _walk(root: Path) -> list[str]:
@@ -46,6 +65,72 @@ def _walk(root: Path) -> list[str]:
                 continue
             out.append(os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/"))
     return sorted(out)
+
+
+def secret_reason(rel: str, data: bytes) -> str | None:
+    """Why a file must not leave the deployer's machine (None: it may)."""
+    name = rel.rsplit("/", 1)[-1]
+    for pattern in SECRET_NAMES:
+        if fnmatch.fnmatch(name, pattern):
+            return f"its name matches {pattern!r}"
+    for regex, what in SECRET_CONTENT:
+        if regex.search(data):
+            return f"it holds {what}"
+    return None
+
+
+def _ignore_rules(root: Path) -> list[tuple[bool, bool, str]]:
+    """``.zflowignore`` as (negated, directory-only, pattern) in file order."""
+    path = root / IGNORE_FILE
+    if not path.is_file():
+        return []
+    rules = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        neg = line.startswith("!")
+        line = line[1:] if neg else line
+        rules.append((neg, line.endswith("/"), line.strip("/")))
+    return rules
+
+
+def _ignored(rules: list[tuple[bool, bool, str]], rel: str, is_dir: bool) -> bool:
+    """gitignore-style: the last matching rule wins; a pattern with '/' is anchored at the root."""
+    out = False
+    for neg, dir_only, pattern in rules:
+        if dir_only and not is_dir:
+            continue
+        target = rel if "/" in pattern else rel.rsplit("/", 1)[-1]
+        if fnmatch.fnmatch(target, pattern):
+            out = not neg
+    return out
+
+
+def select_files(root: Path) -> tuple[list[str], list[str]]:
+    """The files of an operator directory that ship, and the secrets left out ("path: why")."""
+    rules = _ignore_rules(root)
+    keep, skipped = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        prefix = "" if base == "." else base + "/"
+        dirnames[:] = sorted(d for d in dirnames
+                             if d not in SKIP_DIRS and not _ignored(rules, prefix + d, True))
+        for name in sorted(filenames):
+            rel = prefix + name
+            if name.endswith((".pyc", ".pyo")) or name == IGNORE_FILE or _ignored(rules, rel, False):
+                continue
+            try:
+                with open(os.path.join(dirpath, name), "rb") as fh:
+                    head = fh.read(MAX_BUNDLE_BYTES + 1)
+            except OSError:
+                continue  # unreadable (a socket, a dangling link): not part of the code
+            why = secret_reason(rel, head)
+            if why:
+                skipped.append(f"{rel}: {why}")
+            else:
+                keep.append(rel)
+    return sorted(keep), skipped
 
 
 def digest_of(files: dict[str, bytes], requirements: tuple[str, ...]) -> str:
@@ -88,10 +173,11 @@ def make_bundle(root: str | Path, requirements: list[str] | tuple[str, ...] = ()
     if not root.is_dir():
         raise UserError(f"{root}: operator directory not found")
     reqs = declared_requirements(root, requirements)
-    files = _read(root, _walk(root))
+    rels, skipped = select_files(root)
+    files = _read(root, rels)
     digest = digest_of(files, reqs)
     payload, _ = codec.encode({"digest": digest, "requirements": list(reqs), "files": files})
-    return Bundle(digest, root, tuple(files), reqs), payload
+    return Bundle(digest, root, tuple(files), reqs, tuple(skipped)), payload
 
 
 class BundleServer:
@@ -136,7 +222,7 @@ def _code_of(node: Any) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def ship_graph(graph: Any) -> tuple[Any, dict[str, bytes]]:
+def ship_graph(graph: Any, log: Any = None) -> tuple[Any, dict[str, bytes]]:
     """Bundle every Python node given as a file, and every node whose config names its code
     directory (:data:`CODE_DIR_KEYS`); returns the rewritten graph and payloads.
 
@@ -156,6 +242,8 @@ def ship_graph(graph: Any) -> tuple[Any, dict[str, bytes]]:
         key = (root, reqs)
         if key not in cache:
             bundle, payload = make_bundle(root, reqs)
+            if bundle.skipped and log is not None:
+                log(f"{root}: not shipped (secrets never leave this machine): " + "; ".join(bundle.skipped))
             cache[key] = bundle
             payloads[bundle.digest] = payload
         b = cache[key]

@@ -63,9 +63,11 @@ class ControlClient:
                 ids.add(str(reply.ok.key_expr).rsplit("/", 1)[-1])
         return sorted(ids)
 
-    def statuses(self, timeout: float = 3.0) -> list[dict[str, Any]]:
-        """Status of every daemon that answers, sorted by id."""
-        out = [s for s in self.get_all(keyexprs.daemon_ctl("*", "status"), timeout=timeout) if s.get("ok")]
+    def statuses(self, timeout: float = 3.0, nonce: str | None = None) -> list[dict[str, Any]]:
+        """Status of every daemon that answers, sorted by id (``nonce``: a token challenge)."""
+        request = {"nonce": nonce} if nonce else None
+        out = [s for s in self.get_all(keyexprs.daemon_ctl("*", "status"), request, timeout=timeout)
+               if s.get("ok")]
         return sorted(out, key=lambda s: s["id"])
 
     def status(self, daemon: str) -> dict[str, Any]:

@@ -69,12 +69,28 @@ class DaemonConfig(_Strict):
     data_dir: str = Field(default_factory=lambda: str(Path.home() / ".local/share/zflow/daemon"))
     token: str | None = None
     token_file: str | None = None
+    trusted_deployers: list[str] = Field(default_factory=list, description=(
+        "public keys (ed25519:<base64>, from `zflow deployer pubkey`) or files holding one, of the "
+        "deployers whose signed instances this daemon runs; empty: this user's own deployer key"))
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
         if not _ID.match(v) or v.startswith("@"):
             raise ValueError(f"daemon id {v!r} must be letters, digits, '_', '-' or '.'")
+        return v
+
+    @field_validator("trusted_deployers")
+    @classmethod
+    def _keys(cls, v: list[str]) -> list[str]:
+        from zflow.daemon.signing import parse_public
+        from zflow.errors import UserError
+
+        for i, key in enumerate(v):
+            try:
+                parse_public(key, f"trusted_deployers[{i}]")
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     @field_validator("arch")

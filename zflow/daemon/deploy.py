@@ -16,6 +16,7 @@ from typing import Any
 from zflow import keyexprs
 from zflow.daemon.bundles import BundleServer, ship_graph
 from zflow.daemon.client import ControlClient
+from zflow.daemon.signing import Signer, load_signer
 from zflow.daemon.state import InstanceRecord
 from zflow.dataflow.graph import Graph
 from zflow.errors import Problem, RuntimeFailure, UserError, did_you_mean
@@ -60,11 +61,14 @@ def unplaced_problems(graph: Graph, decisions: list[Decision]) -> list[Problem]:
 def create_instance(session: Any, graph: Graph, *, instance: str | None = None, policy: str = "weighted",
                     on_daemon_loss: str = "replace", secret: bytes | None = None, start: bool = True,
                     ready_timeout: float = 60.0, log: Any = None,
-                    placement: dict[str, str] | None = None, trusted: list[str] | None = None) -> InstanceRecord:
+                    placement: dict[str, str] | None = None, trusted: list[str] | None = None,
+                    signer: Signer | None = None) -> InstanceRecord:
     """Place (or take ``placement``: node -> "daemon/pool", decided by the caller with the
-    scheduler, ``trusted`` being that answer's verified daemons), ship, load everywhere
-    (all-or-nothing) and start an instance."""
+    scheduler, ``trusted`` being that answer's verified daemons), ship, sign with the deployer
+    key (``signer``, default: this user's, made on first use), load everywhere (all-or-nothing)
+    and start an instance."""
     say = log or (lambda _m: None)
+    signer = signer or load_signer()
     instance = instance or uuid.uuid4().hex[:8]
     if instance != graph.instance:
         graph = graph.with_instance(instance)
@@ -74,7 +78,7 @@ def create_instance(session: Any, graph: Graph, *, instance: str | None = None, 
     if any(i["flow"] == graph.flow and i["instance"] == instance for i in list_instances(session)):
         raise UserError(f"instance {graph.flow}/{instance} already exists "
                         f"(`zflow instance delete {graph.flow}/{instance}` first, or choose another --id)")
-    graph, payloads = ship_graph(graph)
+    graph, payloads = ship_graph(graph, say)
     server = BundleServer(session)
     try:
         for digest, payload in payloads.items():
@@ -93,6 +97,7 @@ def create_instance(session: Any, graph: Graph, *, instance: str | None = None, 
             answer = {"verified": trusted}
         rec = InstanceRecord(graph.flow, instance, graph.to_dict(), placement, policy=policy,
                              on_daemon_loss=on_daemon_loss, trusted=answer.get("verified"))
+        rec.signature = signer.sign(rec.flow, rec.instance, rec.graph)
         where = ", ".join(f"{n}@{p.split('/', 1)[0]}" for n, p in sorted(placement.items()))
         rec.event(f"created: {where}")
         say(f"placed {len(placement)} nodes: {where}")

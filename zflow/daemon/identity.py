@@ -44,6 +44,7 @@ class Identity:
     router: bool = False
     scheduler: bool = False
     token: str | None = None
+    trusted_deployers: list[str] = field(default_factory=list)  # ed25519:<base64> or .pub files
 
     def bootstrap_token(self) -> str | None:
         return self.token

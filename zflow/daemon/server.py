@@ -3,8 +3,10 @@
 It joins Zenoh (client, peer, or as the router itself), declares its liveliness token and
 answers control queries under ``zflow/ctl/daemon/<id>/...``:
 
-- ``status``: identity, load, free capacity per pool, running nodes, bootstrap token;
-- ``instances/{list,get,load,start,stop,delete,update,state}``: its share of instances;
+- ``status``: identity, load, free capacity per pool, running nodes, a bootstrap token claim
+  (fingerprint and nonce proof, never the token: auth.py);
+- ``instances/{list,get,load,start,stop,delete,update,state}``: its share of instances (load
+  and update only for records a trusted deployer signed: signing.py);
 - ``logs``: recent lines from itself and its node hosts.
 
 It also serves the bundles it has cached, watches other daemons' tokens and, when one goes
@@ -26,14 +28,22 @@ from typing import Any
 import zenoh
 
 from zflow import codec, keyexprs
+from zflow.daemon.auth import token_claim
 from zflow.daemon.bundles import BundleCache
 from zflow.daemon.client import ControlClient
 from zflow.daemon.identity import Identity, available_memory
+from zflow.daemon.signing import Verifier
 from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
 from zflow.runtime.signals import StopSignal
 from zflow.scheduler.model import Pool
-from zflow.transport.session import Mode, SessionOptions, free_port, open_session
+from zflow.transport.session import (
+    Mode,
+    SessionOptions,
+    config_listen,
+    open_session,
+    private_socket,
+)
 
 log = logging.getLogger("zflow.daemon")
 FAILURE_LOG_LINES = 20  # output lines kept with a node-failure event
@@ -61,9 +71,9 @@ class Daemon:
         z = self.cfg.zenoh
         mode: Mode = "router" if self.cfg.router or z.mode == "router" else ("peer" if z.mode == "peer" else "client")
         listen = list(z.listen)
-        if mode == "router":
-            listen = listen or ["tcp/0.0.0.0:7447"]
-            self._local_endpoint = f"tcp/127.0.0.1:{free_port()}"
+        if mode == "router":  # listen only where told: the config file's endpoints are kept
+            listen = listen or config_listen(z.config_file, mode) or ["tcp/0.0.0.0:7447"]
+            self._local_endpoint = self._stack.enter_context(private_socket(os.path.join(self.cfg.data_dir, "run")))
             listen.append(self._local_endpoint)
         return SessionOptions(mode=mode, listen=listen, connect=list(z.connect), config_file=z.config_file,
                               extra={"transport/link/tx/lease": z.lease_ms})
@@ -73,9 +83,10 @@ class Daemon:
         z = self.cfg.zenoh
         if self._local_endpoint:
             return SessionOptions(mode="client", connect=[self._local_endpoint])
+        quiet: dict[str, Any] = {"listen/endpoints": []}  # node hosts listen nowhere, whatever the file says
         if z.mode == "peer":
-            return SessionOptions(mode="peer", connect=list(z.connect), config_file=z.config_file)
-        return SessionOptions(mode="client", connect=list(z.connect), config_file=z.config_file)
+            return SessionOptions(mode="peer", connect=list(z.connect), config_file=z.config_file, extra=quiet)
+        return SessionOptions(mode="client", connect=list(z.connect), config_file=z.config_file, extra=quiet)
 
     # -- life cycle -------------------------------------------------------------------------------
     def __enter__(self) -> Daemon:
@@ -103,6 +114,8 @@ class Daemon:
         data = self.cfg.data_dir
         os.makedirs(data, exist_ok=True)
         self.store = RecordStore(data)
+        self.verifier, trust = Verifier.for_daemon(self.cfg.trusted_deployers)
+        self.log(trust)
         self.bundles = BundleCache(os.path.join(data, "bundles"))
         self.supervisor = self._stack.enter_context(Supervisor(log=self._child_log, on_final=self._on_child_final))
         self.opts = self.session_options()
@@ -262,7 +275,7 @@ class Daemon:
                 pool.memory = min(pool.memory, avail)
         return list(pools.values())
 
-    def status(self, _request: dict[str, Any] | None = None) -> dict[str, Any]:
+    def status(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
         running = []
         with self._lock:
             for key, runners in self.runners.items():
@@ -276,7 +289,8 @@ class Daemon:
             "memory_available": available_memory(),
             "pools": [p.to_dict() for p in self.free_pools()],
             "running": running, "instances": len(self.records),
-            "token": self.cfg.bootstrap_token(), "uptime": time.time() - self.started,
+            "token": token_claim(self.cfg.bootstrap_token(), (request or {}).get("nonce")),
+            "uptime": time.time() - self.started,
             "pid": os.getpid(),
         }
 
@@ -306,10 +320,17 @@ class Daemon:
 
     def _fetch_bundles(self, rec: InstanceRecord) -> None:
         """Fetch (and install) this daemon's bundles before taking the lock: status stays responsive."""
+        self._authorize(rec)
         for nid in rec.nodes_on(self.cfg.id):
             bundle = rec.graph["nodes"][nid].get("deploy", {}).get("bundle")
             if bundle:
                 self.bundles.ensure(self.session, bundle["digest"])
+
+    def _authorize(self, rec: InstanceRecord) -> None:
+        """Only what a trusted deployer signed runs here (signing.py). Checked at the two doors
+        every record passes, whoever sent it: before its bundles are fetched (load, update: so
+        before anything is written) and before any of its nodes starts (``_run``)."""
+        self.verifier.check(rec.flow, rec.instance, rec.graph, rec.signature)
 
     def load_instance(self, request: dict[str, Any]) -> dict[str, Any]:
         rec = InstanceRecord.from_dict(request["record"])
@@ -396,6 +417,7 @@ class Daemon:
 
         if not nodes:
             return
+        self._authorize(rec)
         graph = Graph.from_dict(rec.graph)
         files_dirs: dict[str, str] = {}
         pythons: dict[str, str] = {}

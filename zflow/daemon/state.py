@@ -29,6 +29,7 @@ class InstanceRecord:
     state: str = "loaded"  # loaded | running | stopped
     revision: int = 0
     trusted: list[str] | None = None  # daemons whose token was verified (None: open cluster)
+    signature: dict[str, str] | None = None  # the deployer's, over flow, instance and graph (signing.py)
     events: list[dict[str, Any]] = field(default_factory=list)
     created: float = field(default_factory=time.time)
 

@@ -143,6 +143,7 @@ def _restart(levels: dict[str, Any]) -> RestartPolicy:
 def to_graph(ir: FlowIR, edges: list[Edge], instance: str) -> Graph:
     """The runtime's graph from a checked flow."""
     by_dst = {(e.dst, e.input): e for e in edges}
+    feedback = validate.feedback_inputs(ir, edges)
     link_qos: dict[tuple[str, str], QoS] = {}
     for e in edges:
         dst = ir.nodes[e.dst]
@@ -175,7 +176,8 @@ def to_graph(ir: FlowIR, edges: list[Edge], instance: str) -> Graph:
             e = by_dst[(nid, port)]
             key = keys[(e.src, e.output)]
             qos = link_qos[(nid, port)]
-            inputs[port] = InputSpec(port=port, type=p.type, upstream=Upstream(e.src, e.output, key), qos=qos)
+            inputs[port] = InputSpec(port=port, type=p.type, upstream=Upstream(e.src, e.output, key), qos=qos,
+                                     feedback=(nid, port) in feedback)
             links.append(Link(e.src, e.output, nid, port, key, qos))
         assert n.run is not None
         nodes[nid] = NodeSpec(

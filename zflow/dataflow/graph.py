@@ -25,6 +25,7 @@ class QoS:
     congestion_control: Literal["block", "drop"] = "block"
     reliability: Literal["reliable", "best_effort"] = "reliable"
     express: bool = False
+    loop_idle: float = 1.0  # feedback inputs: seconds of quiet that end a loop whose feed ended
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class InputSpec:
     upstream: Upstream | None = None  # None for timer inputs
     timer_ms: float | None = None  # dora-style ``zflow/timer/millis/N`` inputs
     qos: QoS = field(default_factory=QoS)
+    feedback: bool = False  # closes a cycle: does not hold the node open at end of stream
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ class Graph:
                     upstream=Upstream(**i["upstream"]) if i.get("upstream") else None,
                     timer_ms=i.get("timer_ms"),
                     qos=qos(i.get("qos")),
+                    feedback=bool(i.get("feedback", False)),
                 )
                 for p, i in n.get("inputs", {}).items()
             }

@@ -9,9 +9,12 @@ dora-rs (inline ``inputs: {port: node/output}``, timers, queue size and drop pol
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag, field_validator
+
+from zflow.errors import clip
 
 Int = Annotated[int, Strict()]  # no true -> 1, no "5" -> 5: a quoted number is a mistake here
 
@@ -31,6 +34,14 @@ class QoSModel(_Strict):
     congestion_control: Literal["block", "drop"] | None = None
     reliability: Literal["reliable", "best_effort"] | None = None
     express: bool | None = Field(None, description="Zenoh express: send without batching")
+    loop_idle: float | str | None = Field(
+        None, description="a feedback input (one closing a cycle): seconds without a message that end "
+                          "the loop once its feed has ended (number, or '500ms' / '2s'; default 1s)")
+
+    @field_validator("loop_idle")
+    @classmethod
+    def _idle(cls, value: float | str | None) -> float | None:
+        return None if value is None else parse_seconds(value)
 
 
 class RestartModel(_Strict):
@@ -61,9 +72,9 @@ def parse_seconds(value: float | str) -> float:
         try:
             seconds = float(text) * seconds_scale
         except ValueError:
-            raise ValueError(f"expected a duration like 0.5, '500ms', '2s' or '1m', got {value!r}") from None
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
+            raise ValueError(f"expected a duration like 0.5, '500ms', '2s' or '1m', got {clip(value)}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected a finite duration of 0 seconds or more, got {clip(value)}")
     return seconds
 
 

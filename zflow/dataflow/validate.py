@@ -5,14 +5,17 @@ between leaf nodes and reports, all at once: unknown nodes/ports (with did-you-m
 out of sinks or into sources, composite ports pointing nowhere, inputs connected twice or not
 at all, and port types that do not fit across a link.
 
-Cycles are allowed on purpose: feedback loops (a controller reading its plant's output) are
-ordinary in streaming, and every link is an asynchronous Zenoh subscription, so a cycle does
-not deadlock the compiler or the runtime by itself.
+Cycles fed by a source are allowed on purpose: feedback loops (a controller reading its plant's
+output) are ordinary in streaming. The input that closes each cycle is a *feedback* input (see
+:func:`feedback_inputs`); it does not hold its node open at end of stream, which is how such a
+flow ends (docs/dataflow.md, "Cycles"). A cycle that nothing feeds could never start nor end,
+so it is refused, naming its nodes and links.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections import deque
 from dataclasses import dataclass
 
 from zflow.dataflow import types as port_types
@@ -200,10 +203,146 @@ def check_groups(ir: FlowIR) -> list[Problem]:
     return problems
 
 
+def _roots(ir: FlowIR) -> list[str]:
+    """Where data enters a flow: sources, and nodes with a timer input (or with no input)."""
+    return [nid for nid, n in ir.nodes.items() if n.kind == "source" or n.timers or not n.inputs]
+
+
+def _successors(ir: FlowIR, edges: list[Edge]) -> dict[str, list[Edge]]:
+    out: dict[str, list[Edge]] = {nid: [] for nid in ir.nodes}
+    for edge in edges:
+        out[edge.src].append(edge)
+    return out
+
+
+def feedback_inputs(ir: FlowIR, edges: list[Edge]) -> set[End]:
+    """The inputs that close a cycle: edges back onto the current path of a depth-first walk
+    from the roots (in declaration order, so the choice is stable). Removing them leaves no
+    cycle, and every node a root reaches keeps at least one input that is not feedback."""
+    succ = _successors(ir, edges)
+    on_path, done = set(), set()
+    back: set[End] = set()
+    for root in _roots(ir):
+        if root in done:
+            continue
+        on_path.add(root)
+        stack = [(root, iter(succ[root]))]
+        while stack:
+            node, todo = stack[-1]
+            edge = next(todo, None)
+            if edge is None:
+                on_path.discard(node)
+                done.add(node)
+                stack.pop()
+            elif edge.dst in on_path:
+                back.add((edge.dst, edge.input))
+            elif edge.dst not in done:
+                on_path.add(edge.dst)
+                stack.append((edge.dst, iter(succ[edge.dst])))
+    return back
+
+
+def _components(nodes: list[str], succ: dict[str, list[Edge]]) -> list[list[str]]:
+    """Strongly connected components among ``nodes`` (Tarjan, without recursion)."""
+    inside = set(nodes)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    for start in nodes:
+        if start in index:
+            continue
+        work = [(start, iter(e.dst for e in succ[start] if e.dst in inside))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, todo = work[-1]
+            nxt = next(todo, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(e.dst for e in succ[nxt] if e.dst in inside)))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    comp.append(member)
+                    if member == node:
+                        break
+                out.append(sorted(comp, key=nodes.index))
+    return out
+
+
+def _a_cycle(comp: list[str], succ: dict[str, list[Edge]]) -> list[Edge]:
+    """A shortest cycle through the first node of a strongly connected component."""
+    start, inside = comp[0], set(comp)
+    came: dict[str, Edge] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for edge in succ[node]:
+            if edge.dst == start:
+                path = [edge]
+                while path[0].src != start:
+                    path.insert(0, came[path[0].src])
+                return path
+            if edge.dst in inside and edge.dst not in came:
+                came[edge.dst] = edge
+                queue.append(edge.dst)
+    raise AssertionError("a strongly connected component has a cycle")  # pragma: no cover
+
+
+def _at(where: Where) -> str:
+    line = where.doc.line_of(where.path)
+    return f"{where.doc.file or '<flow>'}{f':{line}' if line else ''}"
+
+
+def check_cycles(ir: FlowIR, edges: list[Edge], attempted: set[End] = frozenset()) -> list[Problem]:  # type: ignore[assignment]
+    """Cycles that no source reaches: nothing ever enters them, so they never start or end."""
+    if ir.partial:
+        return []
+    succ = _successors(ir, edges)
+    reached = set(_roots(ir))
+    queue = deque(reached)
+    while queue:
+        for edge in succ[queue.popleft()]:
+            if edge.dst not in reached:
+                reached.add(edge.dst)
+                queue.append(edge.dst)
+    problems = []
+    for comp in _components([n for n in ir.nodes if n not in reached], succ):
+        if len(comp) == 1 and not any(e.dst == comp[0] for e in succ[comp[0]]):
+            continue
+        if any((nid, port) in attempted for nid in comp for port in ir.nodes[nid].inputs):
+            continue  # a link into it did not resolve (reported): it may be what feeds it
+        cycle = _a_cycle(comp, succ)
+        names = " -> ".join([e.src for e in cycle] + [cycle[0].src])
+        links = "; ".join(f"{e.src}/{e.output} -> {e.dst}/{e.input} at {_at(e.where)}" for e in cycle)
+        rest = [n for n in comp if n not in {e.src for e in cycle}]
+        others = f" (and {', '.join(rest)})" if rest else ""
+        problems.append(cycle[0].where.problem(
+            f"cycle {names}{others} has no source: expected a source or a timer input feeding one of "
+            f"its nodes, found only links among them, so the flow would never end (links: {links})",
+            "link a source into the cycle, or give one of its nodes a timer input"))
+    return problems
+
+
 def check(ir: FlowIR) -> tuple[list[Edge], list[Problem]]:
     """All problems of a built flow (its build problems first), sorted by file and line."""
     edges, problems, attempted = resolve(ir)
     problems += check_edges(ir, edges, attempted)
+    problems += check_cycles(ir, edges, attempted)
     problems += check_groups(ir)
     everything = [*ir.problems, *problems]
     return edges, sort_problems(everything, first=ir.source_file)
@@ -221,4 +360,4 @@ def sort_problems(problems: list[Problem], first: str | None = None) -> list[Pro
     return sorted(unique, key=lambda p: (p.file != first, p.file or "", p.line or 0))
 
 
-__all__ = ["check", "check_edges", "check_groups", "resolve", "sort_problems"]
+__all__ = ["check", "check_cycles", "check_edges", "check_groups", "feedback_inputs", "resolve", "sort_problems"]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from zflow.documents import Document
-from zflow.errors import Path, Problem, UserError, did_you_mean
+from zflow.errors import Path, Problem, UserError, clip, did_you_mean
 
 _VAR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -28,7 +28,7 @@ def parse_cli_vars(items: Iterable[str] | None) -> dict[str, Any]:
         key, sep, value = str(item).partition("=")
         key = key.strip()
         if not sep or not key:
-            problems.append(Problem(f"--var {item!r}: expected KEY=VALUE"))
+            problems.append(Problem(f"--var {clip(item)}: expected KEY=VALUE"))
             continue
         out[key] = _scalar(value)
     if problems:
@@ -36,9 +36,15 @@ def parse_cli_vars(items: Iterable[str] | None) -> dict[str, Any]:
     return out
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(constant)
+
+
 def _scalar(text: str) -> Any:
+    """JSON numbers and booleans are typed; NaN and Infinity (not JSON) stay text, so a model
+    refuses them with its usual message instead of a timer waiting forever."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except ValueError:
         return text
     return value if isinstance(value, int | float | bool) else text
@@ -75,7 +81,7 @@ def substitute(doc: Document, values: Mapping[str, Any], skip: tuple[str, ...] =
 
     def lookup(name: str, old: Path, text: str) -> Any:
         if not _NAME.match(name):
-            problems.append(doc.problem(old, f"bad variable reference {{{{ {name} }}}} in {text!r}",
+            problems.append(doc.problem(old, f"bad variable reference {{{{ {name} }}}} in {clip(text)}",
                                         "expected {{ NAME }} with letters, digits, '_' or '-'"))
             return ""
         if name not in values:
@@ -163,7 +169,7 @@ def unused_overrides(overrides: Mapping[str, Any], files: Iterable[str | None]) 
         known.update(declared_vars(doc)[0])
         known.update(m.group(1) for m in _VAR.finditer(json.dumps(doc.data, default=str)))
     return [
-        Problem(f"--var {name}: the flow neither declares nor uses this variable",
+        Problem(f"--var {name if len(name) <= 60 else clip(name, 60)}: the flow neither declares nor uses this variable",
                 hint=did_you_mean(name, known) or (f"its variables: {', '.join(sorted(known))}" if known else None))
         for name in overrides if name not in known
     ]

@@ -183,7 +183,13 @@ class _NodeRuntime:
         self.cls = cls
         self.outputs: dict[str, _Output] = {p: _Output(o, self) for p, o in spec.outputs.items()}
         self.lock = threading.RLock()
-        self.open_inputs = {p for p, i in spec.inputs.items() if i.upstream is not None}
+        # Feedback inputs (closing a cycle) do not hold the node open; once the others ended,
+        # the node ends when its loop has been quiet for ``loop_idle`` (docs/dataflow.md, Cycles).
+        self.open_inputs = {p for p, i in spec.inputs.items() if i.upstream is not None and not i.feedback}
+        self.open_feedback = {p for p, i in spec.inputs.items() if i.upstream is not None and i.feedback}
+        self.loop_idle = max((spec.inputs[p].qos.loop_idle for p in self.open_feedback), default=0.0)
+        self.last_feedback = 0.0
+        self._watching_loop = False
         self.finished = threading.Event()
         self.done = False  # set once the node starts finishing: no more deliveries (hot path)
         self.ctx = Context(
@@ -242,6 +248,15 @@ class _NodeRuntime:
     def deliverer(self, port: str) -> Callable[..., None]:
         """A ``(value, metadata=None)`` function delivering to one input port, for producers in
         this process: the handler called straight when only one thread ever feeds this node."""
+        if port in self.open_feedback:  # stamp the loop's last message (feedback inputs only)
+            deliver = self.deliver
+
+            def deliver_feedback(value: Any, metadata: dict[str, Any] | None = None) -> None:
+                self.last_feedback = time.monotonic()
+                deliver(port, value, metadata)
+                self.last_feedback = time.monotonic()  # quiet counts from the end of the handling
+
+            return deliver_feedback
         if not self.fast:
             deliver = self.deliver
             return lambda value, metadata=None: deliver(port, value, metadata)
@@ -282,14 +297,37 @@ class _NodeRuntime:
     def end_input(self, port: str) -> None:
         with self.lock:
             self.open_inputs.discard(port)
+            self.open_feedback.discard(port)
             if self.open_inputs or self.done:
                 return
-            on_end = getattr(self.node, "on_end", None)
-            if on_end is not None:
-                result = on_end(self.ctx)
-                if inspect.iscoroutine(result):
-                    self.host.run_async(result)
+            if self.open_feedback:  # only the loop is left: end once it has gone quiet
+                if not self._watching_loop:
+                    self._watching_loop = True
+                    self.last_feedback = max(self.last_feedback, time.monotonic())
+                    threading.Thread(target=self._end_when_loop_idle, name=f"loop-{self.spec.id}",
+                                     daemon=True).start()
+                return
+            self._on_end()
         self.finish()
+
+    def _end_when_loop_idle(self) -> None:
+        while not self.host.stop_event.wait(min(0.05, self.loop_idle)):
+            with self.lock:
+                if self.done or not self.open_feedback:
+                    return  # ended otherwise: the loop's own end of stream came first
+                if time.monotonic() - self.last_feedback < self.loop_idle:
+                    continue
+                self.open_feedback.clear()
+                self._on_end()
+            self.finish()
+            return
+
+    def _on_end(self) -> None:
+        on_end = getattr(self.node, "on_end", None)
+        if on_end is not None:
+            result = on_end(self.ctx)
+            if inspect.iscoroutine(result):
+                self.host.run_async(result)
 
     def finish(self) -> None:
         """Mark the node done and signal end of stream on every output."""
@@ -394,9 +432,11 @@ class Host:
         """Closing a session right after the last put can lose the tail if Zenoh's flush at
         close gives up; so a host whose outputs feed other processes waits, before closing, until
         each consumer has received the end of stream (which travels behind all the data)."""
-        self._receipts_due = {
+        nodes = self.graph.nodes
+        self._receipts_due = {  # not into a feedback input: its node ends before the loop does
             (lk.src_node, lk.src_output, lk.dst_node, lk.dst_input)
             for lk in self.graph.links if lk.src_node in mine and lk.dst_node not in mine
+            and not nodes[lk.dst_node].inputs[lk.dst_input].feedback
         }
         if not self._receipts_due:
             return

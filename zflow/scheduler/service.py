@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from zflow import codec, keyexprs
-from zflow.daemon.auth import check_token
+from zflow.daemon.auth import check_claim, new_nonce
 from zflow.daemon.client import ControlClient
 from zflow.errors import RuntimeFailure
 from zflow.scheduler.model import Demand, Pool
@@ -21,10 +21,11 @@ from zflow.scheduler.placement import Decision, Placer
 
 
 def pools_from_statuses(statuses: Iterable[dict[str, Any]], secret: bytes | None,
-                        trusted: list[str] | None = None) -> list[Pool]:
+                        trusted: list[str] | None = None, nonce: str = "") -> list[Pool]:
+    """Pools of the daemons that answered ``nonce`` with a valid token proof (when ``secret``)."""
     pools = []
     for st in statuses:
-        why = check_token(secret, st["id"], st.get("token")) if secret is not None else None
+        why = check_claim(secret, st["id"], st.get("token"), nonce) if secret is not None else None
         if why is None and trusted is not None and st["id"] not in trusted:
             why = f"daemon {st['id']!r} was not verified when the instance was created"
         for p in st.get("pools", []):
@@ -35,8 +36,9 @@ def pools_from_statuses(statuses: Iterable[dict[str, Any]], secret: bytes | None
 
 
 def decide(session: Any, request: dict[str, Any], secret: bytes | None) -> dict[str, Any]:
-    statuses = ControlClient(session).statuses()
-    pools = pools_from_statuses(statuses, secret, request.get("trusted"))
+    nonce = new_nonce()
+    statuses = ControlClient(session).statuses(nonce=nonce)
+    pools = pools_from_statuses(statuses, secret, request.get("trusted"), nonce)
     demands = [Demand.from_dict(d) for d in request.get("demands", [])]
     placer = Placer(pools, request.get("policy", "weighted"))
     decisions = placer.place_all(demands, explain=bool(request.get("explain")))

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +84,53 @@ def make_config(opts: SessionOptions) -> zenoh.Config:
     for key, value in opts.extra.items():
         cfg.insert_json5(key, json.dumps(value))
     return cfg
+
+
+def config_listen(config_file: str | None, mode: Mode) -> list[str]:
+    """The listen endpoints a Zenoh config file sets for ``mode`` (a list, or a per-mode map)."""
+    if not config_file:
+        return []
+    try:
+        raw = json.loads(zenoh.Config.from_file(str(config_file)).get_json("listen/endpoints"))
+    except Exception:  # a missing or bad file is reported by make_config, with its path
+        return []
+    if isinstance(raw, dict):
+        raw = raw.get(mode) or []
+    return [str(e) for e in raw or []]
+
+
+SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
+
+
+@contextlib.contextmanager
+def private_socket(folder: str | None = None) -> Iterator[str]:
+    """A Unix-socket endpoint in a 0700 directory: only this user can connect to it.
+
+    A router daemon's own node hosts join through it instead of an open loopback TCP port,
+    which any local user (or a process in another container sharing the host network) could
+    reach; the router's ACL gives the ``unixsock-stream`` subject the rights of node hosts.
+    ``folder`` (the daemon's ``<data dir>/run``, so a killed daemon leaves nothing elsewhere) is
+    used when the socket path fits, else a fresh temporary directory.
+    """
+    if folder and len(os.path.join(os.path.abspath(folder), "router.sock.lock")) <= SOCKET_PATH_MAX:
+        path = Path(os.path.abspath(folder))
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+        for stale in ("router.sock", "router.sock.lock"):  # left by a daemon that was killed
+            with contextlib.suppress(FileNotFoundError):
+                (path / stale).unlink()
+        made = False
+    else:
+        path, made = Path(tempfile.mkdtemp(prefix="zflow-")), True
+    try:
+        yield f"unixsock-stream/{path}/router.sock"
+    finally:
+        if made:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            for name in ("router.sock", "router.sock.lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    (path / name).unlink()
 
 
 def zenoh_error_text(exc: BaseException) -> str:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from zflow.documents import Document, load_document, validate
-from zflow.errors import Problem, UserError, did_you_mean
+from zflow.errors import Problem, UserError, clip, did_you_mean
+from zflow.workflows.entrypoints import check_handler
 
 API_VERSION = "ryax.tech/v2.0"
 METADATA_FILE = "ryax_metadata.yaml"
@@ -233,28 +234,28 @@ def coerce_static(io: ActionIO, value: Any) -> Any:
     if t in (IOType.STRING, IOType.LONGSTRING, IOType.PASSWORD):
         if isinstance(value, str):
             return value
-        raise ValueError(f"expected a string for type {t.value}, got {type(value).__name__} {value!r}")
+        raise ValueError(f"expected a string for type {t.value}, got {type(value).__name__} {clip(value)}")
     if t is IOType.INTEGER:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ValueError(f"expected an integer, got {type(value).__name__} {value!r}")
+        raise ValueError(f"expected an integer, got {type(value).__name__} {clip(value)}")
     if t is IOType.FLOAT:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+        raise ValueError(f"expected a number, got {type(value).__name__} {clip(value)}")
     if t is IOType.BOOLEAN:
         if isinstance(value, bool):
             return value
-        raise ValueError(f"expected true or false, got {value!r}")
+        raise ValueError(f"expected true or false, got {clip(value)}")
     if t is IOType.ENUM:
         if isinstance(value, str) and value in (io.enum_values or []):
             return value
         hint = did_you_mean(str(value), io.enum_values or [])
-        raise ValueError(f"{value!r} is not one of {io.enum_values}" + (f" ({hint})" if hint else ""))
+        raise ValueError(f"{clip(value)} is not one of {io.enum_values}" + (f" ({hint})" if hint else ""))
     if t in (IOType.FILE, IOType.DIRECTORY):
         if isinstance(value, str):
             return value
-        raise ValueError(f"expected a path for type {t.value}, got {value!r}")
+        raise ValueError(f"expected a path for type {t.value}, got {clip(value)}")
     if t is IOType.TABLE:
         if isinstance(value, list) and all(isinstance(r, dict) for r in value):
             return value
@@ -344,6 +345,8 @@ def _semantic_problems(meta: ActionMetadata, doc: Document, directory: Path) -> 
             hint = (f"found {other.name}: a {meta.kind} uses {handler.name}"
                     + (" (kind: Source is for ryax_run.py)" if other.name == TRIGGER_FILE else ""))
         problems.append(doc.problem(("kind",), f"{handler.name} is missing in {directory}", hint))
+    elif meta.spec.type in ("python3", "python3-cuda"):
+        problems += check_handler(handler, trigger=meta.kind == "Source")
     if meta.spec.logo and not (directory / meta.spec.logo).is_file():
         problems.append(doc.problem(("spec", "logo"), f"logo file {meta.spec.logo!r} not found in {directory}"))
     return problems

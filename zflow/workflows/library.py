@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from zflow.documents import load_document
 from zflow.errors import UserError
 from zflow.workflows.action import METADATA_FILE, Action, load_action
 
@@ -32,6 +33,7 @@ class Library:
         self.paths = paths
         self._dirs: dict[str, list[Path]] | None = None
         self._loaded: dict[Path, Action] = {}
+        self._broken: dict[str, list[tuple[Path, UserError]]] = {}  # by the id its metadata claims
 
     def _scan(self) -> dict[str, list[Path]]:
         if self._dirs is None:
@@ -42,8 +44,9 @@ class Library:
                 for meta in sorted(root.glob(f"*/{METADATA_FILE}")) + sorted(root.glob(f"*/*/{METADATA_FILE}")):
                     try:
                         action = self.load(meta.parent)
-                    except UserError:
-                        continue  # a broken action elsewhere in the folder is not this workflow's error
+                    except UserError as exc:  # not this workflow's error, unless it asks for that id
+                        self._broken.setdefault(_claimed_id(meta), []).append((meta.parent, exc))
+                        continue
                     self._dirs.setdefault(action.id, []).append(meta.parent)
         return self._dirs
 
@@ -68,9 +71,23 @@ class Library:
             return None
         return max(candidates, key=lambda a: _version_key(a.version))
 
+    def broken(self, action_id: str) -> list[tuple[Path, UserError]]:
+        """Action folders that claim ``action_id`` but did not load, with why."""
+        self._scan()
+        return self._broken.get(action_id, [])
+
     def all(self) -> list[Action]:
         return [self.load(d) for ds in self._scan().values() for d in ds]
 
 
 def _version_key(v: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in v.replace("-", ".").split("."))
+
+
+def _claimed_id(meta: Path) -> str:
+    try:
+        data = load_document(meta).data
+    except UserError:
+        return ""
+    spec = data.get("spec") if isinstance(data, dict) else None
+    return str(spec.get("id", "")) if isinstance(spec, dict) else ""

@@ -88,6 +88,8 @@ class _StepBase:
                  "site": self.site, **fields}
         if self.daemon:
             event["daemon"] = self.daemon
+        if self.cfg.get("runner"):  # the trigger of a `zflow workflow run`: its runs die with it
+            event["runner"] = self.cfg["runner"]
         transfers = self.blobs.take_transfers()
         if transfers:
             event["transfers"] = transfers

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
+import secrets
+import socket
 import sys
 import threading
 import time
@@ -143,9 +147,14 @@ class WorkflowRunner:
         self.activators: dict[str, Activator] = {}
         self.records: dict[str, dict[str, Any]] = {}
         self.finished: list[str] = []
+        self.canceled: list[str] = []  # runs in flight when it stopped (ended as Canceled)
         self._cv = threading.Condition()
         self.graph: Graph
         self.session: Any = None
+        # Named in its runs' records; its liveliness token (and its storage's lock) tell the
+        # readers of those records whether it still lives (zflow.workflows.runs).
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40] or "host"
+        self.runner_id = f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, ready_timeout: float = 30.0) -> WorkflowRunner:
@@ -163,8 +172,10 @@ class WorkflowRunner:
             router = self._stack.enter_context(EmbeddedRouter())
             self.connect = [router.endpoint]
         self.session = self._stack.enter_context(open_session(SessionOptions(mode="client", connect=self.connect)))
+        token = self.session.liveliness().declare_token(keyexprs.runner_alive(self.wf.name, self.runner_id))
+        self._stack.callback(token.undeclare)
         if self.with_storage:
-            runs = RunsStorage(self.session, self.state_dir / "runs", self.wf.name)
+            runs = RunsStorage(self.session, self.state_dir / "runs", self.wf.name, runner=self.runner_id)
             self._stack.callback(runs.close)
         sites = {self.site, GLOBAL} | {s.site for s in self.wf.steps.values() if s.site}
         for site in sorted(sites):
@@ -182,10 +193,15 @@ class WorkflowRunner:
                                node_ids=[self.wf.trigger, *warm], wait_start=True,
                                supervisor=self.supervisor)
         self.flow.start()
+        started = time.monotonic()
         if not self.flow.wait_ready(self.session, timeout=ready_timeout):
             failed = self.flow.failed()
-            raise RuntimeFailure(f"workflow steps not ready after {ready_timeout:.0f}s"
-                                 + (f"; failed: {', '.join(failed)}" if failed else ""))
+            if failed:  # wait_ready gives up as soon as a step fails: say that, not the timeout
+                raise RuntimeFailure(f"workflow step {', '.join(failed)} failed after "
+                                     f"{time.monotonic() - started:.1f}s, before every step was ready "
+                                     "(see its output above)")
+            raise RuntimeFailure(f"workflow steps not ready after {time.monotonic() - started:.0f}s "
+                                 f"(the limit is {ready_timeout:g}s)")
         for sid, s in self.wf.steps.items():
             if sid != self.wf.trigger and s.execution == "on-demand":
                 self.activators[sid] = Activator(self, sid, s.idle_retention_s)
@@ -198,8 +214,10 @@ class WorkflowRunner:
             cfg = dict(node.config)
             cfg["cache_dir"] = str(self.state_dir / "cache" / cfg["site"])
             cfg["zenoh_connect"] = list(self.connect)
-            if nid == self.wf.trigger and self.max_runs is not None:
-                cfg["max_runs"] = self.max_runs
+            if nid == self.wf.trigger:
+                cfg["runner"] = self.runner_id
+                if self.max_runs is not None:
+                    cfg["max_runs"] = self.max_runs
             nodes[nid] = replace(node, config=cfg)
         return replace(g, nodes=nodes)
 
@@ -277,6 +295,7 @@ class WorkflowRunner:
             return
         with self._cv:
             open_runs = [r["run"] for r in self.records.values() if r["status"] not in FINAL]
+        self.canceled += open_runs
         for run in open_runs:
             payload, ctype = codec.encode({"workflow": self.wf.name, "run": run, "step": "runner",
                                            "status": CANCELED, "end": time.time(),

@@ -220,7 +220,13 @@ class _Planner:
         action = self.library.find(ref, step.version)
         if action is None:
             versions = self.library.versions(ref)
-            if versions:
+            broken = self.library.broken(ref)
+            if broken and not versions:
+                for directory, exc in broken:
+                    self.problems += exc.problems
+                    self.err(("actions", i, "from"), f"action {ref!r} in {directory} is not a valid action "
+                                                     "(see its errors)")
+            elif versions:
                 self.err(("actions", i, "version"), f"action {ref!r} has no version {step.version!r}",
                          f"available: {', '.join(versions)}")
             else:
