@@ -54,8 +54,7 @@ PROMISES = [
         "then stopping it ends the stream and the sink exits")]),
     pytest.param("netns-stall", id="netns-stall", marks=pytest.mark.netns),
     pytest.param("workflow-steps", id="workflow-steps"),
-    pytest.param("workflow-runner-sigkill", id="workflow-runner-sigkill", marks=_xfail(
-        DAEMONS + "runs of a SIGKILLed `zflow workflow run` stay Running forever (observation 6)")),
+    pytest.param("workflow-runner-sigkill", id="workflow-runner-sigkill"),
     pytest.param("source-sigterm", id="source-sigterm", marks=_xfail(
         DAEMONS + "a source host stopped by SIGTERM ends its stream (DELETE) as if it had finished: "
         "its consumers exit; the root of observation 5 and of the netns-partition failure")),

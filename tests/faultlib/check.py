@@ -137,11 +137,19 @@ def read_stats_drops(path: Path, port: str = "in") -> int | None:
         return None
 
 
+_UNSET: Any = object()
+
+
 def judge_sink(directory: Path, source: str, sink: str, port: str = "in", policy: str = "block",
-               link: str | None = None) -> LinkReport:
-    """Judge the link from ``source`` to ``sink.port`` from their files under ``directory``."""
+               link: str | None = None, sent: tuple[str, int] | None = _UNSET) -> LinkReport:
+    """Judge the link from ``source`` to ``sink.port`` from their files under ``directory``.
+
+    ``sent`` defaults to what the source noted last; an endless source stopped with its flow
+    has messages in flight when the sink stops, so pass what it had noted a moment before."""
+    if sent is _UNSET:
+        sent = read_sent(directory / f"{source}.sent")
     rep = judge(link or f"{source}->{sink}.{port}", read_record(directory / f"{sink}.{port}.seq"),
-                read_sent(directory / f"{source}.sent"), policy)
+                sent, policy)
     if policy != "block":
         rep.dropped_counted = read_stats_drops(directory / f"{sink}.stats.json", port)
     return rep

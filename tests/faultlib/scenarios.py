@@ -143,13 +143,10 @@ def wait_flow(box: dict[str, Any], timeout: float) -> Any:
 
 def wait_records(ctx: Run, sink: str, count: int, timeout: float = 30.0, port: str = "in",
                  directory: Path | None = None) -> bool:
-    path = (directory or ctx.dir) / f"{sink}.{port}.seq"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.stat().st_size and len(path.read_bytes().splitlines()) >= count:
-            return True
-        time.sleep(0.05)
-    return False
+    """Whether the sink recorded ``count`` messages within ``timeout``."""
+    from daemon_helpers import wait_until
+
+    return wait_until(lambda: _lines(directory or ctx, sink, port) >= count, timeout)
 
 
 def _ended(ctx: Run, result: Any, timeout: float) -> None:
@@ -311,6 +308,16 @@ def bridge(ctx: Run) -> None:
     ctx.reports.append(judge("zenoh in -> bridge -> zenoh out", list(record), (epoch, n - 1)))
 
 
+def settled_sent(directory: Path, source: str = "src", settle: float = 1.0) -> tuple[str, int] | None:
+    """What an endless source had noted as sent, read ``settle`` seconds before its flow is
+    stopped: everything up to it must have arrived (later messages may be in flight at the stop)."""
+    from faultlib.check import read_sent
+
+    sent = read_sent(directory / f"{source}.sent")
+    time.sleep(settle)
+    return sent
+
+
 def _until_quiet(count: Callable[[], int], thread: threading.Thread, quiet: float, limit: float) -> None:
     """Wait for ``thread`` to end, or for ``count()`` to stay the same for ``quiet`` seconds
     (what is late arrives, what is lost does not), at most ``limit`` seconds."""
@@ -382,12 +389,13 @@ def daemon_killed(ctx: Run) -> None:
         ctx.faults.note("daemon-restart")
         before = {name: _lines(d, "sink") for name, d in dirs.items()}
         wait_until(lambda: all(_lines(d, "sink") >= before[n] + 200 for n, d in dirs.items()), 4)
+        sent = {name: settled_sent(d) for name, d in dirs.items()}
         for name in sinks:
             with contextlib.suppress(UserError):
                 delete_instance(s, name)
     for name, d in dirs.items():
         where = "d1 src -> d2 sink" if name == "across" else "d1 src -> d1 sink (all nodes on the victim)"
-        ctx.reports.append(judge_sink(d, "src", "sink", link=f"daemons {where}"))
+        ctx.reports.append(judge_sink(d, "src", "sink", link=f"daemons {where}", sent=sent[name]))
 
 
 NETNS_FLOW = """\
@@ -465,7 +473,9 @@ def netns_partition(ctx: Run) -> None:
             ctx.notes.append("no data reached the sink after the partition healed")
         if not placement(site, "src").startswith("edge-b/"):
             ctx.notes.append(f"the source was not re-placed: it is on {placement(site, 'src')}")
-    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="netns edge-a src -> edge-b sink (partition)"))
+        sent = settled_sent(ctx.dir)
+    ctx.reports.append(judge_sink(ctx.dir, "src", "sink", link="netns edge-a src -> edge-b sink (partition)",
+                                  sent=sent))
 
 
 def netns_stall(ctx: Run) -> None:
