@@ -1,0 +1,242 @@
+"""The build pipeline: one action directory -> one multi-architecture OCI image.
+
+Steps, in order: plan (resolve) -> lock decision (reuse, re-resolve or frozen) -> base debs
+and wheels per architecture -> four layers per architecture (base, zflow runtime, action
+dependencies, action files) -> configs, manifests, index -> lock and image layout.
+Every step reads and writes the content-addressed cache; layers are memoised by the digest
+of their inputs, so a rebuild after editing the handler only writes the action layer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zflow
+from zflow.build import rootfs, wheels
+from zflow.build.cache import Cache, key_of
+from zflow.build.layers import Entry, Layer, write_layer
+from zflow.build.lock import (
+    RESOLUTION_FIELDS,
+    changed_inputs,
+    frozen_problems,
+    read_lock,
+    require_lock,
+    write_lock,
+)
+from zflow.build.models import BuilderFacts, Deb, Digests, Lock, LockInputs, PlatformDigests, Wheel
+from zflow.build.oci_layout import Descriptor, image, image_index, write_layout
+from zflow.build.resolve import ARCHES, Plan, plan_action
+from zflow.errors import RuntimeFailure, UserError
+
+DEFAULT_EPOCH = 1704067200  # 2024-01-01: fixed unless SOURCE_DATE_EPOCH says otherwise
+LAYER_FORMAT = 1  # bump when layer bytes change for equal inputs (invalidates memos)
+ROOT = "opt/zflow"
+_DATA_SUFFIXES = {".py", ".yaml", ".json", ".json5", ".csv"}
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class BuildOptions:
+    platforms: list[str] | None = None
+    lock: str = "auto"  # auto | update | frozen
+    cache: Cache | None = None
+    index_url: str = wheels.DEFAULT_INDEX
+    mirror: str | None = None
+    epoch: int | None = None
+    progress: Progress | None = None
+
+
+@dataclass
+class BuildOutcome:
+    plan: Plan
+    lock: Lock
+    index: Descriptor
+    manifests: dict[str, Descriptor]
+    cache: Cache
+    timings: dict[str, float] = field(default_factory=dict)
+    layers: dict[str, list[Layer]] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        return self.plan.action.version
+
+
+def zflow_tree() -> dict[str, bytes]:
+    """The zflow package's source files as the image's runtime ships them."""
+    root = Path(zflow.__file__).resolve().parent
+    out: dict[str, bytes] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in _DATA_SUFFIXES and "__pycache__" not in p.parts:
+            out["zflow/" + p.relative_to(root).as_posix()] = p.read_bytes()
+    return out
+
+
+def source_epoch(explicit: int | None) -> int:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise UserError(f"SOURCE_DATE_EPOCH must be an integer (seconds since 1970), got {env!r}") from None
+    return DEFAULT_EPOCH
+
+
+def _inputs(plan: Plan, opts: BuildOptions, mirror: str, epoch: int, zflow_sha: str) -> LockInputs:
+    return LockInputs(
+        action_id=plan.action.id, action_version=plan.action.version, python=plan.python, suite=plan.suite,
+        mirror=mirror, index_url=opts.index_url, platforms=plan.platforms, source_date_epoch=epoch,
+        requirements=plan.requirements, constraints=plan.constraints, runtime_requirements=plan.runtime_requirements,
+        debian_packages=plan.debian_packages, files=plan.files, zflow_sha256=zflow_sha)
+
+
+def _memo_layer(cache: Cache, kind: str, key_value: object, make: Callable[[], Layer]) -> Layer:
+    key = key_of([LAYER_FORMAT, kind, key_value])
+    memo = cache.memo_get("layer", key)
+    if memo and cache.has(memo["digest"]):
+        return Layer(**memo)
+    layer = make()
+    cache.memo_put("layer", key, layer.to_json())
+    return layer
+
+
+def _wheel_layer(cache: Cache, ws: list[Wheel], prefix: str, epoch: int, extra: dict[str, bytes],
+                 extra_sha: str, created_by: str, offline: bool) -> Layer:
+    def make() -> Layer:
+        entries: list[Entry] = []
+        for w in ws:
+            entries.extend(wheels.wheel_entries(wheels.fetch(w, cache, offline), prefix))
+        entries.extend(Entry(f"{prefix}/{name}", "file", data) for name, data in extra.items())
+        return write_layer(entries, cache, epoch, created_by)
+    for w in ws:
+        wheels.fetch(w, cache, offline)
+    return _memo_layer(cache, "wheels", [prefix, [w.sha256 for w in ws], extra_sha, epoch, created_by], make)
+
+
+def build_action(directory: str | Path, opts: BuildOptions | None = None) -> BuildOutcome:
+    """Build (or rebuild from the lock) the action's image into the cache; returns its digests."""
+    opts = opts or BuildOptions()
+    cache = opts.cache or Cache()
+    say: Progress = opts.progress or (lambda step, detail: None)
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    plan = plan_action(directory, opts.platforms)
+    d = plan.action.directory
+    epoch = source_epoch(opts.epoch)
+    tree = zflow_tree()
+    zflow_sha = wheels.tree_digest(tree)
+    mirror = opts.mirror or rootfs.configured_mirror()
+    offline = opts.lock == "frozen"
+    old = require_lock(d) if offline else read_lock(d)
+    if offline and old is not None:
+        # a frozen build reads the mirror and index from the lock, the rest must be unchanged
+        mirror = old.inputs.mirror
+        opts.index_url = old.inputs.index_url
+    inputs = _inputs(plan, opts, mirror, epoch, zflow_sha)
+    say("resolve", f"{plan.action.id} {plan.action.version}: Python {plan.python} on Debian {plan.suite}, "
+                   f"{len(plan.requirements)} requirements, platforms {', '.join(plan.platforms)}")
+    if offline:
+        assert old is not None
+        problems = frozen_problems(d, old.inputs, inputs)
+        if problems:
+            raise UserError(problems)
+    reuse = old is not None and opts.lock != "update" and not changed_inputs(old.inputs, inputs, RESOLUTION_FIELDS)
+    if reuse:
+        assert old is not None
+        debs, wheel_sets = old.debs, old.wheels
+        missing = [deb.filename for ds in debs.values() for deb in ds if not cache.has("sha256:" + deb.sha256)]
+        if missing and offline:
+            raise RuntimeFailure(f"{len(missing)} Debian package(s) of the lock are not in the build cache "
+                                 f"{cache.root} (first: {missing[0]}); run a build without --lock frozen once")
+        if missing:
+            reuse = False
+    if not reuse:
+        debs, wheel_sets = {}, {}
+        for arch in plan.arches:
+            t = time.monotonic()
+            debs[arch.name] = rootfs.fetch_debs(plan.suite, arch.name, plan.debian_packages, mirror, cache, epoch)
+            timings[f"base {arch.name}"] = time.monotonic() - t
+            say("base", f"linux/{arch.name}: {len(debs[arch.name])} Debian packages")
+            t = time.monotonic()
+            wheel_sets[arch.name] = wheels.resolve(arch, plan.python, plan.requirements, plan.runtime_requirements,
+                                                   plan.constraints, opts.index_url)
+            timings[f"wheels {arch.name}"] = time.monotonic() - t
+            say("wheels", f"linux/{arch.name}: {len(wheel_sets[arch.name])} wheels")
+        wheels.check_across_arches(wheel_sets)
+    t = time.monotonic()
+    app_files = {rel: (d / rel).read_bytes() for rel in plan.files}
+    layers: dict[str, list[Layer]] = {}
+    manifests: dict[str, Descriptor] = {}
+    platform_digests: dict[str, PlatformDigests] = {}
+    config = {
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                f"PYTHONPATH=/{ROOT}/deps:/{ROOT}/runtime", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1",
+                f"ZFLOW_ACTION_DIR=/{ROOT}/action"],
+        "Entrypoint": [plan.interpreter, "-m", "zflow.build.run_action", f"/{ROOT}/action"],
+        "WorkingDir": f"/{ROOT}/action",
+    }
+    labels = {"org.opencontainers.image.title": plan.action.id,
+              "org.opencontainers.image.version": plan.action.version}
+    for arch in plan.arches:
+        arch_debs: list[Deb] = debs[arch.name]
+        ws: list[Wheel] = wheel_sets[arch.name]
+        base = _memo_layer(cache, "base", [[x.sha256 for x in arch_debs], epoch],
+                           lambda arch_debs=arch_debs: write_layer(  # type: ignore[misc]
+                               rootfs.base_entries(arch_debs, cache), cache, epoch,
+                               f"zflow build: base, Debian {plan.suite} ({len(arch_debs)} packages)"))
+        runtime = _wheel_layer(cache, [w for w in ws if w.layer == "runtime"], f"{ROOT}/runtime", epoch, tree,
+                               zflow_sha, "zflow build: zflow runtime and its wheels", offline)
+        deps = _wheel_layer(cache, [w for w in ws if w.layer == "deps"], f"{ROOT}/deps", epoch, {}, "",
+                            "zflow build: action dependencies", offline)
+        app = _memo_layer(cache, "app", [plan.files, epoch],
+                          lambda: write_layer([Entry(f"{ROOT}/action/{rel}", "file", data, rel.endswith(".sh"))
+                                               for rel, data in app_files.items()], cache, epoch,
+                                              f"zflow build: action {plan.action.id} {plan.action.version}"))
+        layers[arch.name] = [base, runtime, deps, app]
+        manifest, config_desc = image(cache, arch.name, layers[arch.name], epoch, config, labels)
+        manifests[arch.name] = manifest
+        platform_digests[arch.name] = PlatformDigests(
+            manifest=manifest.digest, config=config_desc.digest,
+            layers=[x.digest for x in layers[arch.name]], diff_ids=[x.diff_id for x in layers[arch.name]])
+        say("image", f"linux/{arch.name} {manifest.digest}")
+    index = image_index(cache, manifests, labels)
+    timings["layers"] = time.monotonic() - t
+    lock = Lock(inputs=inputs, debs=debs, wheels=wheel_sets,
+                builder=BuilderFacts(zflow_version=zflow.__version__, host_python=_host_python(),
+                                     pip=old.builder.pip if reuse and old else wheels.pip_version(),
+                                     mmdebstrap=old.builder.mmdebstrap if reuse and old else rootfs.mmdebstrap_version()),
+                digests=Digests(index=index.digest, platforms=platform_digests))
+    if offline:
+        assert old is not None
+        if old.digests is not None and old.digests.index != index.digest:
+            raise RuntimeFailure(f"--lock frozen rebuilt index {index.digest} but the lock expects "
+                                 f"{old.digests.index}: the builder itself changed (layer format or zlib)")
+    else:
+        write_lock(d, lock)
+    timings["total"] = time.monotonic() - t0
+    return BuildOutcome(plan=plan, lock=lock, index=index, manifests=manifests, cache=cache, timings=timings,
+                        layers=layers)
+
+
+def _host_python() -> str:
+    import platform
+
+    return platform.python_version()
+
+
+def export_layout(outcome: BuildOutcome, dest: Path) -> Path:
+    write_layout(outcome.cache, outcome.index, dest, outcome.tag)
+    return dest
+
+
+def platform_lines(outcome: BuildOutcome) -> list[str]:
+    return [f"linux/{arch} {m.digest}" for arch, m in outcome.manifests.items()]
+
+
+__all__ = ["ARCHES", "BuildOptions", "BuildOutcome", "build_action", "export_layout", "platform_lines"]
