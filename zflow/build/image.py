@@ -158,17 +158,18 @@ def build_action(directory: str | Path, opts: BuildOptions | None = None) -> Bui
             reuse = False
     if not reuse:
         debs, wheel_sets = {}, {}
-        for arch in plan.arches:
-            t = time.monotonic()
-            debs[arch.name] = rootfs.fetch_debs(plan.suite, arch.name, plan.debian_packages, mirror, cache, epoch)
-            timings[f"base {arch.name}"] = time.monotonic() - t
-            say("base", f"linux/{arch.name}: {len(debs[arch.name])} Debian packages")
+        for arch in plan.arches:  # wheels first: a missing or conflicting package fails fastest
             t = time.monotonic()
             wheel_sets[arch.name] = wheels.resolve(arch, plan.python, plan.requirements, plan.runtime_requirements,
                                                    plan.constraints, opts.index_url)
             timings[f"wheels {arch.name}"] = time.monotonic() - t
             say("wheels", f"linux/{arch.name}: {len(wheel_sets[arch.name])} wheels")
         wheels.check_across_arches(wheel_sets)
+        for arch in plan.arches:
+            t = time.monotonic()
+            debs[arch.name] = rootfs.fetch_debs(plan.suite, arch.name, plan.debian_packages, mirror, cache, epoch)
+            timings[f"base {arch.name}"] = time.monotonic() - t
+            say("base", f"linux/{arch.name}: {len(debs[arch.name])} Debian packages")
     t = time.monotonic()
     app_files = {rel: (d / rel).read_bytes() for rel in plan.files}
     layers: dict[str, list[Layer]] = {}

@@ -139,7 +139,7 @@ def _python_version(action: Action, doc_file: str) -> str:
     doc = load_document(doc_file)
     if opts is not None and opts.nixpkgs is not None:
         raise UserError(doc.problem(("spec", "options", "nixpkgs"),
-                                    "nixpkgs options need a Nix backend, which this builder is not",
+                                    "nixpkgs options: this needs a Nix backend, which this builder is not",
                                     "remove options.nixpkgs; the Python version comes from options.python"))
     version = opts.python.version if opts is not None and opts.python is not None else DEFAULT_PYTHON
     if version not in SUITES:
