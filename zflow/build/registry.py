@@ -99,6 +99,8 @@ def credentials(host: str) -> tuple[str, str] | None:
 
 @dataclass
 class PushReport:
+    """What a push moved: blobs and platform manifests uploaded or found; the index is always put."""
+
     reference: Reference
     index: str
     uploaded: list[str] = field(default_factory=list)
@@ -261,9 +263,8 @@ def push(cache: Cache, index: Descriptor, ref: Reference, insecure: bool = False
                                  f"{_text(body)}")
         for d in blobs_of(cache, index):
             is_manifest = d.media_type.endswith(("manifest.v1+json", "index.v1+json"))
-            if d == index:
+            if d == index:  # always put: the tag may have pointed elsewhere
                 reg.put_manifest(ref.tag, d, cache.read(d.digest))
-                report.uploaded.append(d.digest)
                 report.bytes_uploaded += d.size
             elif is_manifest:
                 if reg.has_manifest(d):

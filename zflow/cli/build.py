@@ -81,8 +81,8 @@ def _one(directory: str, args: argparse.Namespace, output: Path, push: str | Non
     print(f"layout {output}")
     if ref is not None:
         report = registry.push(outcome.cache, outcome.index, ref, args.insecure)
-        print(f"pushed {ref}@{outcome.index.digest} ({len(report.uploaded)} uploaded, "
-              f"{len(report.skipped)} already there, {report.bytes_uploaded} bytes)")
+        print(f"pushed {ref}@{outcome.index.digest} ({len(report.uploaded)} blobs and manifests "
+              f"uploaded, {len(report.skipped)} already there, {report.bytes_uploaded} bytes sent)")
     if args.load_docker:
         arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
         image_id = docker_engine.load(outcome.cache, outcome.index, arch,
