@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -308,3 +309,101 @@ def test_editing_the_handler_moves_only_the_action_layer(built, tmp_path):
         new = [x["digest"] for x in after[arch]["layers"]]
         assert old[:3] == new[:3] and old[3] != new[3]
 
+
+
+def test_builder_operator_over_zenoh(built, tmp_path):
+    """A builder deployed by the system flow: ordered statuses, the local digest, a late query,
+    idempotent ids, equal requests answered from the memo, malformed requests answered."""
+    from zflow import codec, keyexprs
+    from zflow.transport import EmbeddedRouter, open_session
+
+    action = tmp_path / "zscore"
+    shutil.copytree(built.action, action)
+    (action / "nonce.txt").write_text(os.urandom(8).hex())  # a request no builder has seen
+    local = zflow("build", "action", str(action), "--cache", str(built.cache), "-o", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    expected = digests(local.stdout)
+    with EmbeddedRouter() as router, open_session(router.client_options()) as session:
+        statuses: list[dict] = []
+        results: list[dict] = []
+        subs = [session.declare_subscriber(keyexprs.build_action("status"), lambda s: statuses.append(
+                    codec.decode(s.payload.to_bytes(), str(s.encoding)))),
+                session.declare_subscriber(keyexprs.build_action("result"), lambda s: results.append(
+                    codec.decode(s.payload.to_bytes(), str(s.encoding))))]
+        proc = subprocess.Popen([sys.executable, "-m", "zflow", "run", str(ROOT / "descriptors" / "builder.yaml"),
+                                 "--connect", router.endpoint, "-q"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), "ZFLOW_BUILD_CACHE": str(built.cache)})
+        try:
+            deadline = time.monotonic() + 60
+            while not list(session.liveliness().get(keyexprs.builder_alive(), timeout=2.0)):
+                assert proc.poll() is None and time.monotonic() < deadline, "builder did not come up"
+                time.sleep(0.2)
+            first = zflow("build", "action", str(action), "--via-zenoh", "--connect", router.endpoint)
+            assert first.returncode == 0, first.stderr
+            assert digests(first.stdout) == expected
+            build_id = first.stdout.split("build ")[-1].split()[0]
+            mine = [s for s in statuses if s["id"] == build_id]
+            assert [s["seq"] for s in mine] == list(range(1, len(mine) + 1))
+            assert [s["step"] for s in mine][:3] == ["accepted", "fetched", "resolve"]
+            assert mine[-1]["step"] == "image" and "linux/arm64" in mine[-1]["detail"]
+
+            late = [codec.decode(r.ok.payload.to_bytes(), str(r.ok.encoding))
+                    for r in session.get(keyexprs.build_action("result", build_id), timeout=5.0) if r.ok]
+            assert len(late) == 1 and late[0]["index"] == expected["index"] and late[0]["ok"]
+
+            second = zflow("build", "action", str(action), "--via-zenoh", "--connect", router.endpoint)
+            assert second.returncode == 0 and "(cached)" in second.stdout, second.stdout
+            assert digests(second.stdout) == expected
+
+            before = len(statuses)
+            seen = len(results)
+            body, ctype = codec.encode({"bundle": "0" * 64})
+            session.put(keyexprs.build_action("req", build_id), body, encoding=ctype)  # the same id again
+            body, ctype = codec.encode({"bundle": "xyz", "lock": "fast"})
+            session.put(keyexprs.build_action("req", "bad-1"), body, encoding=ctype)
+            session.put(keyexprs.build_action("req", "bad-2"), b"\xff\x00", encoding="application/octet-stream")
+            deadline = time.monotonic() + 30
+            while len(results) < seen + 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            by_id = {r["id"]: r for r in results[seen:]}
+            assert by_id[build_id]["index"] == expected["index"]  # the stored answer, not a new build
+            assert not [s for s in statuses[before:] if s["id"] == build_id]
+            bad = by_id["bad-1"]
+            assert not bad["ok"] and bad["exit_code"] == 2
+            assert any(e.startswith("request bundle:") for e in bad["errors"]), bad["errors"]
+            assert any(e.startswith("request lock:") for e in bad["errors"]), bad["errors"]
+            assert not by_id["bad-2"]["ok"] and by_id["bad-2"]["exit_code"] == 2
+        finally:
+            for sub in subs:
+                sub.undeclare()
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_ryax_lock_pins_and_resolution_refusals(built, tmp_path):
+    """``ryax_lock.json`` pins win; a pin that contradicts a requirement, and a package without
+    wheels, are exit 2 naming the package (pip's resolution on the real index)."""
+    action = tmp_path / "zscore"
+    shutil.copytree(built.action, action)
+    (action / "ryax_lock.json").write_text(json.dumps({"python": {"pythonVersion": "3.11.2",
+                                                                  "lockedRequirements": "numpy==2.1.3\n"}}))
+    args = ["--cache", str(built.cache), "-o", str(tmp_path / "out"), "--platform", "amd64"]
+    proc = zflow("build", "action", str(action), *args)
+    assert proc.returncode == 0, proc.stderr
+    lock = json.loads((action / "zflow_lock.json").read_text())
+    assert [w["version"] for w in lock["wheels"]["amd64"] if w["name"] == "numpy"] == ["2.1.3"]
+    assert lock["inputs"]["constraints"] == ["numpy==2.1.3"] and list(lock["wheels"]) == ["amd64"]
+
+    (action / "requirements.txt").write_text("numpy>=2.2\n")
+    proc = zflow("build", "action", str(action), *args)
+    assert proc.returncode == 2 and "requirements conflict for linux/amd64" in proc.stderr and "numpy" in \
+        proc.stderr, proc.stderr
+    (action / "requirements.txt").write_text("zflow-no-such-package-x9\n")
+    proc = zflow("build", "action", str(action), *args)
+    assert proc.returncode == 2 and "no binary wheel of zflow-no-such-package-x9 for linux/amd64" in proc.stderr, \
+        proc.stderr

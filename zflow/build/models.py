@@ -7,7 +7,7 @@ can rebuild it from a content-addressed cache and prove it got the same bytes.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -121,3 +121,4 @@ class BuildResult(_Strict):
     errors: list[str] = Field(default_factory=list)
     exit_code: int = 0
     cached: bool = False
+    lock: dict[str, Any] | None = Field(default=None, description="the lock the build wrote (zflow_lock.json)")
