@@ -407,3 +407,33 @@ def test_ryax_lock_pins_and_resolution_refusals(built, tmp_path):
     proc = zflow("build", "action", str(action), *args)
     assert proc.returncode == 2 and "no binary wheel of zflow-no-such-package-x9 for linux/amd64" in proc.stderr, \
         proc.stderr
+
+
+WORKFLOW = """\
+apiVersion: ryax.tech/v2.0
+kind: Workflows
+spec:
+  id: packtest
+  human_name: Two actions to package
+  actions_path: [actions]
+  actions:
+    - {id: tick, from: emit-every, inputs: {interval: 1s, count: 1}}
+    - {id: detect, from: zscore-detector, inputs: {table: [{v: 1.0}], column: v, threshold: 2.0}}
+"""
+
+
+def test_workflow_build_packages_every_action(built, tmp_path):
+    for name in ("emit-every", "zscore-detector"):
+        shutil.copytree(ROOT / "operators" / "ryax" / name, tmp_path / "actions" / name,
+                        ignore=shutil.ignore_patterns("zflow_lock.json", "__pycache__"))
+    (tmp_path / "workflow.yaml").write_text(WORKFLOW)
+    with registry(tmp_path / "reg") as host:
+        proc = zflow("workflow", "build", str(tmp_path), "--cache", str(built.cache), "-o", str(tmp_path / "out"),
+                     "--platform", "amd64", "--push", f"{host}/acme", "-q")
+        assert proc.returncode == 0, proc.stderr
+        for name in ("emit-every", "zscore-detector"):
+            assert f"{name}:" in proc.stdout and f"pushed {host}/acme/{name}:1.0@sha256:" in proc.stdout
+            assert (tmp_path / "actions" / name / "zflow_lock.json").is_file()
+            assert list(manifests(tmp_path / "out" / name)) == ["amd64"]
+        with urllib.request.urlopen(f"http://{host}/v2/_catalog") as resp:
+            assert json.loads(resp.read())["repositories"] == ["acme/emit-every", "acme/zscore-detector"]

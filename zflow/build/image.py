@@ -13,7 +13,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import zflow
 from zflow.build import rootfs, wheels
@@ -96,6 +98,18 @@ def _inputs(plan: Plan, opts: BuildOptions, mirror: str, epoch: int, zflow_sha: 
         debian_packages=plan.debian_packages, files=plan.files, zflow_sha256=zflow_sha)
 
 
+# Resolutions made by this process, by their inputs: a workflow's actions share their Debian base
+# (one mmdebstrap per architecture), and equal requirement sets share one pip resolution.
+_RESOLVED: dict[str, Any] = {}
+
+
+def _once(key: object, make: Callable[[], Any], fresh: bool = False) -> Any:
+    k = key_of(key)
+    if fresh or k not in _RESOLVED:
+        _RESOLVED[k] = make()
+    return _RESOLVED[k]
+
+
 def _memo_layer(cache: Cache, kind: str, key_value: object, make: Callable[[], Layer]) -> Layer:
     key = key_of([LAYER_FORMAT, kind, key_value])
     memo = cache.memo_get("layer", key)
@@ -114,8 +128,6 @@ def _wheel_layer(cache: Cache, ws: list[Wheel], prefix: str, epoch: int, extra: 
             entries.extend(wheels.wheel_entries(wheels.fetch(w, cache, offline), prefix))
         entries.extend(Entry(f"{prefix}/{name}", "file", data) for name, data in extra.items())
         return write_layer(entries, cache, epoch, created_by)
-    for w in ws:
-        wheels.fetch(w, cache, offline)
     return _memo_layer(cache, "wheels", [prefix, [w.sha256 for w in ws], extra_sha, epoch, created_by], make)
 
 
@@ -160,16 +172,27 @@ def build_action(directory: str | Path, opts: BuildOptions | None = None) -> Bui
         debs, wheel_sets = {}, {}
         for arch in plan.arches:  # wheels first: a missing or conflicting package fails fastest
             t = time.monotonic()
-            wheel_sets[arch.name] = wheels.resolve(arch, plan.python, plan.requirements, plan.runtime_requirements,
-                                                   plan.constraints, opts.index_url)
+            wheel_sets[arch.name] = _once(
+                ["wheels", arch.name, plan.python, plan.requirements, plan.runtime_requirements, plan.constraints,
+                 opts.index_url],
+                partial(wheels.resolve, arch, plan.python, plan.requirements, plan.runtime_requirements,
+                        plan.constraints, opts.index_url), fresh=opts.lock == "update")
             timings[f"wheels {arch.name}"] = time.monotonic() - t
             say("wheels", f"linux/{arch.name}: {len(wheel_sets[arch.name])} wheels")
         wheels.check_across_arches(wheel_sets)
         for arch in plan.arches:
             t = time.monotonic()
-            debs[arch.name] = rootfs.fetch_debs(plan.suite, arch.name, plan.debian_packages, mirror, cache, epoch)
+            debs[arch.name] = _once(
+                ["debs", plan.suite, arch.name, plan.debian_packages, mirror, str(cache.root)],
+                partial(rootfs.fetch_debs, plan.suite, arch.name, plan.debian_packages, mirror, cache, epoch),
+                fresh=opts.lock == "update")
             timings[f"base {arch.name}"] = time.monotonic() - t
             say("base", f"linux/{arch.name}: {len(debs[arch.name])} Debian packages")
+    t = time.monotonic()
+    for wheel_set in wheel_sets.values():
+        for w in wheel_set:
+            wheels.fetch(w, cache, offline)
+    timings["download wheels"] = time.monotonic() - t
     t = time.monotonic()
     app_files = {rel: (d / rel).read_bytes() for rel in plan.files}
     layers: dict[str, list[Layer]] = {}
