@@ -25,7 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from build_helpers import blob, gunzip, layout_index, manifests, need, registry, seed_cache, sha256
+from build_helpers import (
+    blob,
+    gunzip,
+    layout_index,
+    manifests,
+    need,
+    registry,
+    seed_cache,
+    sha256,
+    stop,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ZSCORE = ROOT / "operators" / "ryax" / "zscore-detector"
@@ -173,6 +183,24 @@ def test_layers_are_normalised_and_diff_ids_match(built):
     numpy = {a: next(w for w in ws if w["name"] == "numpy") for a, ws in lock["wheels"].items()}
     assert "aarch64" in numpy["arm64"]["filename"] and "x86_64" in numpy["amd64"]["filename"]
     assert numpy["arm64"]["version"] == numpy["amd64"]["version"]
+
+
+def test_oci_archive_is_reproducible_and_readable(built, tmp_path):
+    need("skopeo")
+    tars = []
+    for n in (1, 2):
+        proc = zflow("build", "action", str(built.action), "--cache", str(built.cache), "-o", str(tmp_path / f"l{n}"),
+                     "--tar", str(tmp_path / f"image{n}.tar"))
+        assert proc.returncode == 0, proc.stderr
+        tars.append((tmp_path / f"image{n}.tar").read_bytes())
+    assert tars[0] == tars[1]
+    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{tmp_path}/image1.tar:1.0"],
+                         capture_output=True, check=True).stdout
+    assert sha256(raw) == built.digests["index"]
+    info = json.loads(subprocess.run(["skopeo", "inspect", "--override-arch", "arm64",
+                                      f"oci-archive:{tmp_path}/image1.tar:1.0"], capture_output=True,
+                                     check=True, text=True).stdout)
+    assert info["Architecture"] == "arm64"
 
 
 def test_frozen_refuses_a_changed_handler(built, tmp_path):
@@ -377,12 +405,7 @@ def test_builder_operator_over_zenoh(built, tmp_path):
         finally:
             for sub in subs:
                 sub.undeclare()
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def test_ryax_lock_pins_and_resolution_refusals(built, tmp_path):

@@ -1,21 +1,23 @@
 """OCI image configs, manifests, the image index and the on-disk image layout.
 
 JSON is written canonically (sorted keys, no spaces) so equal inputs give equal digests.
-The layout's ``index.json`` points at one image index (tag in ``ref.name``) that holds one
+The layout (a directory, or the same as one tar) has an ``index.json`` pointing at one image index (tag in ``ref.name``) that holds one
 manifest per platform, which is what ``skopeo copy --all oci:DIR:TAG`` and registries expect.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import tarfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from zflow.build.cache import Cache, digest_of
+from zflow.build.cache import Cache
 from zflow.build.layers import LAYER_MEDIA_TYPE, Layer
 
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -117,5 +119,28 @@ def write_layout(cache: Cache, index: Descriptor, dest: Path, tag: str) -> None:
         "manifests": [index.to_json(annotations={REF_NAME: tag})]}))
 
 
-def check_digest(data: bytes, digest: str) -> bool:
-    return digest_of(data) == digest
+def write_archive(cache: Cache, index: Descriptor, path: Path, tag: str) -> None:
+    """The same layout as one tar (``oci-archive:PATH:TAG`` for skopeo), byte-reproducible."""
+    top = canonical({"schemaVersion": 2, "mediaType": INDEX,
+                     "manifests": [index.to_json(annotations={REF_NAME: tag})]})
+    members: list[tuple[str, int, Any]] = [
+        ("blobs", -1, None), ("blobs/sha256", -1, None),
+        *sorted((f"blobs/sha256/{d.digest.removeprefix('sha256:')}", d.size, cache.path(d.digest))
+                for d in set(blobs_of(cache, index))),
+        ("index.json", len(top), top), ("oci-layout", -1, canonical({"imageLayoutVersion": "1.0.0"}))]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, size, source in members:
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if source is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif isinstance(source, bytes):
+                info.size, info.mode = len(source), 0o644
+                tar.addfile(info, io.BytesIO(source))
+            else:
+                info.size, info.mode = size, 0o644
+                with open(source, "rb") as f:
+                    tar.addfile(info, f)
+    os.replace(tmp, path)

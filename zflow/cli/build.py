@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _build_args(a)
     a.add_argument("--push", metavar="REF", help="push to a registry: HOST[:PORT]/NAME[:TAG] (tag: the action version)")
     a.add_argument("--output", "-o", help="OCI image layout directory (default: build/<action id>)")
+    a.add_argument("--tar", metavar="FILE", help="also write the layout as one tar (oci-archive:FILE:TAG)")
     a.add_argument("--via-zenoh", action="store_true", help="ask a builder operator on the network instead")
     a.add_argument("--connect", action="append", default=[], metavar="ENDPOINT", help="with --via-zenoh")
     a.add_argument("--timeout", type=float, default=900.0, help="with --via-zenoh: seconds to wait for the result")
@@ -68,6 +69,7 @@ def _options(args: argparse.Namespace) -> Any:
 def _one(directory: str, args: argparse.Namespace, output: Path, push: str | None) -> None:
     from zflow.build import docker_engine, registry
     from zflow.build.image import build_action, export_layout, platform_lines
+    from zflow.build.oci_layout import write_archive
 
     opts = _options(args)
     ref = registry.parse_reference(push) if push else None  # a bad reference fails before building
@@ -79,6 +81,9 @@ def _one(directory: str, args: argparse.Namespace, output: Path, push: str | Non
         print(line)
     print(f"index {outcome.index.digest}")
     print(f"layout {output}")
+    if getattr(args, "tar", None):
+        write_archive(outcome.cache, outcome.index, Path(args.tar), outcome.tag)
+        print(f"archive {args.tar}")
     if ref is not None:
         report = registry.push(outcome.cache, outcome.index, ref, args.insecure)
         print(f"pushed {ref}@{outcome.index.digest} ({len(report.uploaded)} blobs and manifests "
