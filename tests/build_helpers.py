@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime
 import gzip
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,13 +32,91 @@ def need(*tools: str) -> None:
         pytest.skip(f"needs {', '.join(missing)} (.ci/run installs them)")
 
 
+@dataclass
+class TokenService:
+    realm: str
+    cert: Path
+    service: str = "zflow-test-registry"
+    issuer: str = "zflow-test-issuer"
+
+
 @contextlib.contextmanager
-def registry(tmp: Path, user: str | None = None, password: str | None = None) -> Iterator[str]:
-    """A docker-registry on 127.0.0.1:<free port>; yields ``127.0.0.1:PORT``."""
+def token_service(tmp: Path, user: str, password: str) -> Iterator[TokenService]:
+    """A real Bearer token service (distribution's token auth): Basic credentials in, an RS256 JWT
+    carrying its certificate (x5c) out, granting pull and push on the scope asked for."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.x509.oid import NameOID
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zflow-test-token")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    cert_path = tmp / "token.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    svc = TokenService(realm="", cert=cert_path)
+    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.end_headers()
+                return
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            access = []
+            for scope in query.get("scope", []):
+                kind, repo, actions = scope.split(":")
+                access.append({"type": kind, "name": repo, "actions": actions.split(",")})
+            t = int(time.time())
+            claims = {"iss": svc.issuer, "sub": user, "aud": svc.service, "exp": t + 300, "nbf": t - 10, "iat": t,
+                      "jti": os.urandom(8).hex(), "access": access}
+            head = b64(json.dumps({"typ": "JWT", "alg": "RS256", "x5c": [x5c]}).encode())
+            body = b64(json.dumps(claims).encode())
+            sig = key.sign(f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            data = json.dumps({"token": f"{head}.{body}.{b64(sig)}"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    svc.realm = f"http://127.0.0.1:{server.server_address[1]}/token"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield svc
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@contextlib.contextmanager
+def registry(tmp: Path, user: str | None = None, password: str | None = None,
+             token: TokenService | None = None) -> Iterator[str]:
+    """A docker-registry on 127.0.0.1:<free port> (htpasswd with ``user``, or token auth with
+    ``token``); yields ``127.0.0.1:PORT``."""
     need("docker-registry")
     port = free_port()
     tmp.mkdir(parents=True, exist_ok=True)
     auth = ""
+    if token:
+        auth = (f"auth:\n  token:\n    realm: {token.realm}\n    service: {token.service}\n"
+                f"    issuer: {token.issuer}\n    rootcertbundle: {token.cert}\n")
     if user:
         need("htpasswd")
         hp = tmp / "htpasswd"

@@ -35,6 +35,7 @@ from build_helpers import (
     seed_cache,
     sha256,
     stop,
+    token_service,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -312,6 +313,19 @@ def test_registry_auth(built, tmp_path):
         assert proc.returncode == 0 and "0 blobs and manifests uploaded" in proc.stdout, proc.stdout
 
 
+def test_registry_bearer_token_auth(built, tmp_path):
+    with token_service(tmp_path / "token", "builder", "t0ken") as svc, \
+            registry(tmp_path / "reg", token=svc) as host:
+        args = ["build", "action", str(built.action), "--cache", str(built.cache), "-o", str(tmp_path / "l"),
+                "--push", f"{host}/team/zscore:bearer"]
+        home = {"HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path / "docker")}
+        proc = zflow(*args, env=home)
+        assert proc.returncode == 1 and f"token service {svc.realm} refused (401)" in proc.stderr, proc.stderr
+        proc = zflow(*args, env={**home, "ZFLOW_REGISTRY_USERNAME": "builder", "ZFLOW_REGISTRY_PASSWORD": "t0ken"})
+        assert proc.returncode == 0 and f"pushed {host}/team/zscore:bearer@{built.digests['index']}" in proc.stdout, \
+            proc.stderr
+
+
 def test_unreachable_registry_and_missing_docker_engine(built, tmp_path):
     from zflow.transport.session import free_port
 
@@ -460,3 +474,28 @@ def test_workflow_build_packages_every_action(built, tmp_path):
             assert list(manifests(tmp_path / "out" / name)) == ["amd64"]
         with urllib.request.urlopen(f"http://{host}/v2/_catalog") as resp:
             assert json.loads(resp.read())["repositories"] == ["acme/emit-every", "acme/zscore-detector"]
+
+
+def test_python_313_on_trixie_runs_under_qemu(built, tmp_path):
+    """Python 3.13 comes from Debian trixie (packages only under /usr: the merged-/usr links carry
+    the loader path); the arm64 image runs the handler."""
+    need("qemu-aarch64-static")
+    action = tmp_path / "zscore313"
+    shutil.copytree(ZSCORE, action, ignore=shutil.ignore_patterns("zflow_lock.json", "__pycache__"))
+    meta = action / "ryax_metadata.yaml"
+    meta.write_text(meta.read_text().replace('version: "3.11"', 'version: "3.13"'))
+    proc = zflow("build", "action", str(action), "--cache", str(built.cache), "-o", str(tmp_path / "layout"),
+                 "--platform", "arm64")
+    assert proc.returncode == 0, proc.stderr
+    lock = json.loads((action / "zflow_lock.json").read_text())
+    assert lock["inputs"]["suite"] == "trixie"
+    assert any(d["name"] == "python3.13-minimal" for d in lock["debs"]["arm64"])
+    assert all("cp313" in w["filename"] or "abi3" in w["filename"] or "none-any" in w["filename"]
+               for w in lock["wheels"]["arm64"])
+    rootfs = _unpack(f"oci:{tmp_path / 'layout'}:1.0", "arm64", tmp_path / "unpacked")
+    env = {"PYTHONPATH": f"{rootfs}/opt/zflow/deps:{rootfs}/opt/zflow/runtime", "PYTHONDONTWRITEBYTECODE": "1",
+           "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(["qemu-aarch64-static", "-L", str(rootfs), f"{rootfs}/usr/bin/python3.13", "-m",
+                          "zflow.build.run_action", f"{rootfs}/opt/zflow/action"], input=json.dumps(SAMPLE),
+                         capture_output=True, text=True, env=env, timeout=300)
+    _check_run(run, "aarch64")

@@ -108,3 +108,14 @@ def test_cache_files_a_blob_under_its_digest(tmp_path: Path):
     digest = cache.put(b"hello")
     assert digest == "sha256:" + hashlib.sha256(b"hello").hexdigest() and cache.read(digest) == b"hello"
     assert not list((tmp_path / "blobs").glob(".partial-*"))
+
+
+def test_base_merges_usr_like_debian():
+    from zflow.build.rootfs import merge_usr
+
+    out = merge_usr([Entry("lib", "dir"), Entry("lib/ld-linux-aarch64.so.1", "file", b"ld"),
+                     Entry("usr/bin/python3.13", "file", b"py", True), Entry("lib64", "dir")])
+    assert [(e.path, e.kind, e.target) for e in out] == [
+        ("usr/lib/ld-linux-aarch64.so.1", "file", ""), ("usr/bin/python3.13", "file", ""),
+        ("bin", "symlink", "usr/bin"), ("lib", "symlink", "usr/lib"), ("lib64", "symlink", "usr/lib64"),
+        ("sbin", "symlink", "usr/sbin")]

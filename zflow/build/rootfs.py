@@ -99,8 +99,29 @@ def _explain_failure(stderr: str, packages: list[str], arch: str, mirror: str) -
     raise RuntimeFailure(f"mmdebstrap could not fetch the {arch} base from {mirror}:\n{tail}")
 
 
+# Merged /usr (Debian's layout since bookworm): trixie's packages ship their files under /usr
+# only and the loader path /lib/ld-linux-*.so.1 exists through these links alone.
+MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def merge_usr(entries: list[Entry]) -> list[Entry]:
+    """Move ``/bin``, ``/lib``... under ``/usr`` and link them back, as mmdebstrap does."""
+    out: list[Entry] = []
+    tops = {"bin", "sbin", "lib"}
+    for e in entries:
+        top, _, rest = e.path.partition("/")
+        if top in MERGED_USR:
+            tops.add(top)
+            if not rest:
+                continue
+            e = Entry(f"usr/{e.path}", e.kind, e.data, e.executable, e.target)
+        out.append(e)
+    return [*out, *(Entry(top, "symlink", target=f"usr/{top}") for top in sorted(tops))]
+
+
 def base_entries(debs: list[Deb], cache: Cache) -> list[Entry]:
-    """The files of every package (data.tar), in package-name order, documentation dropped."""
+    """The files of every package (data.tar), in package-name order, documentation dropped,
+    /usr merged."""
     entries: list[Entry] = []
     for deb in sorted(debs, key=lambda d: (d.name, d.arch)):
         path = cache.path("sha256:" + deb.sha256)
@@ -112,4 +133,4 @@ def base_entries(debs: list[Deb], cache: Cache) -> list[Entry]:
             entries.extend(e for e in entries_from_tar(tar) if not _DROP.match(e.path))
         if proc.wait() != 0:
             raise RuntimeFailure(f"dpkg-deb could not read {deb.filename}")
-    return entries
+    return merge_usr(entries)
