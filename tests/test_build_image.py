@@ -169,7 +169,8 @@ def test_layers_are_normalised_and_diff_ids_match(built):
                 for m in tar.getmembers():
                     assert (m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "", "", EPOCH), m.name
                     assert m.type in (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE), m.name
-                    assert m.mode in (0o644, 0o755, 0o777) and not m.pax_headers, m.name
+                    special = m.name.rstrip("/") in ("tmp", "var/tmp") and m.mode == 0o1777
+                    assert (m.mode in (0o644, 0o755, 0o777) or special) and not m.pax_headers, m.name
                     names.append(m.name.rstrip("/"))
             assert names == sorted(names, key=lambda n: n.split("/"))
             seen = set()
@@ -493,6 +494,7 @@ def test_python_313_on_trixie_runs_under_qemu(built, tmp_path):
     assert all("cp313" in w["filename"] or "abi3" in w["filename"] or "none-any" in w["filename"]
                for w in lock["wheels"]["arm64"])
     rootfs = _unpack(f"oci:{tmp_path / 'layout'}:1.0", "arm64", tmp_path / "unpacked")
+    assert (rootfs / "tmp").stat().st_mode & 0o7777 == 0o1777 and (rootfs / "etc" / "passwd").is_file()
     env = {"PYTHONPATH": f"{rootfs}/opt/zflow/deps:{rootfs}/opt/zflow/runtime", "PYTHONDONTWRITEBYTECODE": "1",
            "PATH": "/usr/bin:/bin"}
     run = subprocess.run(["qemu-aarch64-static", "-L", str(rootfs), f"{rootfs}/usr/bin/python3.13", "-m",

@@ -35,7 +35,7 @@ from zflow.build.resolve import ARCHES, Plan, plan_action
 from zflow.errors import RuntimeFailure, UserError
 
 DEFAULT_EPOCH = 1704067200  # 2024-01-01: fixed unless SOURCE_DATE_EPOCH says otherwise
-LAYER_FORMAT = 2  # bump when layer bytes change for equal inputs (invalidates memos)
+LAYER_FORMAT = 3  # bump when layer bytes change for equal inputs (invalidates memos)
 ROOT = "opt/zflow"
 _DATA_SUFFIXES = {".py", ".yaml", ".json", ".json5", ".csv"}
 

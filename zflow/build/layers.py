@@ -32,6 +32,7 @@ class Entry:
     data: bytes = b""
     executable: bool = False
     target: str = ""
+    mode: int | None = None  # only where a fixed special mode is the point (/tmp: 01777)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def normalise(entries: Iterable[Entry]) -> list[Entry]:
         path = e.path.strip("/").removeprefix("./")
         if not path or path == ".":
             continue
-        by_path[path] = Entry(path, e.kind, e.data, e.executable, e.target)
+        by_path[path] = Entry(path, e.kind, e.data, e.executable, e.target, e.mode)
     for path in list(by_path):
         parts = path.split("/")
         for i in range(1, len(parts)):
@@ -68,7 +69,7 @@ def _tarinfo(e: Entry, epoch: int) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     if e.kind == "dir":
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        info.type, info.mode = tarfile.DIRTYPE, e.mode if e.mode is not None else 0o755
     elif e.kind == "symlink":
         info.type, info.mode, info.linkname = tarfile.SYMTYPE, 0o777, e.target
     else:

@@ -114,9 +114,20 @@ def merge_usr(entries: list[Entry]) -> list[Entry]:
             tops.add(top)
             if not rest:
                 continue
-            e = Entry(f"usr/{e.path}", e.kind, e.data, e.executable, e.target)
+            e = Entry(f"usr/{e.path}", e.kind, e.data, e.executable, e.target, e.mode)
         out.append(e)
     return [*out, *(Entry(top, "symlink", target=f"usr/{top}") for top in sorted(tops))]
+
+
+def skeleton() -> list[Entry]:
+    """What base-files and passwd would install and an extracted base lacks: a world-writable
+    /tmp, root's home, and users root and nobody (so getpwuid and ``~`` work)."""
+    return [
+        Entry("tmp", "dir", mode=0o1777), Entry("root", "dir"), Entry("var/tmp", "dir", mode=0o1777),
+        Entry("etc/passwd", "file", b"root:x:0:0:root:/root:/bin/sh\n"
+                                    b"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        Entry("etc/group", "file", b"root:x:0:\nnogroup:x:65534:\n"),
+    ]
 
 
 def base_entries(debs: list[Deb], cache: Cache) -> list[Entry]:
@@ -133,4 +144,4 @@ def base_entries(debs: list[Deb], cache: Cache) -> list[Entry]:
             entries.extend(e for e in entries_from_tar(tar) if not _DROP.match(e.path))
         if proc.wait() != 0:
             raise RuntimeFailure(f"dpkg-deb could not read {deb.filename}")
-    return merge_usr(entries)
+    return merge_usr(entries) + skeleton()
