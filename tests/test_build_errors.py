@@ -146,3 +146,23 @@ def test_versions_must_agree_across_architectures():
     assert "foo has a platform wheel" in str(err.value) and "arm64" in str(err.value)
     check_across_arches({"amd64": [_wheel("a", "1", "a-1-py3-none-any.whl")],
                          "arm64": [_wheel("a", "1", "a-1-py3-none-any.whl")]})
+
+
+def test_image_entrypoint_runs_a_handler_once_and_refuses_a_trigger():
+    import json
+    import subprocess
+    import sys
+
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    sample = {"table": [{"v": 1.0}] * 9 + [{"v": 9.0}], "column": "v", "threshold": 2.0}
+    ok = subprocess.run([sys.executable, "-m", "zflow.build.run_action", str(ZSCORE)], input=json.dumps(sample),
+                        capture_output=True, text=True, env=env, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["outputs"][0]["count"] == 1
+    bad = subprocess.run([sys.executable, "-m", "zflow.build.run_action", str(ZSCORE)], input='{"column": "v"}',
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 1 and "table" in bad.stderr and "Traceback" not in bad.stderr
+    trigger = subprocess.run([sys.executable, "-m", "zflow.build.run_action",
+                              str(ROOT / "operators" / "ryax" / "emit-every")], input="{}",
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert trigger.returncode == 2 and "emit-every is a trigger" in trigger.stderr

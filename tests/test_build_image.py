@@ -340,6 +340,22 @@ def test_unreachable_registry_and_missing_docker_engine(built, tmp_path):
     assert proc.returncode == 1 and "no Docker engine is reachable" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_docker_load_archive_reads_back_with_skopeo(built, tmp_path):
+    """What --load-docker hands an engine, checked by an independent reader (no engine here)."""
+    need("skopeo")
+    from zflow.build import docker_engine
+    from zflow.build.cache import Cache
+    from zflow.build.oci_layout import INDEX, Descriptor
+
+    data = blob(built.layout, built.digests["index"])
+    index = Descriptor(INDEX, built.digests["index"], len(data))
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(docker_engine.archive(Cache(built.cache), index, "arm64", "zscore:1.0"))
+    config = subprocess.run(["skopeo", "inspect", "--config", "--raw", f"docker-archive:{archive}"],
+                            capture_output=True, check=True).stdout
+    assert sha256(config) == manifests(built.layout)["arm64"]["config"]["digest"]
+
+
 def test_editing_the_handler_moves_only_the_action_layer(built, tmp_path):
     action = tmp_path / "zscore"
     shutil.copytree(built.action, action)

@@ -18,9 +18,14 @@ from zflow.workflows.handlers import Handler, StepFailure
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     directory = args[0] if args else "/opt/zflow/action"
+    action = load_action(directory)
+    if action.is_trigger:
+        print(f"error: {action.id} is a trigger (ryax_run.py): it runs under the zflow host, not once",
+              file=sys.stderr)
+        return 2
     inputs = json.loads(sys.stdin.read() or "{}")
     try:
-        outputs, logs = Handler(load_action(directory))(inputs)
+        outputs, logs = Handler(action)(inputs)
     except StepFailure as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
