@@ -240,6 +240,16 @@ def _expected_outliers() -> list[int]:
     return [r["t"] for r in SAMPLE["table"] if abs(r["v"] - mean) / std > SAMPLE["threshold"]]
 
 
+def _under_qemu(rootfs: Path, python: str) -> subprocess.CompletedProcess[str]:
+    """The arm64 image's interpreter runs the image's entrypoint module on SAMPLE (binfmt_misc is
+    not mounted here: qemu is called explicitly, ``-L`` for the image's loader and libraries)."""
+    env = {"PYTHONPATH": f"{rootfs}/opt/zflow/deps:{rootfs}/opt/zflow/runtime", "PYTHONDONTWRITEBYTECODE": "1",
+           "PATH": "/usr/bin:/bin"}
+    return subprocess.run(["qemu-aarch64-static", "-L", str(rootfs), f"{rootfs}/usr/bin/{python}", "-m",
+                           "zflow.build.run_action", f"{rootfs}/opt/zflow/action"], input=json.dumps(SAMPLE),
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
 def _check_run(proc: subprocess.CompletedProcess[str], machine: str) -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -277,12 +287,7 @@ def test_push_pull_and_independent_oracles(built, tmp_path):
 
         need("qemu-aarch64-static")
         rootfs = _unpack(f"docker://{ref}", "arm64", tmp_path / "arm64")
-        env = {"PYTHONPATH": f"{rootfs}/opt/zflow/deps:{rootfs}/opt/zflow/runtime", "PYTHONDONTWRITEBYTECODE": "1",
-               "PATH": "/usr/bin:/bin"}
-        run = subprocess.run(["qemu-aarch64-static", "-L", str(rootfs), f"{rootfs}/usr/bin/python3.11", "-m",
-                              "zflow.build.run_action", f"{rootfs}/opt/zflow/action"], input=json.dumps(SAMPLE),
-                             capture_output=True, text=True, env=env, timeout=300)
-        _check_run(run, "aarch64")
+        _check_run(_under_qemu(rootfs, "python3.11"), "aarch64")
         chroot = shutil.which("chroot")
         if os.geteuid() == 0 and chroot:  # amd64: the image's own loader and libraries, through chroot
             rootfs = _unpack(f"docker://{ref}", "amd64", tmp_path / "amd64")
@@ -293,11 +298,15 @@ def test_push_pull_and_independent_oracles(built, tmp_path):
             _check_run(run, "x86_64")
 
 
+def _push_args(built: Built, tmp_path: Path, ref: str) -> tuple[list[str], dict[str, str]]:
+    """A cached build pushed to ``ref``, and an environment without any registry credentials."""
+    return (["build", "action", str(built.action), "--cache", str(built.cache), "-o", str(tmp_path / "l"),
+             "--push", ref], {"HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path / "docker")})
+
+
 def test_registry_auth(built, tmp_path):
     with registry(tmp_path / "reg", user="builder", password="s3cret") as host:
-        args = ["build", "action", str(built.action), "--cache", str(built.cache), "-o", str(tmp_path / "l"),
-                "--push", f"{host}/zscore:auth"]
-        home = {"HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path / "docker")}
+        args, home = _push_args(built, tmp_path, f"{host}/zscore:auth")
         proc = zflow(*args, env=home)
         assert proc.returncode == 1 and f"registry {host} requires authentication" in proc.stderr, proc.stderr
         proc = zflow(*args, env={**home, "ZFLOW_REGISTRY_USERNAME": "builder", "ZFLOW_REGISTRY_PASSWORD": "wrong"})
@@ -317,9 +326,7 @@ def test_registry_auth(built, tmp_path):
 def test_registry_bearer_token_auth(built, tmp_path):
     with token_service(tmp_path / "token", "builder", "t0ken") as svc, \
             registry(tmp_path / "reg", token=svc) as host:
-        args = ["build", "action", str(built.action), "--cache", str(built.cache), "-o", str(tmp_path / "l"),
-                "--push", f"{host}/team/zscore:bearer"]
-        home = {"HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path / "docker")}
+        args, home = _push_args(built, tmp_path, f"{host}/team/zscore:bearer")
         proc = zflow(*args, env=home)
         assert proc.returncode == 1 and f"token service {svc.realm} refused (401)" in proc.stderr, proc.stderr
         proc = zflow(*args, env={**home, "ZFLOW_REGISTRY_USERNAME": "builder", "ZFLOW_REGISTRY_PASSWORD": "t0ken"})
@@ -511,9 +518,4 @@ def test_python_313_on_trixie_runs_under_qemu(built, tmp_path):
                for w in lock["wheels"]["arm64"])
     rootfs = _unpack(f"oci:{tmp_path / 'layout'}:1.0", "arm64", tmp_path / "unpacked")
     assert (rootfs / "tmp").stat().st_mode & 0o7777 == 0o1777 and (rootfs / "etc" / "passwd").is_file()
-    env = {"PYTHONPATH": f"{rootfs}/opt/zflow/deps:{rootfs}/opt/zflow/runtime", "PYTHONDONTWRITEBYTECODE": "1",
-           "PATH": "/usr/bin:/bin"}
-    run = subprocess.run(["qemu-aarch64-static", "-L", str(rootfs), f"{rootfs}/usr/bin/python3.13", "-m",
-                          "zflow.build.run_action", f"{rootfs}/opt/zflow/action"], input=json.dumps(SAMPLE),
-                         capture_output=True, text=True, env=env, timeout=300)
-    _check_run(run, "aarch64")
+    _check_run(_under_qemu(rootfs, "python3.13"), "aarch64")
