@@ -519,3 +519,26 @@ def test_python_313_on_trixie_runs_under_qemu(built, tmp_path):
     rootfs = _unpack(f"oci:{tmp_path / 'layout'}:1.0", "arm64", tmp_path / "unpacked")
     assert (rootfs / "tmp").stat().st_mode & 0o7777 == 0o1777 and (rootfs / "etc" / "passwd").is_file()
     _check_run(_under_qemu(rootfs, "python3.13"), "aarch64")
+
+
+def test_a_daemon_hosts_the_builder_system_flow(built, tmp_path, monkeypatch):
+    """``descriptors/builder.yaml`` deployed as an instance on an edge daemon answers builds."""
+    from daemon_helpers import in_process_daemons
+
+    from zflow import keyexprs
+    from zflow.transport import EmbeddedRouter, open_session
+
+    monkeypatch.setenv("ZFLOW_BUILD_CACHE", str(built.cache))
+    with EmbeddedRouter() as router, in_process_daemons(router, tmp_path, "edge-1"), \
+            open_session(router.client_options()) as session:
+        created = zflow("instance", "create", str(ROOT / "descriptors" / "builder.yaml"), "--id", "b1", "--connect",
+                        router.endpoint, timeout=120)
+        assert created.returncode == 0, created.stderr
+        deadline = time.monotonic() + 60
+        while not [r for r in session.liveliness().get(keyexprs.builder_alive("zflow-builder-b1"), timeout=2.0)]:
+            assert time.monotonic() < deadline, "the daemon's builder did not come up"
+            time.sleep(0.2)
+        proc = zflow("build", "action", str(built.action), "--via-zenoh", "--connect", router.endpoint)
+        assert proc.returncode == 0, proc.stderr
+        assert digests(proc.stdout) == built.digests
+        zflow("instance", "delete", "b1", "--connect", router.endpoint)
