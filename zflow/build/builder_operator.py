@@ -37,7 +37,7 @@ from zflow.build.lock import write_lock
 from zflow.build.models import BuildRequest, BuildResult, BuildStatus, Lock
 from zflow.build.resolve import parse_platforms
 from zflow.build.wheels import tree_digest
-from zflow.daemon.bundles import BundleServer, digest_of, make_bundle
+from zflow.daemon.bundles import BundleServer, fetch_bundle, make_bundle, write_bundle_files
 from zflow.errors import Problem, RuntimeFailure, UserError, format_path
 from zflow.runtime.api import Context, Source
 
@@ -167,22 +167,8 @@ class Builder:
         target = self.work / "actions" / digest
         if (target / ".ok").exists():
             return target
-        data = None
-        for reply in self.session.get(keyexprs.bundle(digest), timeout=self.bundle_timeout):
-            if reply.ok is not None:
-                data = codec.decode(reply.ok.payload.to_bytes(), str(reply.ok.encoding))
-                break
-        if data is None:
-            raise RuntimeFailure(f"bundle {digest[:12]} is not served by anyone (did the requester go away?)")
-        files = {k: bytes(v) for k, v in data["files"].items()}
-        if digest_of(files, tuple(data.get("requirements") or ())) != digest:
-            raise RuntimeFailure(f"bundle {digest[:12]} failed verification")
-        for rel, blob in files.items():
-            dest = (target / rel).resolve()
-            if not str(dest).startswith(str(target.resolve()) + os.sep):
-                raise RuntimeFailure(f"bundle {digest[:12]} has a path outside itself: {rel!r}")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(blob)
+        files, _ = fetch_bundle(self.session, digest, self.bundle_timeout)
+        write_bundle_files(files, target, digest)
         (target / ".ok").write_text("ok")
         return target
 

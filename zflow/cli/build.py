@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from zflow.cli.args import seconds
 from zflow.errors import Problem, UserError
 
 
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--tar", metavar="FILE", help="also write the layout as one tar (oci-archive:FILE:TAG)")
     a.add_argument("--via-zenoh", action="store_true", help="ask a builder operator on the network instead")
     a.add_argument("--connect", action="append", default=[], metavar="ENDPOINT", help="with --via-zenoh")
-    a.add_argument("--timeout", type=float, default=900.0, help="with --via-zenoh: seconds to wait for the result")
+    a.add_argument("--timeout", type=seconds, default=900.0, help="with --via-zenoh: seconds to wait for the result")
     a.set_defaults(handler=_build_action)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 
