@@ -35,7 +35,7 @@ def _session_options(args: argparse.Namespace) -> Any:
 
 
 def _secret(args: argparse.Namespace) -> bytes | None:
-    from zflow.daemon.auth import load_secret
+    from zflow.transport.auth import load_secret
 
     return load_secret(getattr(args, "secret_file", None))
 
@@ -49,8 +49,8 @@ def _compile(args: argparse.Namespace, instance: str | None = None) -> Any:
 # -- daemon ---------------------------------------------------------------------------------------
 def cmd_daemon_run(args: argparse.Namespace) -> int:
     """Validate the config here, then exec the lean daemon (which never loads pydantic)."""
-    from zflow.daemon.auth import load_secret
     from zflow.daemon.config import load_config
+    from zflow.transport.auth import load_secret
 
     overrides = {"id": args.id, "site": args.site, "data_dir": args.data_dir, "token": args.token,
                  "token_file": args.token_file, "connect": args.connect, "listen": args.listen,
@@ -76,8 +76,8 @@ def cmd_daemon_run(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon_list(args: argparse.Namespace) -> int:
-    from zflow.daemon.auth import check_claim, new_nonce
-    from zflow.daemon.client import ControlClient
+    from zflow.transport.auth import check_claim, new_nonce
+    from zflow.transport.control_client import ControlClient
     from zflow.transport.session import open_session
 
     secret = _secret(args)
@@ -100,7 +100,7 @@ def cmd_daemon_list(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon_status(args: argparse.Namespace) -> int:
-    from zflow.daemon.client import ControlClient
+    from zflow.transport.control_client import ControlClient
     from zflow.transport.session import open_session
 
     with open_session(_session_options(args)) as s:
@@ -111,7 +111,7 @@ def cmd_daemon_status(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon_logs(args: argparse.Namespace) -> int:
-    from zflow.daemon.client import ControlClient
+    from zflow.transport.control_client import ControlClient
     from zflow.transport.session import open_session
 
     with open_session(_session_options(args)) as s:
@@ -122,8 +122,8 @@ def cmd_daemon_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon_token(args: argparse.Namespace) -> int:
-    from zflow.daemon.auth import issue_token, load_secret
     from zflow.keyexprs import chunk
+    from zflow.transport.auth import issue_token, load_secret
 
     secret = load_secret(args.secret_file)
     assert secret is not None
@@ -150,7 +150,7 @@ def cmd_deployer_pubkey(args: argparse.Namespace) -> int:
 
 # -- instances ------------------------------------------------------------------------------------
 def cmd_instance_create(args: argparse.Namespace) -> int:
-    from zflow.daemon.deploy import create_instance
+    from zflow.daemon.instance_deploy import create_instance
     from zflow.daemon.signing import load_signer
     from zflow.transport.session import open_session
 
@@ -167,7 +167,7 @@ def cmd_instance_create(args: argparse.Namespace) -> int:
 
 def _instance_action(name: str) -> Any:
     def handler(args: argparse.Namespace) -> int:
-        from zflow.daemon import deploy
+        from zflow.daemon import instance_deploy as deploy
         from zflow.transport.session import open_session
 
         with open_session(_session_options(args)) as s:
@@ -179,7 +179,7 @@ def _instance_action(name: str) -> Any:
 
 
 def cmd_instance_status(args: argparse.Namespace) -> int:
-    from zflow.daemon.deploy import find_instance
+    from zflow.daemon.instance_deploy import find_instance
     from zflow.daemon.state import health
     from zflow.transport.session import open_session
 
@@ -206,7 +206,7 @@ def cmd_instance_status(args: argparse.Namespace) -> int:
 
 
 def cmd_instance_list(args: argparse.Namespace) -> int:
-    from zflow.daemon.deploy import list_instances
+    from zflow.daemon.instance_deploy import list_instances
     from zflow.transport.session import open_session
 
     with open_session(_session_options(args)) as s:
@@ -249,8 +249,8 @@ def _is_workflow(path: str) -> bool:
 
 
 def cmd_sched_explain(args: argparse.Namespace) -> int:
-    from zflow.daemon.deploy import group_demands
-    from zflow.scheduler.placement import decision_lines
+    from zflow.daemon.instance_deploy import group_demands
+    from zflow.scheduler.node_placement import decision_lines
     from zflow.scheduler.service import request_placement
     from zflow.transport.session import open_session
 

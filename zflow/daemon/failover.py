@@ -26,9 +26,9 @@ from typing import Any
 import zenoh
 
 from zflow import keyexprs
-from zflow.daemon.client import ControlClient
 from zflow.daemon.instances import source_events
 from zflow.daemon.state import InstanceRecord
+from zflow.transport.control_client import ControlClient
 
 UPDATE_TIMEOUT = 180.0
 RECHECK_S = 0.3  # between the two liveliness queries that must both miss a daemon  # a daemon may have to fetch a bundle and pip-install its requirements
@@ -128,7 +128,7 @@ class Failover:
                 self.daemon.log(f"re-placing {rec.key} failed: {exc}")
 
     def replace(self, rec: InstanceRecord, dead: list[str], alive: set[str], lost: str | None) -> InstanceRecord:
-        from zflow.daemon.deploy import group_demands
+        from zflow.daemon.instance_deploy import group_demands
         from zflow.dataflow.graph import Graph
         from zflow.scheduler.service import request_placement
 

@@ -23,8 +23,8 @@ from typing import Any
 import zenoh
 
 from zflow import codec, keyexprs
-from zflow.daemon.client import ControlClient
 from zflow.daemon.state import InstanceRecord, RecordStore
+from zflow.transport.control_client import ControlClient
 
 log = logging.getLogger("zflow.daemon")
 SYNC_TIMEOUT = 3.0

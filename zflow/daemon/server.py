@@ -4,7 +4,7 @@ It joins Zenoh (client, peer, or as the router itself), declares its liveliness 
 answers control queries under ``zflow/ctl/daemon/<id>/...``:
 
 - ``status``: identity, load, free capacity per pool, running nodes, a bootstrap token claim
-  (fingerprint and nonce proof, never the token: auth.py);
+  (fingerprint and nonce proof, never the token: transport/auth.py);
 - ``instances/{list,get,load,start,stop,delete,update,state}``: its share of instances (load
   and update only for records a trusted deployer signed: signing.py);
 - ``logs``: recent lines from itself and its node hosts.
@@ -27,9 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from zflow import codec, keyexprs
-from zflow.daemon.auth import token_claim
 from zflow.daemon.bundles import BundleCache
-from zflow.daemon.client import ControlClient
 from zflow.daemon.failover import Failover
 from zflow.daemon.identity import Identity, available_memory
 from zflow.daemon.instances import InstanceManager
@@ -39,6 +37,8 @@ from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
 from zflow.runtime.signals import StopSignal
 from zflow.scheduler.model import Pool
+from zflow.transport.auth import token_claim
+from zflow.transport.control_client import ControlClient
 from zflow.transport.session import (
     Mode,
     SessionOptions,
@@ -336,7 +336,7 @@ def run_daemon(identity: Identity, echo: bool = True, secret_file: str | None = 
     """The daemon's main loop until SIGTERM/SIGINT."""
     import signal
 
-    from zflow.daemon.auth import load_secret
+    from zflow.transport.auth import load_secret
     stop = StopSignal().install((signal.SIGTERM, signal.SIGINT))
     with Daemon(identity, echo=echo, secret=load_secret(secret_file)) as daemon:
         if ready_file:

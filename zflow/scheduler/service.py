@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from zflow import codec, keyexprs
-from zflow.daemon.auth import check_claim, new_nonce
-from zflow.daemon.client import ControlClient
 from zflow.errors import RuntimeFailure
 from zflow.scheduler.model import Demand, Pool
-from zflow.scheduler.placement import Decision, Placer
+from zflow.scheduler.node_placement import Decision, Placer
+from zflow.transport.auth import check_claim, new_nonce
+from zflow.transport.control_client import ControlClient
 
 
 def pools_from_statuses(statuses: Iterable[dict[str, Any]], secret: bytes | None,

@@ -17,14 +17,14 @@ from typing import Any
 
 from zflow import keyexprs
 from zflow.daemon.bundles import BundleServer, ship_graph
-from zflow.daemon.client import ControlClient
 from zflow.daemon.signing import Signer, load_signer
 from zflow.daemon.state import InstanceRecord, health, newest
 from zflow.dataflow.graph import Graph
 from zflow.errors import Problem, RuntimeFailure, UserError, did_you_mean
 from zflow.scheduler.model import Demand, demands_for
-from zflow.scheduler.placement import Decision
+from zflow.scheduler.node_placement import Decision
 from zflow.scheduler.service import request_placement
+from zflow.transport.control_client import ControlClient
 
 LOAD_TIMEOUT = 180.0  # a daemon may have to fetch a bundle and pip-install its requirements
 
