@@ -193,7 +193,9 @@ class BundleServer:
             self._payloads[digest] = payload
 
     def _on_query(self, query: Any) -> None:
-        digest = str(query.key_expr).rsplit("/", 1)[-1]
+        digest = keyexprs.parse_bundle(str(query.key_expr))
+        if digest is None:
+            return
         with self._lock:
             payload = self._payloads.get(digest)
         if payload is not None:

@@ -44,8 +44,8 @@ class Failover:
     # -- watching tokens ----------------------------------------------------------------------------
     def on_daemon_token(self, sample: Any) -> None:
         """On Zenoh's thread: hand over at once."""
-        other = str(sample.key_expr).rsplit("/", 1)[-1]
-        if other == self.id:
+        other = keyexprs.parse_daemon_alive(str(sample.key_expr))
+        if other is None or other == self.id:
             return
         if sample.kind == zenoh.SampleKind.DELETE:
             self.daemon.log(f"daemon {other} is gone")

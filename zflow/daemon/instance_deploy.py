@@ -144,7 +144,7 @@ def release(session: Any, rec: InstanceRecord, timeout: float = 60.0) -> None:
     barrier = FlowRunner(graph, SessionOptions(), log=None)
     client = ControlClient(session)
     if not barrier.wait_ready(session, timeout):
-        seen = {str(r.ok.key_expr).rsplit("/", 1)[-1]
+        seen = {keyexprs.parse_node_alive(str(r.ok.key_expr))
                 for r in session.liveliness().get(keyexprs.node_alive(rec.flow, rec.instance, "*"), timeout=2.0)
                 if r.ok is not None}
         missing = sorted(set(graph.nodes) - seen)

@@ -203,7 +203,7 @@ class Daemon:
         self._pool.submit(self._answer, query)
 
     def _answer(self, query: Any) -> None:
-        verb = str(query.key_expr).split("/", 4)[-1]  # zflow/ctl/daemon/<id or *>/<verb...>
+        _, verb = keyexprs.parse_daemon_ctl(str(query.key_expr)) or ("", "")
         key = keyexprs.daemon_ctl(self.cfg.id, *verb.split("/"))
         try:
             request = codec.decode(query.payload.to_bytes(), str(query.encoding)) if query.payload else {}
@@ -229,8 +229,8 @@ class Daemon:
         }
 
     def _on_bundle_query(self, query: Any) -> None:
-        digest = str(query.key_expr).rsplit("/", 1)[-1]
-        if self.bundles.has(digest):
+        digest = keyexprs.parse_bundle(str(query.key_expr))
+        if digest is not None and self.bundles.has(digest):
             self._pool.submit(self._serve_bundle, query, digest)
 
     def _serve_bundle(self, query: Any, digest: str) -> None:

@@ -62,7 +62,9 @@ class ControlClient:
         ids = set()
         for reply in self.session.liveliness().get(keyexprs.daemon_alive("*"), timeout=timeout):
             if reply.ok is not None:
-                ids.add(str(reply.ok.key_expr).rsplit("/", 1)[-1])
+                daemon = keyexprs.parse_daemon_alive(str(reply.ok.key_expr))
+                if daemon is not None:
+                    ids.add(daemon)
         return sorted(ids)
 
     def statuses(self, timeout: float = 3.0, nonce: str | None = None) -> list[dict[str, Any]]:
