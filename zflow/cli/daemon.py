@@ -111,12 +111,13 @@ def cmd_daemon_status(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon_logs(args: argparse.Namespace) -> int:
+    from zflow.transport.control import LogsRequest
     from zflow.transport.control_client import ControlClient
     from zflow.transport.session import open_session
 
     with open_session(_session_options(args)) as s:
         ControlClient(s).status(args.daemon)  # a clear error for an unknown id
-        lines = ControlClient(s).call(args.daemon, "logs", {"lines": args.lines})["lines"]
+        lines = ControlClient(s).ask(args.daemon, LogsRequest(lines=args.lines))["lines"]
     print("\n".join(lines))
     return 0
 

@@ -28,6 +28,7 @@ import zenoh
 from zflow import keyexprs
 from zflow.daemon.instances import source_events
 from zflow.daemon.state import InstanceRecord
+from zflow.transport import control as ctl
 from zflow.transport.control_client import ControlClient
 
 UPDATE_TIMEOUT = 180.0
@@ -177,13 +178,13 @@ class Failover:
     def _send(self, rec: InstanceRecord, targets: list[str]) -> None:
         """Tell the daemons that must start re-placed nodes (the record is also in the storage)."""
         client = ControlClient(self.daemon.session)
-        request = {"record": rec.to_dict()}
+        request = ctl.UpdateRequest(record=rec.to_dict())
         for target in targets:
             try:
                 if target == self.id:
                     self.daemon.manager.update_instance(request)
                 else:
-                    client.call(target, "instances/update", request, timeout=UPDATE_TIMEOUT)
+                    client.ask(target, request, timeout=UPDATE_TIMEOUT)
             except Exception as exc:  # RuntimeFailure or worse; status shows the node not running
                 self.daemon.log(f"{rec.key}: daemon {target} did not take its re-placed nodes: {exc}")
                 with contextlib.suppress(Exception):
