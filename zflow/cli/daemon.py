@@ -250,9 +250,7 @@ def _is_workflow(path: str) -> bool:
 
 
 def cmd_sched_explain(args: argparse.Namespace) -> int:
-    from zflow.daemon.instance_deploy import group_demands
-    from zflow.scheduler.node_placement import decision_lines
-    from zflow.scheduler.service import request_placement
+    from zflow.scheduler.planning import PlacementPlan, place_graph
     from zflow.transport.session import open_session
 
     if _is_workflow(args.flow):
@@ -265,14 +263,14 @@ def cmd_sched_explain(args: argparse.Namespace) -> int:
         print("\n".join(explain_lines(plan, args.policy)))
         return 1 if plan.unplaced() else 0
     graph = _compile(args)
-    demands, members = group_demands(graph, set(graph.nodes))
     with open_session(_session_options(args)) as s:
-        decisions, answer = request_placement(s, demands, args.policy, explain=True, secret=_secret(args))
+        placed = place_graph(s, graph, PlacementPlan(policy=args.policy, secret=_secret(args), explain=True))
+    answer = placed.answer
     where = "locally (no scheduler queryable answered)" if answer.get("local") else "by the scheduler service"
     print(f"placement of {graph.flow} ({len(graph.nodes)} nodes, policy {args.policy}) decided {where}; "
           f"daemons: {', '.join(answer.get('daemons', [])) or 'none'}")
-    print("\n".join(decision_lines(decisions, members)))
-    return 1 if any(d.pool is None for d in decisions) else 0
+    print("\n".join(placed.lines()))
+    return 1 if placed.unplaced() else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

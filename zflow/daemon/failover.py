@@ -129,9 +129,8 @@ class Failover:
                 self.daemon.log(f"re-placing {rec.key} failed: {exc}")
 
     def replace(self, rec: InstanceRecord, dead: list[str], alive: set[str], lost: str | None) -> InstanceRecord:
-        from zflow.daemon.instance_deploy import group_demands
         from zflow.dataflow.graph import Graph
-        from zflow.scheduler.service import request_placement
+        from zflow.scheduler.planning import PlacementPlan, place_graph
 
         new = InstanceRecord.from_dict(rec.to_dict())
         lost_nodes = sorted(n for d in dead for n in rec.nodes_on(d))
@@ -148,11 +147,11 @@ class Failover:
                       daemon=lost)
         else:
             graph = Graph.from_dict(rec.graph)
-            demands, members = group_demands(graph, lost_nodes, exclude=dead)
-            decisions, _ = request_placement(self.daemon.session, demands, rec.policy, trusted=rec.trusted,
-                                             secret=self.daemon.secret)
-            for d in decisions:
-                for m in members[d.node]:
+            plan = PlacementPlan(policy=rec.policy, secret=self.daemon.secret, trusted=rec.trusted,
+                                 exclude=tuple(dead))
+            placed = place_graph(self.daemon.session, graph, plan, lost_nodes)
+            for d in placed.decisions:
+                for m in placed.members[d.node]:
                     was = rec.placement[m].split("/", 1)[0]
                     if d.pool and d.daemon:
                         new.placement[m] = d.pool

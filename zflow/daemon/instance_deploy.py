@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from zflow import keyexprs
@@ -21,9 +20,8 @@ from zflow.daemon.signing import Signer, load_signer
 from zflow.daemon.state import InstanceRecord, health, newest
 from zflow.dataflow.graph import Graph
 from zflow.errors import Problem, RuntimeFailure, UserError, did_you_mean
-from zflow.scheduler.model import Demand, demands_for
 from zflow.scheduler.node_placement import Decision
-from zflow.scheduler.service import request_placement
+from zflow.scheduler.planning import PlacementPlan, place_graph
 from zflow.transport import control as ctl
 from zflow.transport.control_client import ControlClient
 
@@ -31,25 +29,6 @@ if TYPE_CHECKING:
     import zenoh
 
 LOAD_TIMEOUT = 180.0  # a daemon may have to fetch a bundle and pip-install its requirements
-
-
-def group_demands(graph: Graph, nodes: list[str] | set[str], exclude: list[str] | tuple[str, ...] = ()
-                  ) -> tuple[list[Demand], dict[str, list[str]]]:
-    """One demand per process group (its members share a process, so they share a daemon)."""
-    wanted = set(nodes)
-    per_node = {d.node: d for d in demands_for(graph, wanted, exclude)}
-    demands, members = [], {}
-    for _group, ids in graph.groups().items():
-        ids = [n for n in ids if n in wanted]
-        if not ids:
-            continue
-        head = per_node[ids[0]]
-        for other in ids[1:]:
-            head = replace(head, cpu=head.cpu + per_node[other].cpu, memory=head.memory + per_node[other].memory,
-                           gpu=head.gpu + per_node[other].gpu)
-        demands.append(head)
-        members[head.node] = ids
-    return demands, members
 
 
 def unplaced_problems(graph: Graph, decisions: list[Decision]) -> list[Problem]:
@@ -90,12 +69,11 @@ def create_instance(session: zenoh.Session, graph: Graph, *, instance: str | Non
         for digest, payload in payloads.items():
             server.add(digest, payload)
         if placement is None:
-            demands, members = group_demands(graph, set(graph.nodes))
-            decisions, answer = request_placement(session, demands, policy, secret=secret)
-            problems = unplaced_problems(graph, decisions)
+            placed = place_graph(session, graph, PlacementPlan(policy=policy, secret=secret))
+            problems = unplaced_problems(graph, placed.decisions)
             if problems:
                 raise UserError(problems)
-            placement = {m: d.pool for d in decisions for m in members[d.node] if d.pool}
+            placement, answer = placed.pools, placed.answer
         else:
             missing = sorted(set(graph.nodes) - set(placement))
             if missing:
