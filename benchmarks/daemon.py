@@ -76,7 +76,7 @@ def idle_daemon(endpoint: str, tmp: Path) -> dict[str, float]:
 
 
 def create_to_first_data(endpoint: str, tmp: Path, router_session) -> dict[str, float]:
-    from zflow.daemon.deploy import create_instance, delete_instance
+    from zflow.daemon.instance_deploy import create_instance, delete_instance
     from zflow.runtime.run import run_flow
 
     ops = write_operators(tmp / "ops")
@@ -115,7 +115,7 @@ def create_to_first_data(endpoint: str, tmp: Path, router_session) -> dict[str, 
 
 def placement_rate(rounds: int) -> dict[str, float]:
     from zflow.scheduler.model import Demand, Pool
-    from zflow.scheduler.placement import Placer
+    from zflow.scheduler.node_placement import Placer
 
     rng = random.Random(7)
     pools = [Pool(f"d{i // 4:03d}", f"p{i % 4}", arch=rng.choice(["x86_64", "aarch64"]),

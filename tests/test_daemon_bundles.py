@@ -12,7 +12,7 @@ from daemon_helpers import in_process_daemons, lines, pipeline, wait_until, writ
 
 from zflow import codec
 from zflow.daemon.bundles import BundleCache, BundleServer, make_bundle
-from zflow.daemon.deploy import create_instance, delete_instance
+from zflow.daemon.instance_deploy import create_instance, delete_instance
 from zflow.errors import RuntimeFailure
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from zflow.daemon.auth import check_token, issue_token, load_secret
 from zflow.daemon.config import load_config
 from zflow.errors import UserError
+from zflow.transport.auth import check_token, issue_token, load_secret
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -85,7 +85,7 @@ def _imported(modules: str, watch: tuple[str, ...]) -> list[str]:
 
 
 def test_daemon_never_imports_heavy_dependencies():
-    everything = ("zflow.daemon.server, zflow.daemon.deploy, zflow.cli.main, zflow.cli.daemon, "
+    everything = ("zflow.daemon.server, zflow.daemon.instance_deploy, zflow.cli.main, zflow.cli.daemon, "
                   "zflow.daemon.runner, zflow.scheduler.service")
     assert _imported(everything, HEAVY) == []
     # the long-running process (exec'd after validation) does not even carry pydantic or numpy

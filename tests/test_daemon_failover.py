@@ -32,9 +32,14 @@ from daemon_helpers import (
 )
 from runtime_helpers import graph, node
 
-from zflow.daemon.client import ControlClient
-from zflow.daemon.deploy import create_instance, delete_instance, find_instance, list_instances
+from zflow.daemon.instance_deploy import (
+    create_instance,
+    delete_instance,
+    find_instance,
+    list_instances,
+)
 from zflow.errors import RuntimeFailure
+from zflow.transport.control_client import ControlClient
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -14,9 +14,8 @@ from daemon_helpers import (
     write_operators,
 )
 
-from zflow.daemon.client import ControlClient
 from zflow.daemon.config import DaemonConfig
-from zflow.daemon.deploy import (
+from zflow.daemon.instance_deploy import (
     create_instance,
     delete_instance,
     find_instance,
@@ -25,6 +24,7 @@ from zflow.daemon.deploy import (
 )
 from zflow.daemon.server import Daemon
 from zflow.errors import RuntimeFailure, UserError
+from zflow.transport.control_client import ControlClient
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -132,7 +132,7 @@ def test_on_daemon_loss_stop_stops_the_instance(router, zsession, tmp_path):
 
 
 def test_daemon_without_a_valid_token_is_never_given_work(router, zsession, tmp_path):
-    from zflow.daemon.auth import issue_token
+    from zflow.transport.auth import issue_token
 
     secret = b"k" * 32
     ops = write_operators(tmp_path / "ops")

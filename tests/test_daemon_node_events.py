@@ -12,7 +12,7 @@ import pytest
 from daemon_helpers import in_process_daemons, wait_until
 from runtime_helpers import graph, node
 
-from zflow.daemon.deploy import create_instance, delete_instance, find_instance
+from zflow.daemon.instance_deploy import create_instance, delete_instance, find_instance
 from zflow.dataflow.graph import RestartPolicy
 
 pytestmark = pytest.mark.timeout(60)

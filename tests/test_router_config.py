@@ -61,8 +61,8 @@ def test_daemons_work_through_the_shipped_mtls_and_acl_configs(site):
     certificate is outside the ACL cannot even answer, so it is never given work."""
     from daemon_helpers import lines, pipeline, wait_until, write_operators
 
-    from zflow.daemon.client import ControlClient
-    from zflow.daemon.deploy import create_instance, delete_instance
+    from zflow.daemon.instance_deploy import create_instance, delete_instance
+    from zflow.transport.control_client import ControlClient
 
     endpoint, tmp = site
     ops = write_operators(tmp / "ops")
@@ -86,7 +86,7 @@ def test_daemon_sends_the_stop_signal_through_the_acl_on_daemon_loss(site):
     from daemon_helpers import lines, pipeline, wait_until, write_operators
 
     from zflow import keyexprs
-    from zflow.daemon.deploy import create_instance, delete_instance, find_instance
+    from zflow.daemon.instance_deploy import create_instance, delete_instance, find_instance
 
     endpoint, tmp = site
     ops = write_operators(tmp / "ops")
@@ -116,7 +116,7 @@ def test_router_daemon_runs_nodes_under_the_site_router_config(tmp_path):
     from daemon_helpers import lines, pipeline, wait_until, write_operators
 
     from zflow.daemon.config import DaemonConfig
-    from zflow.daemon.deploy import create_instance, delete_instance
+    from zflow.daemon.instance_deploy import create_instance, delete_instance
     from zflow.daemon.server import Daemon
 
     make_pki(tmp_path / "certs", ["router", "zflow-ops"])

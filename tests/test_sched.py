@@ -8,7 +8,7 @@ import pytest
 
 from zflow.errors import UserError
 from zflow.scheduler.model import Demand, Pool, demand_from_deploy
-from zflow.scheduler.placement import Placer, place
+from zflow.scheduler.node_placement import Placer, place
 from zflow.scheduler.policies import get_policy, policy_names, register_policy
 
 
@@ -116,8 +116,8 @@ def test_many_decisions_are_vectorised():
 def test_scheduler_queryable_answers_with_live_daemon_status(router, zsession, tmp_path):
     from daemon_helpers import in_process_daemons
 
-    from zflow.daemon.auth import issue_token
     from zflow.scheduler.service import SchedulerService, request_placement
+    from zflow.transport.auth import issue_token
 
     secret = b"s" * 32
     with in_process_daemons(router, tmp_path, "d1", token=issue_token(secret, "d1")), \

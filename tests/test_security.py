@@ -17,10 +17,10 @@ from daemon_helpers import ROOT, DaemonProcess, env, lines, pipeline, wait_until
 from pki_helpers import localized, make_pki, tls_client
 
 from zflow import codec
-from zflow.daemon.auth import check_claim, issue_token, new_nonce, token_claim
 from zflow.daemon.signing import keygen, load_signer
 from zflow.daemon.state import InstanceRecord
 from zflow.errors import RuntimeFailure, UserError
+from zflow.transport.auth import check_claim, issue_token, new_nonce, token_claim
 from zflow.transport.session import EmbeddedRouter, SessionOptions, free_port, open_session
 
 pytestmark = pytest.mark.timeout(120)
@@ -248,8 +248,8 @@ def test_instance_create_with_another_daemons_certificate_runs_nothing(guarded) 
 def test_raw_load_queries_are_refused_before_anything_is_written(guarded, forgery: str) -> None:
     """instances/load straight over Zenoh with a served bundle, as another daemon would send it."""
     from zflow.daemon.bundles import BundleServer, ship_graph
-    from zflow.daemon.client import ControlClient
     from zflow.dataflow.compiler import compile_file
+    from zflow.transport.control_client import ControlClient
 
     g = guarded
     graph = compile_file(str(g["evil"] / "flow.yaml"), instance="r1")
@@ -312,7 +312,7 @@ def test_deployer_keys_from_the_cli(tmp_path: Path) -> None:
 def test_a_deploy_from_a_folder_full_of_secrets_ships_none(router, tmp_path: Path) -> None:
     from daemon_helpers import in_process_daemons
 
-    from zflow.daemon.deploy import create_instance, delete_instance
+    from zflow.daemon.instance_deploy import create_instance, delete_instance
 
     project = tmp_path / "project"
     ops = write_operators(project)

@@ -12,13 +12,13 @@ import pytest
 from daemon_helpers import in_process_daemons, wait_until
 
 from zflow.daemon.bundles import ship_graph
-from zflow.daemon.deploy import list_instances
+from zflow.daemon.instance_deploy import list_instances
 from zflow.daemon.runner import localize
 from zflow.scheduler.model import Pool, demands_for
-from zflow.scheduler.placement import place
-from zflow.workflows.compiler import to_graph
+from zflow.scheduler.node_placement import place
 from zflow.workflows.runs import query_runs
 from zflow.workflows.workflow import load_workflow
+from zflow.workflows.workflow_compiler import to_graph
 
 ACTIONS = Path(__file__).parent / "workflow_data" / "actions"
 

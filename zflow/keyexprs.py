@@ -127,6 +127,23 @@ def daemon_alive(daemon_id: str = "*") -> str:
     return _join(ROOT, "alive", "daemon", daemon_id if daemon_id == "*" else chunk(daemon_id, "daemon id"))
 
 
+def parse_daemon_ctl(key: str) -> tuple[str, str] | None:
+    """``(daemon id or '*', verb)`` of a daemon control key (verb ``instances/load``: its chunks
+    joined by '/'), None for any other key."""
+    parts = str(key).split("/", 4)
+    if len(parts) != 5 or parts[:3] != [ROOT, "ctl", "daemon"]:
+        return None
+    return parts[3], parts[4]
+
+
+def parse_daemon_alive(key: str) -> str | None:
+    """The daemon id of a daemon liveliness key, None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 4 or parts[:3] != [ROOT, "alive", "daemon"]:
+        return None
+    return parts[3]
+
+
 def instance_record(flow: str = "*", instance: str = "*") -> str:
     """An instance record in the daemons' replicated storage (``*`` in a selector for all)."""
     return _join(ROOT, "ctl", "records", flow if flow == "*" else chunk(flow, "flow"),
@@ -163,6 +180,14 @@ def sched(*rest: str) -> str:
 def bundle(digest: str) -> str:
     """Operator code bundles, content-addressed by sha256 (``*`` for a serving queryable)."""
     return _join(ROOT, "ctl", "bundle", digest if digest == "*" else chunk(digest, "bundle digest"))
+
+
+def parse_bundle(key: str) -> str | None:
+    """The digest a bundle key asks for, None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 4 or parts[:3] != [ROOT, "ctl", "bundle"]:
+        return None
+    return parts[3]
 
 
 # ---- storage, runs, builds ----------------------------------------------------------------------

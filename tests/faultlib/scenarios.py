@@ -352,7 +352,7 @@ def daemon_killed(ctx: Run) -> None:
     returning d1 must never resume a stale node (no message from an older epoch after a newer one)."""
     from daemon_helpers import DaemonProcess, daemon_processes, wait_until
 
-    from zflow.daemon.deploy import create_instance, delete_instance, find_instance
+    from zflow.daemon.instance_deploy import create_instance, delete_instance, find_instance
     from zflow.errors import UserError
     from zflow.transport.session import EmbeddedRouter, open_session
 

@@ -35,7 +35,7 @@ def _session_options(args: argparse.Namespace) -> Any:
 
 
 def _secret(args: argparse.Namespace) -> bytes | None:
-    from zflow.daemon.auth import load_secret
+    from zflow.transport.auth import load_secret
 
     return load_secret(getattr(args, "secret_file", None))
 
@@ -49,8 +49,8 @@ def _compile(args: argparse.Namespace, instance: str | None = None) -> Any:
 # -- daemon ---------------------------------------------------------------------------------------
 def cmd_daemon_run(args: argparse.Namespace) -> int:
     """Validate the config here, then exec the lean daemon (which never loads pydantic)."""
-    from zflow.daemon.auth import load_secret
     from zflow.daemon.config import load_config
+    from zflow.transport.auth import load_secret
 
     overrides = {"id": args.id, "site": args.site, "data_dir": args.data_dir, "token": args.token,
                  "token_file": args.token_file, "connect": args.connect, "listen": args.listen,
@@ -76,8 +76,8 @@ def cmd_daemon_run(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon_list(args: argparse.Namespace) -> int:
-    from zflow.daemon.auth import check_claim, new_nonce
-    from zflow.daemon.client import ControlClient
+    from zflow.transport.auth import check_claim, new_nonce
+    from zflow.transport.control_client import ControlClient
     from zflow.transport.session import open_session
 
     secret = _secret(args)
@@ -100,7 +100,7 @@ def cmd_daemon_list(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon_status(args: argparse.Namespace) -> int:
-    from zflow.daemon.client import ControlClient
+    from zflow.transport.control_client import ControlClient
     from zflow.transport.session import open_session
 
     with open_session(_session_options(args)) as s:
@@ -111,19 +111,20 @@ def cmd_daemon_status(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon_logs(args: argparse.Namespace) -> int:
-    from zflow.daemon.client import ControlClient
+    from zflow.transport.control import LogsRequest
+    from zflow.transport.control_client import ControlClient
     from zflow.transport.session import open_session
 
     with open_session(_session_options(args)) as s:
         ControlClient(s).status(args.daemon)  # a clear error for an unknown id
-        lines = ControlClient(s).call(args.daemon, "logs", {"lines": args.lines})["lines"]
+        lines = ControlClient(s).ask(args.daemon, LogsRequest(lines=args.lines))["lines"]
     print("\n".join(lines))
     return 0
 
 
 def cmd_daemon_token(args: argparse.Namespace) -> int:
-    from zflow.daemon.auth import issue_token, load_secret
     from zflow.keyexprs import chunk
+    from zflow.transport.auth import issue_token, load_secret
 
     secret = load_secret(args.secret_file)
     assert secret is not None
@@ -150,7 +151,7 @@ def cmd_deployer_pubkey(args: argparse.Namespace) -> int:
 
 # -- instances ------------------------------------------------------------------------------------
 def cmd_instance_create(args: argparse.Namespace) -> int:
-    from zflow.daemon.deploy import create_instance
+    from zflow.daemon.instance_deploy import create_instance
     from zflow.daemon.signing import load_signer
     from zflow.transport.session import open_session
 
@@ -167,7 +168,7 @@ def cmd_instance_create(args: argparse.Namespace) -> int:
 
 def _instance_action(name: str) -> Any:
     def handler(args: argparse.Namespace) -> int:
-        from zflow.daemon import deploy
+        from zflow.daemon import instance_deploy as deploy
         from zflow.transport.session import open_session
 
         with open_session(_session_options(args)) as s:
@@ -179,7 +180,7 @@ def _instance_action(name: str) -> Any:
 
 
 def cmd_instance_status(args: argparse.Namespace) -> int:
-    from zflow.daemon.deploy import find_instance
+    from zflow.daemon.instance_deploy import find_instance
     from zflow.daemon.state import health
     from zflow.transport.session import open_session
 
@@ -206,7 +207,7 @@ def cmd_instance_status(args: argparse.Namespace) -> int:
 
 
 def cmd_instance_list(args: argparse.Namespace) -> int:
-    from zflow.daemon.deploy import list_instances
+    from zflow.daemon.instance_deploy import list_instances
     from zflow.transport.session import open_session
 
     with open_session(_session_options(args)) as s:
@@ -249,9 +250,7 @@ def _is_workflow(path: str) -> bool:
 
 
 def cmd_sched_explain(args: argparse.Namespace) -> int:
-    from zflow.daemon.deploy import group_demands
-    from zflow.scheduler.placement import decision_lines
-    from zflow.scheduler.service import request_placement
+    from zflow.scheduler.planning import PlacementPlan, place_graph
     from zflow.transport.session import open_session
 
     if _is_workflow(args.flow):
@@ -264,14 +263,14 @@ def cmd_sched_explain(args: argparse.Namespace) -> int:
         print("\n".join(explain_lines(plan, args.policy)))
         return 1 if plan.unplaced() else 0
     graph = _compile(args)
-    demands, members = group_demands(graph, set(graph.nodes))
     with open_session(_session_options(args)) as s:
-        decisions, answer = request_placement(s, demands, args.policy, explain=True, secret=_secret(args))
+        placed = place_graph(s, graph, PlacementPlan(policy=args.policy, secret=_secret(args), explain=True))
+    answer = placed.answer
     where = "locally (no scheduler queryable answered)" if answer.get("local") else "by the scheduler service"
     print(f"placement of {graph.flow} ({len(graph.nodes)} nodes, policy {args.policy}) decided {where}; "
           f"daemons: {', '.join(answer.get('daemons', [])) or 'none'}")
-    print("\n".join(decision_lines(decisions, members)))
-    return 1 if any(d.pool is None for d in decisions) else 0
+    print("\n".join(placed.lines()))
+    return 1 if placed.unplaced() else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

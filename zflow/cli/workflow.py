@@ -184,8 +184,8 @@ def _wf_check(args: argparse.Namespace) -> int:
 def _wf_compile(args: argparse.Namespace) -> int:
     import yaml
 
-    from zflow.workflows.compiler import to_dataflow, to_graph
     from zflow.workflows.workflow import load_workflow
+    from zflow.workflows.workflow_compiler import to_dataflow, to_graph
 
     wf = load_workflow(args.file)
     if args.graph:
@@ -305,7 +305,7 @@ def _start_storage(connect: list[str], directory: Path, blobs: list[str], log_fi
 
 
 def _deploy_on_daemons(args: argparse.Namespace, wf: Any, info_file: Path) -> int:
-    from zflow.daemon.auth import load_secret
+    from zflow.transport.auth import load_secret
     from zflow.transport.session import SessionOptions, open_session
     from zflow.workflows.deploy import deploy_workflow, placeable_plan
     from zflow.workflows.files import GLOBAL
@@ -384,7 +384,7 @@ def _wf_undeploy(args: argparse.Namespace) -> int:
 
 
 def _wf_explain(args: argparse.Namespace) -> int:
-    from zflow.daemon.auth import load_secret
+    from zflow.transport.auth import load_secret
     from zflow.transport.session import SessionOptions, open_session
     from zflow.workflows.deploy import explain_lines, plan_workflow
     from zflow.workflows.workflow import load_workflow

@@ -26,10 +26,13 @@ import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zflow import codec, keyexprs
 from zflow.errors import RuntimeFailure, UserError
+
+if TYPE_CHECKING:
+    import zenoh
 
 SKIP_DIRS = {"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
@@ -183,7 +186,7 @@ def make_bundle(root: str | Path, requirements: list[str] | tuple[str, ...] = ()
 class BundleServer:
     """Serves packed bundles under ``zflow/ctl/bundle/<digest>`` from this process."""
 
-    def __init__(self, session: Any):
+    def __init__(self, session: zenoh.Session):
         self._payloads: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._queryable = session.declare_queryable(keyexprs.bundle("*"), self._on_query)
@@ -193,7 +196,9 @@ class BundleServer:
             self._payloads[digest] = payload
 
     def _on_query(self, query: Any) -> None:
-        digest = str(query.key_expr).rsplit("/", 1)[-1]
+        digest = keyexprs.parse_bundle(str(query.key_expr))
+        if digest is None:
+            return
         with self._lock:
             payload = self._payloads.get(digest)
         if payload is not None:
@@ -305,7 +310,7 @@ class BundleCache:
         payload, _ = codec.encode({"digest": digest, "requirements": list(reqs), "files": files})
         return payload
 
-    def ensure(self, session: Any, digest: str, timeout: float = 30.0) -> Path:
+    def ensure(self, session: zenoh.Session, digest: str, timeout: float = 30.0) -> Path:
         """The bundle's files directory, fetching, verifying and installing it if needed."""
         with self._lock:
             if self.has(digest):

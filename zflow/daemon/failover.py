@@ -26,9 +26,10 @@ from typing import Any
 import zenoh
 
 from zflow import keyexprs
-from zflow.daemon.client import ControlClient
 from zflow.daemon.instances import source_events
 from zflow.daemon.state import InstanceRecord
+from zflow.transport import control as ctl
+from zflow.transport.control_client import ControlClient
 
 UPDATE_TIMEOUT = 180.0
 RECHECK_S = 0.3  # between the two liveliness queries that must both miss a daemon  # a daemon may have to fetch a bundle and pip-install its requirements
@@ -44,8 +45,8 @@ class Failover:
     # -- watching tokens ----------------------------------------------------------------------------
     def on_daemon_token(self, sample: Any) -> None:
         """On Zenoh's thread: hand over at once."""
-        other = str(sample.key_expr).rsplit("/", 1)[-1]
-        if other == self.id:
+        other = keyexprs.parse_daemon_alive(str(sample.key_expr))
+        if other is None or other == self.id:
             return
         if sample.kind == zenoh.SampleKind.DELETE:
             self.daemon.log(f"daemon {other} is gone")
@@ -128,9 +129,8 @@ class Failover:
                 self.daemon.log(f"re-placing {rec.key} failed: {exc}")
 
     def replace(self, rec: InstanceRecord, dead: list[str], alive: set[str], lost: str | None) -> InstanceRecord:
-        from zflow.daemon.deploy import group_demands
         from zflow.dataflow.graph import Graph
-        from zflow.scheduler.service import request_placement
+        from zflow.scheduler.planning import PlacementPlan, place_graph
 
         new = InstanceRecord.from_dict(rec.to_dict())
         lost_nodes = sorted(n for d in dead for n in rec.nodes_on(d))
@@ -147,11 +147,11 @@ class Failover:
                       daemon=lost)
         else:
             graph = Graph.from_dict(rec.graph)
-            demands, members = group_demands(graph, lost_nodes, exclude=dead)
-            decisions, _ = request_placement(self.daemon.session, demands, rec.policy, trusted=rec.trusted,
-                                             secret=self.daemon.secret)
-            for d in decisions:
-                for m in members[d.node]:
+            plan = PlacementPlan(policy=rec.policy, secret=self.daemon.secret, trusted=rec.trusted,
+                                 exclude=tuple(dead))
+            placed = place_graph(self.daemon.session, graph, plan, lost_nodes)
+            for d in placed.decisions:
+                for m in placed.members[d.node]:
                     was = rec.placement[m].split("/", 1)[0]
                     if d.pool and d.daemon:
                         new.placement[m] = d.pool
@@ -177,13 +177,13 @@ class Failover:
     def _send(self, rec: InstanceRecord, targets: list[str]) -> None:
         """Tell the daemons that must start re-placed nodes (the record is also in the storage)."""
         client = ControlClient(self.daemon.session)
-        request = {"record": rec.to_dict()}
+        request = ctl.UpdateRequest(record=rec.to_dict())
         for target in targets:
             try:
                 if target == self.id:
                     self.daemon.manager.update_instance(request)
                 else:
-                    client.call(target, "instances/update", request, timeout=UPDATE_TIMEOUT)
+                    client.ask(target, request, timeout=UPDATE_TIMEOUT)
             except Exception as exc:  # RuntimeFailure or worse; status shows the node not running
                 self.daemon.log(f"{rec.key}: daemon {target} did not take its re-placed nodes: {exc}")
                 with contextlib.suppress(Exception):

@@ -13,10 +13,12 @@ and keeps this daemon's hosts in line with the newest record of each instance:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from zflow.daemon.state import InstanceRecord
 from zflow.errors import UserError
+from zflow.transport import control as ctl
 
 STOPPED = ("stopped", "deleted")
 
@@ -50,7 +52,8 @@ class InstanceManager:
     def replica(self) -> Any:
         return self.daemon.replica
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Callable[[Any], ctl.Message]]:
+        """Verb -> handler of its typed request (``transport/control.py``)."""
         return {
             "instances/list": self.list_instances,
             "instances/get": self.get_instance,
@@ -63,8 +66,8 @@ class InstanceManager:
         }
 
     # -- reading ----------------------------------------------------------------------------------
-    def _record(self, request: dict[str, Any]) -> InstanceRecord:
-        key = f"{request.get('flow')}/{request.get('instance')}"
+    def _record(self, request: ctl.InstanceRequest) -> InstanceRecord:
+        key = request.key
         rec = self.replica.get(key)
         if rec is None or rec.state == "deleted":
             raise UserError(f"no instance {key!r} on daemon {self.id!r}")
@@ -82,17 +85,17 @@ class InstanceManager:
             keys = list(self.runners)
         return [{"instance": k, "node": n, "state": s} for k in keys for n, s in self.node_states(k).items()]
 
-    def list_instances(self, _request: dict[str, Any]) -> dict[str, Any]:
-        return {"daemon": self.id, "instances": [
-            {"flow": r.flow, "instance": r.instance, "state": r.state, "revision": r.revision,
-             "generation": r.generation, "nodes": r.nodes_on(self.id), "daemons": sorted(r.daemons()),
-             "states": self.node_states(r.key)}
+    def list_instances(self, _request: ctl.ListRequest) -> ctl.ListAnswer:
+        return ctl.ListAnswer(daemon=self.id, instances=[
+            ctl.InstanceSummary(flow=r.flow, instance=r.instance, state=r.state, revision=r.revision,
+                                generation=r.generation, nodes=r.nodes_on(self.id), daemons=sorted(r.daemons()),
+                                states=self.node_states(r.key))
             for r in self.replica.live().values()
-        ]}
+        ])
 
-    def get_instance(self, request: dict[str, Any]) -> dict[str, Any]:
+    def get_instance(self, request: ctl.GetRequest) -> ctl.GetAnswer:
         rec = self._record(request)
-        return {"daemon": self.id, "record": rec.to_dict(), "nodes": self.node_states(rec.key)}
+        return ctl.GetAnswer(daemon=self.id, record=rec.to_dict(), nodes=self.node_states(rec.key))
 
     # -- generations --------------------------------------------------------------------------------
     def check_generation(self, key: str, created: float | None, generation: int, what: str) -> None:
@@ -105,8 +108,8 @@ class InstanceManager:
                             f"(daemon {self.id} knows generation {cur.generation}); refused")
 
     # -- control requests -------------------------------------------------------------------------
-    def load_instance(self, request: dict[str, Any]) -> dict[str, Any]:
-        rec = InstanceRecord.from_dict(request["record"])
+    def load_instance(self, request: ctl.LoadRequest) -> ctl.NodesAnswer:
+        rec = InstanceRecord.from_dict(request.record)
         self.check_generation(rec.key, rec.created, rec.generation, "load")
         self.daemon.fetch_bundles(rec)
         with self.lock:
@@ -115,23 +118,24 @@ class InstanceManager:
                 raise UserError(f"instance {rec.key!r} is already loaded on daemon {self.id!r}")
             self.replica.put(rec)
             try:
-                self._run(rec, rec.nodes_on(self.id), wait_start=bool(request.get("wait_start", True)))
+                self._run(rec, rec.nodes_on(self.id), wait_start=request.wait_start)
             except BaseException:
                 self._stop_runners(rec.key)
                 raise
         self.daemon.log(f"loaded {rec.key}: {', '.join(rec.nodes_on(self.id)) or '(no nodes here)'}")
         self.daemon.submit(self.daemon.fetch_bundles, rec, True)
-        return {"nodes": rec.nodes_on(self.id)}
+        return ctl.NodesAnswer(nodes=rec.nodes_on(self.id))
 
-    def start_instance(self, request: dict[str, Any]) -> dict[str, Any]:
+    def start_instance(self, request: ctl.StartRequest) -> ctl.NodesAnswer:
         rec = self._record(request)
-        self.check_generation(rec.key, None, int(request.get("generation", rec.generation)), "start")
+        generation = rec.generation if request.generation is None else request.generation
+        self.check_generation(rec.key, None, generation, "start")
         with self.lock:
             if not self.runners.get(rec.key):
-                self._run(rec, rec.nodes_on(self.id), wait_start=bool(request.get("wait_start", True)))
-        return {"nodes": rec.nodes_on(self.id)}
+                self._run(rec, rec.nodes_on(self.id), wait_start=request.wait_start)
+        return ctl.NodesAnswer(nodes=rec.nodes_on(self.id))
 
-    def stop_instance(self, request: dict[str, Any]) -> dict[str, Any]:
+    def stop_instance(self, request: ctl.StopRequest) -> ctl.Done:
         with self.lock:
             rec = self._record(request)
             self._stop_runners(rec.key)
@@ -140,10 +144,10 @@ class InstanceManager:
                 new.state = "stopped"
                 self.replica.commit(new)
         self.daemon.log(f"stopped {rec.key}")
-        return {}
+        return ctl.Done()
 
-    def delete_instance(self, request: dict[str, Any]) -> dict[str, Any]:
-        key = f"{request.get('flow')}/{request.get('instance')}"
+    def delete_instance(self, request: ctl.DeleteRequest) -> ctl.DeleteAnswer:
+        key = request.key
         with self.lock:
             self._stop_runners(key)
             rec = self.replica.get(key)
@@ -155,34 +159,34 @@ class InstanceManager:
                 tomb.events = []
                 self.replica.commit(tomb)
         self.daemon.log(f"deleted {key}")
-        return {"existed": existed}
+        return ctl.DeleteAnswer(existed=existed)
 
-    def set_state(self, request: dict[str, Any]) -> dict[str, Any]:
+    def set_state(self, request: ctl.StateRequest) -> ctl.Done:
         with self.lock:
             rec = InstanceRecord.from_dict(self._record(request).to_dict())
-            rec.state = str(request["state"])
-            for what in request.get("events", []):
+            rec.state = request.state
+            for what in request.events:
                 rec.event(what)
             self.replica.commit(rec)
-        return {}
+        return ctl.Done()
 
-    def update_instance(self, request: dict[str, Any]) -> dict[str, Any]:
+    def update_instance(self, request: ctl.UpdateRequest) -> ctl.UpdateAnswer:
         """Adopt a newer record (sent by the daemon that re-placed nodes): start the nodes it now
         places here, stop those it moved away."""
-        new = InstanceRecord.from_dict(request["record"])
+        new = InstanceRecord.from_dict(request.record)
         self.check_generation(new.key, new.created, new.generation, "update")
         self.daemon.fetch_bundles(new)
         with self.lock:
             self.replica.merge(new)
             rec = self.replica.get(new.key)
             if rec is None or rec.created != new.created:  # deleted and created again meanwhile
-                return {"adopted": False, "started": []}
+                return ctl.UpdateAnswer(adopted=False, started=[])
             # the copy held may be newer than the one sent (an event written since), never of
             # another generation: check_generation refused older ones, and a newer one was merged
             started = self.converge(rec, may_start=True)
         if started:
             self.daemon.log(f"{new.key}: now running {', '.join(started)} (generation {new.generation})")
-        return {"adopted": True, "started": started}
+        return ctl.UpdateAnswer(adopted=True, started=started)
 
     # -- keeping hosts in line with the record ----------------------------------------------------
     def fence(self, rec: InstanceRecord) -> None:

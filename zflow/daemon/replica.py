@@ -23,8 +23,8 @@ from typing import Any
 import zenoh
 
 from zflow import codec, keyexprs
-from zflow.daemon.client import ControlClient
 from zflow.daemon.state import InstanceRecord, RecordStore
+from zflow.transport.control_client import ControlClient
 
 log = logging.getLogger("zflow.daemon")
 SYNC_TIMEOUT = 3.0
@@ -34,7 +34,7 @@ class Replica:
     """Records and checkpoints this daemon keeps for the cluster; ``on_newer(rec)`` runs (on a
     worker thread) whenever a newer copy of a record than the one held arrives."""
 
-    def __init__(self, daemon_id: str, session: Any, store: RecordStore,
+    def __init__(self, daemon_id: str, session: zenoh.Session, store: RecordStore,
                  on_newer: Callable[[InstanceRecord], None], submit: Callable[..., Any]):
         self.id = daemon_id
         self.session = session

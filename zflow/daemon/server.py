@@ -4,14 +4,17 @@ It joins Zenoh (client, peer, or as the router itself), declares its liveliness 
 answers control queries under ``zflow/ctl/daemon/<id>/...``:
 
 - ``status``: identity, load, free capacity per pool, running nodes, a bootstrap token claim
-  (fingerprint and nonce proof, never the token: auth.py);
+  (fingerprint and nonce proof, never the token: transport/auth.py);
 - ``instances/{list,get,load,start,stop,delete,update,state}``: its share of instances (load
   and update only for records a trusted deployer signed: signing.py);
 - ``logs``: recent lines from itself and its node hosts.
 
-It also serves the bundles it has cached. The instances themselves are handled by the
-instance manager (``instances.py``), kept in every daemon's replica of the instance records
-(``replica.py``), and re-placed when a daemon is lost by ``failover.py``.
+The parts, each in its own module: the control server (``control_server.py``: the queries
+above, typed by ``transport/control.py``, and the bundles this daemon has cached), the instance
+manager (``instances.py``: node hosts in line with the records), every daemon's replica of the
+instance records (``replica.py``), failover (``failover.py``: re-placing a lost daemon's nodes)
+and pool accounting (``pools.py``). This class holds them together: the session, the life
+cycle, the logs and the node hosts' processes.
 """
 
 from __future__ import annotations
@@ -26,19 +29,23 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from zflow import codec, keyexprs
-from zflow.daemon.auth import token_claim
+import zenoh
+
+from zflow import keyexprs
 from zflow.daemon.bundles import BundleCache
-from zflow.daemon.client import ControlClient
+from zflow.daemon.control_server import ControlServer
 from zflow.daemon.failover import Failover
-from zflow.daemon.identity import Identity, available_memory
+from zflow.daemon.identity import Identity
 from zflow.daemon.instances import InstanceManager
+from zflow.daemon.pools import PoolAccounting
 from zflow.daemon.replica import Replica
 from zflow.daemon.signing import Verifier
 from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
 from zflow.runtime.signals import StopSignal
 from zflow.scheduler.model import Pool
+from zflow.transport import control as ctl
+from zflow.transport.control_client import ControlClient
 from zflow.transport.session import (
     Mode,
     SessionOptions,
@@ -52,6 +59,7 @@ FAILURE_LOG_LINES = 20  # output lines kept with a node-failure event
 
 
 class Daemon:
+    session: zenoh.Session  # opened by __enter__
     def __init__(self, cfg: Identity | Any, echo: bool = True, secret: bytes | None = None):
         self.cfg: Identity = cfg.resolve() if hasattr(cfg, "resolve") else cfg
         self.echo = echo
@@ -60,10 +68,10 @@ class Daemon:
         self.logs: collections.deque[str] = collections.deque(maxlen=2000)
         self.manager = InstanceManager(self)
         self.failover = Failover(self)
+        self.pools = PoolAccounting(self.cfg, lambda: self.records)
         self._stack = contextlib.ExitStack()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="zflow-daemon")
         self._local_endpoint: str | None = None
-        self.session: Any = None
         self.ready = threading.Event()
 
     # -- sessions ---------------------------------------------------------------------------------
@@ -125,10 +133,8 @@ class Daemon:
         persisted = dict(self.replica.records)
         self.replica.start()
         self._stack.callback(self.replica.close)
-        ctl = self.session.declare_queryable(keyexprs.daemon_ctl(self.cfg.id, "**"), self._on_query)
-        self._stack.callback(ctl.undeclare)
-        serve = self.session.declare_queryable(keyexprs.bundle("*"), self._on_bundle_query)
-        self._stack.callback(serve.undeclare)
+        self.control = ControlServer(self)
+        self._stack.callback(self.control.close)
         if self.cfg.scheduler:
             from zflow.scheduler.service import SchedulerService
 
@@ -198,87 +204,12 @@ class Daemon:
         replica = getattr(self, "replica", None)
         return replica.live() if replica is not None else {}
 
-    # -- queries ----------------------------------------------------------------------------------
-    def _on_query(self, query: Any) -> None:
-        self._pool.submit(self._answer, query)
-
-    def _answer(self, query: Any) -> None:
-        verb = str(query.key_expr).split("/", 4)[-1]  # zflow/ctl/daemon/<id or *>/<verb...>
-        key = keyexprs.daemon_ctl(self.cfg.id, *verb.split("/"))
-        try:
-            request = codec.decode(query.payload.to_bytes(), str(query.encoding)) if query.payload else {}
-            handler = self._handlers().get(verb)
-            if handler is None:
-                answer = {"ok": False, "error": f"unknown request {verb!r}"}
-            else:
-                answer = {"ok": True, **handler(request or {})}
-        except (UserError, RuntimeFailure) as exc:
-            answer = {"ok": False, "error": str(exc)}
-        except Exception as exc:
-            log.exception("request %s failed", verb)
-            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        payload, enc = codec.encode(answer)
-        with contextlib.suppress(Exception):
-            query.reply(key, payload, encoding=enc)
-
-    def _handlers(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "logs": lambda r: {"lines": list(self.logs)[-int(r.get("lines", 200)):]},
-            **self.manager.handlers(),
-        }
-
-    def _on_bundle_query(self, query: Any) -> None:
-        digest = str(query.key_expr).rsplit("/", 1)[-1]
-        if self.bundles.has(digest):
-            self._pool.submit(self._serve_bundle, query, digest)
-
-    def _serve_bundle(self, query: Any, digest: str) -> None:
-        payload = self.bundles.payload(digest)
-        if payload is not None:
-            with contextlib.suppress(Exception):
-                query.reply(keyexprs.bundle(digest), payload, encoding=codec.MSGPACK)
-
-    # -- status -----------------------------------------------------------------------------------
+    # -- status (also what ``status`` answers) ---------------------------------------------------
     def free_pools(self) -> list[Pool]:
-        """Configured pools minus what this daemon's running nodes asked for, capped by live memory."""
-        from zflow.scheduler.model import demands_for
+        return self.pools.free()
 
-        pools = {p.name: p for p in self.cfg.pool_list()}
-        default = next(iter(pools))
-        for rec in self.records.values():
-            if rec.state == "stopped":
-                continue
-            mine = rec.nodes_on(self.cfg.id)
-            if not mine:
-                continue
-            from zflow.dataflow.graph import Graph
-
-            for d in demands_for(Graph.from_dict(rec.graph), mine):
-                name = rec.placement.get(d.node, "").split("/", 1)[-1]
-                pool = pools.get(name) or pools[default]
-                pool.cpu -= d.cpu
-                pool.memory -= d.memory
-                pool.gpu -= d.gpu
-        avail = available_memory()
-        for pool in pools.values():
-            if avail is not None:
-                pool.memory = min(pool.memory, avail)
-        return list(pools.values())
-
-    def status(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
-        running = self.manager.running()
-        return {
-            "id": self.cfg.id, "site": self.cfg.site, "arch": self.cfg.arch, "labels": self.cfg.labels,
-            "cpus": self.cfg.cpus, "memory": self.cfg.memory, "gpus": self.cfg.gpus,
-            "load": list(os.getloadavg()) if hasattr(os, "getloadavg") else [],
-            "memory_available": available_memory(),
-            "pools": [p.to_dict() for p in self.free_pools()],
-            "running": running, "instances": len(self.records),
-            "token": token_claim(self.cfg.bootstrap_token(), (request or {}).get("nonce")),
-            "uptime": time.time() - self.started,
-            "pid": os.getpid(),
-        }
+    def status(self, nonce: str | None = None) -> dict[str, Any]:
+        return self.control.status(ctl.StatusRequest(nonce=nonce)).to_wire()
 
     # -- node hosts (for the instance manager) -----------------------------------------------------
     def fetch_bundles(self, rec: InstanceRecord, every_node: bool = False) -> None:
@@ -336,7 +267,7 @@ def run_daemon(identity: Identity, echo: bool = True, secret_file: str | None = 
     """The daemon's main loop until SIGTERM/SIGINT."""
     import signal
 
-    from zflow.daemon.auth import load_secret
+    from zflow.transport.auth import load_secret
     stop = StopSignal().install((signal.SIGTERM, signal.SIGINT))
     with Daemon(identity, echo=echo, secret=load_secret(secret_file)) as daemon:
         if ready_file:

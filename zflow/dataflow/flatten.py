@@ -18,7 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from zflow import keyexprs
 from zflow.dataflow import types as port_types
-from zflow.dataflow.builtins import builtin_config_problems, builtin_ports
+from zflow.dataflow import validate
+from zflow.dataflow.builtins import builtin_ports
 from zflow.dataflow.graph import RunSpec
 from zflow.dataflow.ir import (
     Composite,
@@ -297,7 +298,7 @@ class _Builder:
             self._builtin_rules(n, node, where)
         if entry_where is not None:
             n.where = entry_where
-        self._kind_rules(n, n.where)
+        self.problems += validate.node_shape_problems(n, n.where)
         self.ir.nodes[n.id] = n
         return n
 
@@ -370,8 +371,8 @@ class _Builder:
             n.outputs = self._port_list(declared_out, where.at("outputs"), n.base_dir)
 
     def _builtin_rules(self, n: Node, node: NodeModel | NodeFileModel, where: Where) -> None:
-        """Built-ins get their default ports when none are declared, and their configuration
-        is checked here rather than when the node starts."""
+        """Built-ins get their default ports when none are declared; their configuration is
+        checked now (validate.py) rather than when the node starts."""
         assert n.run is not None
         defaults = builtin_ports(n.run.target)
         keys = n.config.get("keys")
@@ -381,35 +382,8 @@ class _Builder:
             n.inputs = self._port_list(list(defaults["inputs"]), where.at("inputs"), n.base_dir)
         if node.outputs is None and defaults.get("outputs") and n.kind != "sink":
             n.outputs = self._port_list(list(defaults["outputs"]), where.at("outputs"), n.base_dir)
-        for loc, message in builtin_config_problems(n.run.target, n.config):
-            own = bool(loc) and isinstance(node.configuration, dict) and loc[0] in node.configuration
-            at = where.at("configuration", *loc) if own else where.at("configuration")
-            key = ".".join(str(p) for p in loc)
-            self.problems.append(at.problem(f"{n.run.target}: {key + ': ' if key else ''}{message}"))
-
-    def _kind_rules(self, n: Node, where: Where) -> None:
-        run = n.run
-        if run is not None and run.kind in ("zenoh-subscriber", "zenoh-publisher"):
-            ports = n.outputs if run.kind == "zenoh-subscriber" else n.inputs
-            field = "outputs" if run.kind == "zenoh-subscriber" else "inputs"
-            if set(ports) != set(run.keys):
-                self.problems.append(where.at(field).problem(
-                    f"{field} of '{n.local}' must match the ports of {run.kind}s: {sorted(run.keys)}"))
-        if n.kind == "source":
-            for port in n.inputs:
-                if port not in n.timers:
-                    self.problems.append(n.inputs[port].where.problem(
-                        f"source '{n.local}' cannot have input '{port}'",
-                        "sources only take timer inputs; make it an operator"))
-            if not n.outputs:
-                self.problems.append(where.problem(f"source '{n.local}' has no outputs",
-                                                   "add outputs: [out]"))
-        if n.kind == "sink":
-            if n.outputs:
-                self.problems.append(where.at("outputs").problem(
-                    f"sink '{n.local}' cannot have outputs", "make it an operator"))
-            if not n.inputs:
-                self.problems.append(where.problem(f"sink '{n.local}' has no inputs", "add inputs: [in]"))
+        own = set(node.configuration) if isinstance(node.configuration, dict) else set()
+        self.problems += validate.builtin_config_problems_at(n, own, where)
 
     def _port_list(self, items: list[str | PortDecl], where: Where, base_dir: str) -> dict[str, Port]:
         out: dict[str, Port] = {}

@@ -1,4 +1,9 @@
-"""Semantic checks on a flattened flow: connections, directions, port types.
+"""Semantic checks on a flattened flow: node shapes, built-in configuration, connections,
+directions, port types. (``flatten.py`` only builds; what it builds is judged here.)
+
+Per node, called by the builder as each leaf is made (so problems keep document order): a
+source has outputs and only timer inputs, a sink inputs and no outputs, a Zenoh bridge's ports
+match its key expressions, a built-in's configuration is what it accepts.
 
 Resolves every link (both syntaxes, through composite ports) to an :class:`~zflow.dataflow.ir.Edge`
 between leaf nodes and reports, all at once: unknown nodes/ports (with did-you-mean), links
@@ -19,10 +24,49 @@ from collections import deque
 from dataclasses import dataclass
 
 from zflow.dataflow import types as port_types
+from zflow.dataflow.builtins import builtin_config_problems
 from zflow.dataflow.ir import Composite, Edge, Exposed, FlowIR, Node, Scope, Where
 from zflow.errors import Problem, did_you_mean
 
 End = tuple[str, str]  # (leaf node id, port)
+
+
+def node_shape_problems(n: Node, where: Where) -> list[Problem]:
+    """What a leaf node's kind forbids in its ports (see the module docstring)."""
+    out = []
+    run = n.run
+    if run is not None and run.kind in ("zenoh-subscriber", "zenoh-publisher"):
+        ports = n.outputs if run.kind == "zenoh-subscriber" else n.inputs
+        field = "outputs" if run.kind == "zenoh-subscriber" else "inputs"
+        if set(ports) != set(run.keys):
+            out.append(where.at(field).problem(
+                f"{field} of '{n.local}' must match the ports of {run.kind}s: {sorted(run.keys)}"))
+    if n.kind == "source":
+        for port in n.inputs:
+            if port not in n.timers:
+                out.append(n.inputs[port].where.problem(
+                    f"source '{n.local}' cannot have input '{port}'",
+                    "sources only take timer inputs; make it an operator"))
+        if not n.outputs:
+            out.append(where.problem(f"source '{n.local}' has no outputs", "add outputs: [out]"))
+    if n.kind == "sink":
+        if n.outputs:
+            out.append(where.at("outputs").problem(f"sink '{n.local}' cannot have outputs", "make it an operator"))
+        if not n.inputs:
+            out.append(where.problem(f"sink '{n.local}' has no inputs", "add inputs: [in]"))
+    return out
+
+
+def builtin_config_problems_at(n: Node, own: set[str], where: Where) -> list[Problem]:
+    """A built-in node's configuration problems, placed on the key the node itself wrote
+    (``own``: its configuration keys), else on its ``configuration`` (an inherited value)."""
+    assert n.run is not None
+    out = []
+    for loc, message in builtin_config_problems(n.run.target, n.config):
+        at = where.at("configuration", *loc) if loc and loc[0] in own else where.at("configuration")
+        key = ".".join(str(p) for p in loc)
+        out.append(at.problem(f"{n.run.target}: {key + ': ' if key else ''}{message}"))
+    return out
 
 
 @dataclass

@@ -15,7 +15,7 @@ from zflow.errors import UserError, did_you_mean
 
 if TYPE_CHECKING:
     from zflow.scheduler.model import Demand
-    from zflow.scheduler.placement import PoolTable
+    from zflow.scheduler.node_placement import PoolTable
 
 
 class PlacementPolicy(Protocol):

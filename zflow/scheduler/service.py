@@ -10,14 +10,17 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zflow import codec, keyexprs
-from zflow.daemon.auth import check_claim, new_nonce
-from zflow.daemon.client import ControlClient
-from zflow.errors import RuntimeFailure
 from zflow.scheduler.model import Demand, Pool
-from zflow.scheduler.placement import Decision, Placer
+from zflow.scheduler.node_placement import Decision, Placer
+from zflow.transport import control as ctl
+from zflow.transport.auth import check_claim, new_nonce
+from zflow.transport.control_client import ControlClient
+
+if TYPE_CHECKING:
+    import zenoh
 
 
 def pools_from_statuses(statuses: Iterable[dict[str, Any]], secret: bytes | None,
@@ -35,22 +38,22 @@ def pools_from_statuses(statuses: Iterable[dict[str, Any]], secret: bytes | None
     return pools
 
 
-def decide(session: Any, request: dict[str, Any], secret: bytes | None) -> dict[str, Any]:
+def decide(session: zenoh.Session, request: ctl.PlaceRequest, secret: bytes | None) -> ctl.PlaceAnswer:
     nonce = new_nonce()
     statuses = ControlClient(session).statuses(nonce=nonce)
-    pools = pools_from_statuses(statuses, secret, request.get("trusted"), nonce)
-    demands = [Demand.from_dict(d) for d in request.get("demands", [])]
-    placer = Placer(pools, request.get("policy", "weighted"))
-    decisions = placer.place_all(demands, explain=bool(request.get("explain")))
+    pools = pools_from_statuses(statuses, secret, request.trusted, nonce)
+    demands = [Demand.from_dict(d) for d in request.demands]
+    placer = Placer(pools, request.policy)
+    decisions = placer.place_all(demands, explain=request.explain)
     verified = sorted({p.daemon for p in pools if p.ineligible is None})
-    return {"ok": True, "decisions": [d.to_dict() for d in decisions], "daemons": [s["id"] for s in statuses],
-            "verified": verified if secret is not None else None}
+    return ctl.PlaceAnswer(decisions=[d.to_dict() for d in decisions], daemons=[s["id"] for s in statuses],
+                           verified=verified if secret is not None else None)
 
 
 class SchedulerService:
     """Answers placement queries; each query is worked on its own thread (it queries daemons)."""
 
-    def __init__(self, session: Any, secret: bytes | None):
+    def __init__(self, session: zenoh.Session, secret: bytes | None):
         self.session = session
         self.secret = secret
         self._queryable = session.declare_queryable(keyexprs.sched("place"), self._on_query)
@@ -60,10 +63,10 @@ class SchedulerService:
 
     def _answer(self, query: Any) -> None:
         try:
-            request = codec.decode(query.payload.to_bytes(), str(query.encoding)) if query.payload else {}
-            answer = decide(self.session, request, self.secret)
+            raw = codec.decode(query.payload.to_bytes(), str(query.encoding)) if query.payload else {}
+            answer = ctl.ok(decide(self.session, ctl.decode(ctl.PlaceRequest, raw), self.secret))
         except Exception as exc:  # answered, not raised: the caller shows it
-            answer = {"ok": False, "error": str(exc)}
+            answer = ctl.failed(exc)
         payload, enc = codec.encode(answer)
         with contextlib.suppress(Exception):
             query.reply(keyexprs.sched("place"), payload, encoding=enc)
@@ -73,18 +76,17 @@ class SchedulerService:
             self._queryable.undeclare()
 
 
-def request_placement(session: Any, demands: list[Demand], policy: str = "weighted", explain: bool = False,
+def request_placement(session: zenoh.Session, demands: list[Demand], policy: str = "weighted", explain: bool = False,
                       trusted: list[str] | None = None, secret: bytes | None = None,
                       timeout: float = 10.0) -> tuple[list[Decision], dict[str, Any]]:
     """Ask the scheduler queryable; with none reachable, place here with the same core."""
-    request = {"demands": [d.to_dict() for d in demands], "policy": policy, "explain": explain,
-               "trusted": trusted}
+    request = ctl.PlaceRequest(demands=[d.to_dict() for d in demands], policy=policy, explain=explain,
+                               trusted=trusted)
     client = ControlClient(session, timeout)
-    answers = client.get_all(keyexprs.sched("place"), request, timeout=timeout)
+    answers = client.get_all(keyexprs.sched(request.verb), request.to_wire(), timeout=timeout)
     answer = next((a for a in answers if a.get("ok")), None)
     if answer is None and answers:
-        raise RuntimeFailure(f"scheduler: {answers[0].get('error')}")
+        raise ctl.RemoteFailure("scheduler", ctl.problems_of(answers[0]), bool(answers[0].get("user")))
     if answer is None:
-        answer = decide(session, request, secret)
-        answer["local"] = True
+        answer = {**ctl.ok(decide(session, request, secret)), "local": True}  # placed by the asker itself
     return [Decision.from_dict(d) for d in answer["decisions"]], answer

@@ -5,7 +5,7 @@ site it landed on, and the daemons' instance machinery does the rest.
 core locally) where every step goes, honouring the steps' constraints and objectives (their
 ``deploy:`` hints). :func:`deploy_workflow` then compiles again with the chosen sites (so a file
 output is pushed to the global store exactly when a consumer landed on another site), pins each
-step to its daemon and pool, and creates the instance through :mod:`zflow.daemon.deploy`:
+step to its daemon and pool, and creates the instance through :mod:`zflow.daemon.instance_deploy`:
 all-or-nothing, each step's action directory shipped as a content-addressed bundle. Step events
 carry the daemon, so run records show where each step ran; a runs storage (``zflow workflow
 storage``) must be reachable on the same Zenoh network to keep them.
@@ -16,15 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from zflow.daemon.client import ControlClient
-from zflow.daemon.deploy import create_instance, delete_instance, group_demands
+from zflow.daemon.instance_deploy import create_instance, delete_instance
 from zflow.daemon.state import InstanceRecord
 from zflow.dataflow.graph import Graph
 from zflow.errors import Problem, RuntimeFailure, UserError
-from zflow.scheduler.placement import Decision, decision_lines
-from zflow.scheduler.service import request_placement
-from zflow.workflows.compiler import to_graph
+from zflow.scheduler.node_placement import Decision, decision_lines
+from zflow.scheduler.planning import PlacementPlan, place_graph
+from zflow.transport.control_client import ControlClient
 from zflow.workflows.workflow import Workflow
+from zflow.workflows.workflow_compiler import to_graph
 
 DEFAULT_INSTANCE = "main"
 
@@ -52,9 +52,8 @@ def plan_workflow(session: Any, wf: Workflow, instance: str = DEFAULT_INSTANCE, 
                   secret: bytes | None = None, explain: bool = False) -> Plan:
     """Ask the scheduler where each step goes (nothing is started)."""
     graph = to_graph(wf, instance)
-    demands, members = group_demands(graph, set(graph.nodes))
-    decisions, answer = request_placement(session, demands, policy, explain=explain, secret=secret)
-    pools = {m: d.pool for d in decisions for m in members[d.node] if d.pool}
+    placed = place_graph(session, graph, PlacementPlan(policy=policy, secret=secret, explain=explain))
+    decisions, members, answer, pools = placed.decisions, placed.members, placed.answer, placed.pools
     site_of = {st["id"]: st.get("site") or "" for st in ControlClient(session).statuses()}
     sites = {step: site_of.get(pool.split("/", 1)[0]) or "local" for step, pool in pools.items()}
     return Plan(graph, decisions, members, answer, pools, sites)

@@ -31,10 +31,10 @@ from zflow.errors import Problem, RuntimeFailure, UserError
 from zflow.runtime.launcher import FlowRunner, host_env
 from zflow.runtime.supervisor import Supervisor, print_prefixed
 from zflow.transport.session import EmbeddedRouter, SessionOptions, open_session
-from zflow.workflows.compiler import to_graph
 from zflow.workflows.files import GLOBAL, BlobStorage
 from zflow.workflows.runs import CANCELED, FINAL, RunsStorage
 from zflow.workflows.workflow import Workflow
+from zflow.workflows.workflow_compiler import to_graph
 
 
 def _errors_only(name: str, line: str) -> None:

@@ -12,40 +12,23 @@ from __future__ import annotations
 import contextlib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zflow import keyexprs
 from zflow.daemon.bundles import BundleServer, ship_graph
-from zflow.daemon.client import ControlClient
 from zflow.daemon.signing import Signer, load_signer
 from zflow.daemon.state import InstanceRecord, health, newest
 from zflow.dataflow.graph import Graph
 from zflow.errors import Problem, RuntimeFailure, UserError, did_you_mean
-from zflow.scheduler.model import Demand, demands_for
-from zflow.scheduler.placement import Decision
-from zflow.scheduler.service import request_placement
+from zflow.scheduler.node_placement import Decision
+from zflow.scheduler.planning import PlacementPlan, place_graph
+from zflow.transport import control as ctl
+from zflow.transport.control_client import ControlClient
+
+if TYPE_CHECKING:
+    import zenoh
 
 LOAD_TIMEOUT = 180.0  # a daemon may have to fetch a bundle and pip-install its requirements
-
-
-def group_demands(graph: Graph, nodes: list[str] | set[str], exclude: list[str] | tuple[str, ...] = ()
-                  ) -> tuple[list[Demand], dict[str, list[str]]]:
-    """One demand per process group (its members share a process, so they share a daemon)."""
-    wanted = set(nodes)
-    per_node = {d.node: d for d in demands_for(graph, wanted, exclude)}
-    demands, members = [], {}
-    for _group, ids in graph.groups().items():
-        ids = [n for n in ids if n in wanted]
-        if not ids:
-            continue
-        head = per_node[ids[0]]
-        for other in ids[1:]:
-            head = replace(head, cpu=head.cpu + per_node[other].cpu, memory=head.memory + per_node[other].memory,
-                           gpu=head.gpu + per_node[other].gpu)
-        demands.append(head)
-        members[head.node] = ids
-    return demands, members
 
 
 def unplaced_problems(graph: Graph, decisions: list[Decision]) -> list[Problem]:
@@ -60,7 +43,7 @@ def unplaced_problems(graph: Graph, decisions: list[Decision]) -> list[Problem]:
     return out
 
 
-def create_instance(session: Any, graph: Graph, *, instance: str | None = None, policy: str = "weighted",
+def create_instance(session: zenoh.Session, graph: Graph, *, instance: str | None = None, policy: str = "weighted",
                     on_daemon_loss: str = "replace", secret: bytes | None = None, start: bool = True,
                     ready_timeout: float = 60.0, log: Any = None,
                     placement: dict[str, str] | None = None, trusted: list[str] | None = None,
@@ -86,12 +69,11 @@ def create_instance(session: Any, graph: Graph, *, instance: str | None = None, 
         for digest, payload in payloads.items():
             server.add(digest, payload)
         if placement is None:
-            demands, members = group_demands(graph, set(graph.nodes))
-            decisions, answer = request_placement(session, demands, policy, secret=secret)
-            problems = unplaced_problems(graph, decisions)
+            placed = place_graph(session, graph, PlacementPlan(policy=policy, secret=secret))
+            problems = unplaced_problems(graph, placed.decisions)
             if problems:
                 raise UserError(problems)
-            placement = {m: d.pool for d in decisions for m in members[d.node] if d.pool}
+            placement, answer = placed.pools, placed.answer
         else:
             missing = sorted(set(graph.nodes) - set(placement))
             if missing:
@@ -118,9 +100,9 @@ def _load_everywhere(client: ControlClient, rec: InstanceRecord) -> None:
     so the nodes can be re-placed on it even when the daemon that ran them all is gone."""
     daemons = sorted(rec.daemons())
     spares = [d for d in client.alive() if d not in daemons and (rec.trusted is None or d in rec.trusted)]
-    request = {"record": rec.to_dict(), "wait_start": True}
+    request = ctl.LoadRequest(record=rec.to_dict(), wait_start=True)
     with ThreadPoolExecutor(max_workers=max(1, len(daemons) + len(spares))) as pool:
-        futures = {d: pool.submit(client.call, d, "instances/load", request, LOAD_TIMEOUT)
+        futures = {d: pool.submit(client.ask, d, request, LOAD_TIMEOUT)
                    for d in daemons + spares}
     failed = {}
     for d in daemons:  # a spare that refuses only cannot take nodes later
@@ -128,14 +110,13 @@ def _load_everywhere(client: ControlClient, rec: InstanceRecord) -> None:
         if exc is not None:
             failed[d] = exc
     if failed:  # every daemon forgets it (each holds a replica of the record), not only the loaders
-        client.get_all(keyexprs.daemon_ctl("*", "instances", "delete"), {"flow": rec.flow, "instance": rec.instance},
-                       timeout=LOAD_TIMEOUT)
+        _delete_everywhere(client, rec)
         raise RuntimeFailure(f"instance {rec.key} was not created (rolled back on "
                              f"{', '.join(d for d in daemons if d not in failed) or 'no daemon'}): "
                              + "; ".join(str(e) for e in failed.values()))
 
 
-def release(session: Any, rec: InstanceRecord, timeout: float = 60.0) -> None:
+def release(session: zenoh.Session, rec: InstanceRecord, timeout: float = 60.0) -> None:
     """Cross-daemon barrier: every node's token seen, then the start signal."""
     from zflow.runtime.launcher import FlowRunner
     from zflow.transport.session import SessionOptions
@@ -144,7 +125,7 @@ def release(session: Any, rec: InstanceRecord, timeout: float = 60.0) -> None:
     barrier = FlowRunner(graph, SessionOptions(), log=None)
     client = ControlClient(session)
     if not barrier.wait_ready(session, timeout):
-        seen = {str(r.ok.key_expr).rsplit("/", 1)[-1]
+        seen = {keyexprs.parse_node_alive(str(r.ok.key_expr))
                 for r in session.liveliness().get(keyexprs.node_alive(rec.flow, rec.instance, "*"), timeout=2.0)
                 if r.ok is not None}
         missing = sorted(set(graph.nodes) - seen)
@@ -153,8 +134,8 @@ def release(session: Any, rec: InstanceRecord, timeout: float = 60.0) -> None:
     barrier.release(session)
     for d in _alive_first(client, rec):  # one daemon writes the record; the other replicas follow
         with contextlib.suppress(RuntimeFailure):
-            client.call(d, "instances/state", {"flow": rec.flow, "instance": rec.instance,
-                                               "state": "running", "events": ["started"]})
+            client.ask(d, ctl.StateRequest(flow=rec.flow, instance=rec.instance, state="running",
+                                           events=["started"]))
             break
 
 
@@ -164,7 +145,7 @@ def _alive_first(client: ControlClient, rec: InstanceRecord) -> list[str]:
     return sorted(d for d in rec.daemons() if d in alive) + sorted(d for d in alive if d not in rec.daemons())
 
 
-def records(session: Any, flow: str = "*", instance: str = "*") -> dict[str, InstanceRecord]:
+def records(session: zenoh.Session, flow: str = "*", instance: str = "*") -> dict[str, InstanceRecord]:
     """The newest copy of each instance record in the daemons' replicated storage (tombstones too)."""
     copies: dict[str, list[InstanceRecord]] = {}
     for answer in ControlClient(session).get_all(keyexprs.instance_record(flow, instance), timeout=3.0):
@@ -179,10 +160,10 @@ def records(session: Any, flow: str = "*", instance: str = "*") -> dict[str, Ins
     return out
 
 
-def node_states(session: Any) -> dict[str, dict[str, dict[str, str]]]:
+def node_states(session: zenoh.Session) -> dict[str, dict[str, dict[str, str]]]:
     """instance key -> daemon -> node -> state of its host, from every daemon that answers."""
     out: dict[str, dict[str, dict[str, str]]] = {}
-    for a in ControlClient(session).get_all(keyexprs.daemon_ctl("*", "instances", "list"), timeout=3.0):
+    for a in ControlClient(session).ask_all(ctl.ListRequest(), timeout=3.0):
         for i in a.get("instances", []) if a.get("ok") else []:
             out.setdefault(f"{i['flow']}/{i['instance']}", {})[a.get("daemon", "?")] = i.get("states", {})
     return out
@@ -199,7 +180,7 @@ def placed_states(rec: InstanceRecord, per_daemon: dict[str, dict[str, str]]) ->
     return out
 
 
-def find_instance(session: Any, ref: str) -> tuple[InstanceRecord, dict[str, str], list[str]]:
+def find_instance(session: zenoh.Session, ref: str) -> tuple[InstanceRecord, dict[str, str], list[str]]:
     """The newest record of an instance (``flow/instance`` or a unique instance id), node states, and
     the daemons involved (placed on, or still running a host of it)."""
     known = {k: r for k, r in records(session).items() if r.state != "deleted"}
@@ -215,46 +196,49 @@ def find_instance(session: Any, ref: str) -> tuple[InstanceRecord, dict[str, str
     return rec, placed_states(rec, per_daemon), daemons
 
 
-def _each(session: Any, daemons: list[str], verb: str, request: dict[str, Any]) -> list[str]:
+def _each(session: zenoh.Session, daemons: list[str], request: ctl.Request) -> list[str]:
     client = ControlClient(session)
     errors = []
     for d in daemons:
         try:
-            client.call(d, verb, request, timeout=LOAD_TIMEOUT)
+            client.ask(d, request, timeout=LOAD_TIMEOUT)
         except RuntimeFailure as exc:
             errors.append(str(exc))
     return errors
 
 
-def start_instance(session: Any, ref: str, timeout: float = 60.0) -> InstanceRecord:
+def start_instance(session: zenoh.Session, ref: str, timeout: float = 60.0) -> InstanceRecord:
     rec, _states, _daemons = find_instance(session, ref)
-    errors = _each(session, sorted(rec.daemons()), "instances/start",
-                   {"flow": rec.flow, "instance": rec.instance, "wait_start": True,
-                    "generation": rec.generation})
+    errors = _each(session, sorted(rec.daemons()),
+                   ctl.StartRequest(flow=rec.flow, instance=rec.instance, wait_start=True, generation=rec.generation))
     if errors:
         raise RuntimeFailure("; ".join(errors))
     release(session, rec, timeout)
     return rec
 
 
-def stop_instance(session: Any, ref: str) -> InstanceRecord:
+def stop_instance(session: zenoh.Session, ref: str) -> InstanceRecord:
     rec, _states, daemons = find_instance(session, ref)
     alive = ControlClient(session).alive()
     targets = [d for d in daemons if d in alive] or alive[:1]  # someone records it, also with none left
-    errors = _each(session, targets, "instances/stop", {"flow": rec.flow, "instance": rec.instance})
+    errors = _each(session, targets, ctl.StopRequest(flow=rec.flow, instance=rec.instance))
     if errors:
         raise RuntimeFailure("; ".join(errors))
     return rec
 
 
-def delete_instance(session: Any, ref: str) -> InstanceRecord:
+def delete_instance(session: zenoh.Session, ref: str) -> InstanceRecord:
     rec, _states, _daemons = find_instance(session, ref)
-    ControlClient(session).get_all(keyexprs.daemon_ctl("*", "instances", "delete"),
-                                   {"flow": rec.flow, "instance": rec.instance}, timeout=LOAD_TIMEOUT)
+    _delete_everywhere(ControlClient(session), rec)
     return rec
 
 
-def list_instances(session: Any) -> list[dict[str, Any]]:
+def _delete_everywhere(client: ControlClient, rec: InstanceRecord) -> None:
+    """Every daemon forgets the instance (each holds a replica of its record)."""
+    client.ask_all(ctl.DeleteRequest(flow=rec.flow, instance=rec.instance), timeout=LOAD_TIMEOUT)
+
+
+def list_instances(session: zenoh.Session) -> list[dict[str, Any]]:
     """Every instance in the replicated storage, with its health (``state.health``)."""
     states = node_states(session)
     out = []
