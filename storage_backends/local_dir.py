@@ -119,7 +119,7 @@ class LocalDirStore(FragmentStore):
             want_s, want_e = starts, ends
             if verify:
                 header, crcs, chunks = self._touched(fd, key, size, starts, ends)
-                from zflow.tsdb.fragments import PAYLOAD_OFFSET
+                from storage_backends.fragment_format import PAYLOAD_OFFSET
 
                 cs = PAYLOAD_OFFSET + chunks * header.chunk_size
                 ce = np.minimum(cs + header.chunk_size, header.trailer_offset)
@@ -133,7 +133,7 @@ class LocalDirStore(FragmentStore):
                 if os.preadv(fd, [view[p:p + n]], a) != n:
                     raise RangeNotSatisfiable(f"{self.name}: {key}: file shrank while being read")
             if verify and len(chunks):
-                from zflow.tsdb.crc import crc32
+                from storage_backends.crc import crc32
 
                 w = where[len(starts):]
                 cpos = (at[w] + cs - span_s[w]).tolist()
@@ -149,8 +149,8 @@ class LocalDirStore(FragmentStore):
 
     def _check_small(self, fd: int, key: str, size: int, starts: list[int], ends: list[int]) -> None:
         """The CRC check of :meth:`_get_ranges_concat` for a handful of ranges, in plain Python."""
-        from zflow.tsdb.crc import crc32
-        from zflow.tsdb.fragments import PAYLOAD_OFFSET
+        from storage_backends.crc import crc32
+        from storage_backends.fragment_format import PAYLOAD_OFFSET
 
         header, crcs = self._header(fd, key, size)
         lo, hi, c = PAYLOAD_OFFSET, header.trailer_offset, header.chunk_size
@@ -163,7 +163,7 @@ class LocalDirStore(FragmentStore):
 
     def _touched(self, fd: int, key: str, size: int, starts: np.ndarray,
                  ends: np.ndarray) -> tuple[object, np.ndarray, np.ndarray]:
-        from zflow.tsdb.fragments import touched_chunks
+        from storage_backends.fragment_format import touched_chunks
 
         header, crcs = self._header(fd, key, size)
         return header, crcs, touched_chunks(header, starts, ends)
@@ -171,7 +171,7 @@ class LocalDirStore(FragmentStore):
     def _header(self, fd: int, key: str, size: int) -> tuple[Any, np.ndarray]:
         """Header and CRC table of a fragment, cached per file version (inode, size, mtime):
         zflow replaces fragments by rename, and any in-place rewrite changes the mtime."""
-        from zflow.tsdb.fragments import FragmentError, FragmentHeader, parse_trailer
+        from storage_backends.fragment_format import FragmentError, FragmentHeader, parse_trailer
 
         st = os.fstat(fd)
         version = (st.st_ino, st.st_size, st.st_mtime_ns)

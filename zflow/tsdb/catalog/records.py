@@ -9,7 +9,7 @@ single surviving location holds the whole catalog: losing n-k locations loses no
 Loading takes the union of entries over the locations that answer.
 
 Every fragment also ends with a piece of its object's entry (the *object record*, deflated
-and coded like the data: any k fragments give it back, see :mod:`zflow.tsdb.fragments`), so an
+and coded like the data: any k fragments give it back, see :mod:`storage_backends.fragment_format`), so an
 entry whose replicas are all corrupted or gone is read back from the data; an object listed in the catalog that neither a replica nor a fragment can
 describe is *lost* (``Catalog.lost``), and queries refuse to answer without it by default.
 """
@@ -25,8 +25,8 @@ import numpy as np
 
 from zflow import codec
 from zflow.errors import RuntimeFailure
-from zflow.tsdb.dedup import Trend, join_keys, trend_keys
-from zflow.tsdb.layout import ObjectLayout
+from zflow.tsdb.dedup.generalized import Trend, join_keys, trend_keys
+from zflow.tsdb.layout.object_layout import ObjectLayout
 from zflow.tsdb.schema import Schema
 
 _CRC = struct.Struct("<I")
@@ -168,7 +168,8 @@ def read_record(stores: list, dataset: str, oid: str) -> ObjectMeta | None:
     """An object's entry decoded from the record pieces its fragments carry (None: fewer than
     k intact pieces). Two small range reads per fragment: the header, then the piece."""
     from storage_backends.base import StoreError
-    from zflow.tsdb.fragments import HEADER_SIZE, FragmentError, FragmentHeader, decode_record
+    from storage_backends.fragment_format import HEADER_SIZE, FragmentError, FragmentHeader
+    from zflow.tsdb.coding.fragments import decode_record
 
     pieces: dict[int, tuple[tuple[int, ...], bytes]] = {}
     k = size = 0

@@ -3,7 +3,7 @@
 Rows left undecided by metadata need their keys: unpack the base id and the deviation,
 join them through the base dictionary, test the key against the predicate's intervals. In
 numpy that is five full-length temporaries per column; the numba kernel does it in one pass
-per row and writes only the ordered state (0 false, 2 true; see :mod:`zflow.tsdb.query`).
+per row and writes only the ordered state (0 false, 2 true; see :mod:`zflow.tsdb.query.planner`).
 :func:`key_states_numpy` is the reference (and the fallback without numba).
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from zflow.tsdb import bitpack, dedup, ordkeys
+from zflow.tsdb.dedup import generalized as dedup
+from zflow.tsdb.layout import bitpack, ordkeys
 
 U64 = np.uint64
 FALSE, TRUE = 0, 2
@@ -23,7 +24,7 @@ def _kernel() -> object:
     global _KERNEL
     if _KERNEL is None:
         try:
-            from zflow.tsdb import _rownumba
+            from zflow.tsdb.query.planner import _rowstates_numba as _rownumba
         except ImportError:
             _KERNEL = False
         else:
@@ -44,7 +45,7 @@ def key_states(id_buf: np.ndarray, id_bits: int, dev_buf: np.ndarray, dev_bits: 
                rows: np.ndarray | range, bases: np.ndarray, shift: int,
                ivs: list[tuple[int, int]]) -> np.ndarray:
     """:func:`key_states_numpy` in one compiled pass (``rows`` ascending, or a ``range`` for a
-    run; buffers padded >= 9 bytes past the last row, as :class:`zflow.tsdb.fetch.Fetcher`
+    run; buffers padded >= 9 bytes past the last row, as :class:`zflow.tsdb.query.fetch.Fetcher`
     keeps them)."""
     kernel = _kernel() if len(rows) > 256 else False
     if isinstance(rows, range):  # a row run given by its bounds (step 1)

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from zflow.tsdb.crc import crc32
+from storage_backends.crc import crc32
 
 COMPACT_TYPE = "application/x-zflow-ranges"
 RANGE_LIST_TYPE = "application/x-zflow-range-list"

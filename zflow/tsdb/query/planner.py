@@ -8,7 +8,7 @@
 3. Phase B: rows still undecided (three-valued AND/OR) fetch the deviations (and, for trend
    columns, base ids) of just the predicates undecided for them.
 4. Phase C: fetch only the projected sub-columns of the matching rows (after ``limit``).
-Each phase is one multi-range request per fragment touched (:mod:`zflow.tsdb.fetch`); the
+Each phase is one multi-range request per fragment touched (:mod:`zflow.tsdb.query.fetch`); the
 report separates filter-phase and projection-phase bytes.
 """
 
@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zflow.tsdb import dedup, ordkeys, rowstates
-from zflow.tsdb.catalog import ObjectMeta
-from zflow.tsdb.fetch import Fetcher
-from zflow.tsdb.selector import Pred, Query, check_query
+from zflow.tsdb.catalog.records import ObjectMeta
+from zflow.tsdb.dedup import generalized as dedup
+from zflow.tsdb.layout import ordkeys
+from zflow.tsdb.query import rowstates
+from zflow.tsdb.query.fetch import Fetcher
+from zflow.tsdb.query.selector import Pred, Query, check_query
 
 if TYPE_CHECKING:
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb.dataset import Dataset
 
 Compiled = list[list[tuple[str, list[tuple[int, int]]]]]
 
@@ -335,7 +337,7 @@ def run_naive(ds: Dataset, q: Query) -> Result:
 
 def decode_object(m: ObjectMeta, data: np.ndarray) -> dict[str, np.ndarray]:
     """All column keys of an object from its concatenated data fragments."""
-    from zflow.tsdb import bitpack
+    from zflow.tsdb.layout import bitpack
 
     out = {}
     rows = np.arange(m.n_rows)

@@ -5,7 +5,7 @@ A lost fragment is regenerated with its original coefficient row from any k inta
 (``combine_ranges``: one pass, no full decode), so the catalog's fragment map stays valid;
 corrupted chunks are rebuilt chunk by chunk from the same ranges of k other fragments. A bad
 catalog replica is rewritten from a good one, or, when every replica is bad, from the object
-record its fragments carry (:func:`zflow.tsdb.catalog.read_record`); a rebuilt fragment gets its
+record its fragments carry (:func:`zflow.tsdb.catalog.records.read_record`); a rebuilt fragment gets its
 record piece regenerated from k others like its payload. What cannot be repaired is
 listed under ``failed`` (the CLI then exits 1).
 """
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from zflow.tsdb import catalog as cat
+from zflow.tsdb.catalog import records as cat
 
 if TYPE_CHECKING:
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb.dataset import Dataset
 
 
 def _fetch(ds: Dataset, loc: int, key: str) -> tuple[str, bytes | None]:
@@ -39,7 +39,7 @@ def verify(ds: Dataset) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     from storage_backends.base import KeyNotFound, LocationUnavailable, StoreError
-    from zflow.tsdb.fragments import FragmentError
+    from storage_backends.fragment_format import FragmentError
 
     out: dict[str, Any] = {"fragments": 0, "ok": 0, "missing": [], "corrupt": [], "unreachable": []}
     by_loc: dict[int, list[str]] = {}
@@ -125,16 +125,14 @@ def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
     """Rebuild what is broken on the ``only`` locations (default: all). ``skipped``: broken on a
     location not asked for; ``failed``: broken and not repairable now (why in each line)."""
     from storage_backends.base import StoreError
-    from zflow.tsdb.fragments import (
+    from storage_backends.fragment_format import (
         FragmentError,
-        code_record,
-        combine_record,
         pack_fragment,
-        repair_chunks,
         unpack_fragment,
         verify_chunks,
     )
-    from zflow.tsdb.rlnc import CodingParams, combine_ranges
+    from zflow.tsdb.coding.fragments import code_record, combine_record, repair_chunks
+    from zflow.tsdb.coding.rlnc import CodingParams, combine_ranges
 
     c = ds.schema.coding
     params = CodingParams(c.k, c.n, c.seed)

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from zflow.errors import RuntimeFailure
-from zflow.tsdb import bitpack
-from zflow.tsdb.catalog import ObjectMeta, fragment_key
-from zflow.tsdb.layout import SubColumn
+from zflow.tsdb.catalog.records import ObjectMeta, fragment_key
+from zflow.tsdb.layout import bitpack
+from zflow.tsdb.layout.object_layout import SubColumn
 
 if TYPE_CHECKING:
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb.dataset import Dataset
 
 # Coalescing policy per location. Remote (HTTP, Zenoh): merge two ranges when the gap costs
 # fewer wire bytes than another range would, about 30 (16 in the compact response, ~14 in the
@@ -99,7 +99,7 @@ class Fetcher:
         sc = meta.layout.subcolumns[sub]
         if sc.bits == 0:
             return np.full(n, table[0], dtype=table.dtype)
-        from zflow.tsdb.rowstates import lookup_run
+        from zflow.tsdb.query.rowstates import lookup_run
 
         return lookup_run(self._buf(meta, sub)[0], r0, n, sc.bits, table)
 
@@ -286,7 +286,7 @@ class Fetcher:
             acc["bytes"] += nbytes
 
     def _get(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        from zflow.tsdb.fragments import PAYLOAD_OFFSET
+        from storage_backends.fragment_format import PAYLOAD_OFFSET
 
         store = self.ds.stores[loc]
         starts = ranges[0] + PAYLOAD_OFFSET
@@ -300,7 +300,7 @@ class Fetcher:
         wire); a chunk that fails its CRC makes the fragment count as lost (decoded from k
         others)."""
         from storage_backends.base import CorruptFragment, gather
-        from zflow.tsdb.fragments import PAYLOAD_OFFSET, chunk_crcs
+        from storage_backends.fragment_format import PAYLOAD_OFFSET, chunk_crcs
 
         chunk = self.ds.schema.chunk_size
         fo, ln = ranges
@@ -332,7 +332,7 @@ class Fetcher:
     def _degraded(self, meta: ObjectMeta, frag: int, ranges: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """The same ranges from k live fragments (asked in parallel when remote), decoded for
         just those ranges."""
-        from zflow.tsdb.rlnc import CodingParams, decode_ranges
+        from zflow.tsdb.coding.rlnc import CodingParams, decode_ranges
 
         c = self.ds.schema.coding
         params = CodingParams(c.k, c.n, c.seed)

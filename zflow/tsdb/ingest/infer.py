@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from zflow.errors import Problem, UserError
-from zflow.tsdb.readers import _DATE_RX, _TIME_RX, parse_datetime, read_table
+from zflow.tsdb.ingest.readers import _DATE_RX, _TIME_RX, parse_datetime, read_table
 from zflow.tsdb.schema import Coding, Column, Schema
 
 _INT_RX = re.compile(r"^[+-]?\d+$")
