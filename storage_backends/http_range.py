@@ -28,6 +28,7 @@ from storage_backends.base import (
     StoreError,
     concat_from_compact,
 )
+from storage_backends.fragment_format import FragmentError
 from storage_backends.range_wire import (
     COMPACT_TYPE,
     MAX_HEADER,
@@ -201,8 +202,6 @@ class HttpRangeStore(FragmentStore):
     def _verify(self, key: str) -> list[int]:
         status, _h, body = self._request("GET", quote(key) + "?verify=1")
         if status == 422:
-            from storage_backends.fragment_format import FragmentError
-
             raise FragmentError(f"{self.name}: {key}: {json.loads(body)['error']}")
         self._check(key, status, body, (200,))
         return [int(c) for c in json.loads(body)["bad_chunks"]]

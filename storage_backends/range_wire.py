@@ -183,7 +183,8 @@ def pack_compact_array(starts: np.ndarray, ends: np.ndarray, data: np.ndarray | 
     """Vectorised :func:`pack_compact`: ``data`` is the ranges' bytes concatenated in order."""
     entries = np.empty((len(starts), 2), dtype="<u8")
     entries[:, 0], entries[:, 1] = starts, np.asarray(ends) - np.asarray(starts)
-    body = b"".join([_HEAD.pack(_MAGIC, len(starts)), entries.tobytes(), memoryview(data).cast("B")])
+    view = data.data if isinstance(data, np.ndarray) else memoryview(data)
+    body = b"".join([_HEAD.pack(_MAGIC, len(starts)), entries.tobytes(), view.cast("B")])
     return body + struct.pack("<I", crc32(body))
 
 

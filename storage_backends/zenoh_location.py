@@ -189,8 +189,6 @@ class ZenohLocationStore(FragmentStore):
     def _verify(self, key: str) -> list[int]:
         reply = json.loads(self._query(self._sel(key, op="verify")))
         if "error" in reply:
-            from storage_backends.fragment_format import FragmentError
-
             raise FragmentError(f"{self.name}: {key}: {reply['error']}")
         return [int(c) for c in reply["bad_chunks"]]
 
@@ -312,8 +310,8 @@ class LocationServer:
             elif op == "size":
                 query.reply(ke, str(self.store.size(key)).encode())
             elif op == "put":
-                data = query.payload.to_bytes() if query.payload is not None else b""
-                self.store.put(key, data)
+                blob = query.payload.to_bytes() if query.payload is not None else b""
+                self.store.put(key, blob)
                 query.reply(ke, b"ok")
             elif op == "delete":
                 self.store.delete(key)

@@ -48,7 +48,8 @@ def verify(ds: Dataset) -> dict[str, Any]:
             by_loc.setdefault(loc, []).append(cat.fragment_key(ds.name, m.oid, i))
 
     def scrub(loc: int) -> list[tuple[str, str, Any]]:
-        store, verdicts, down = ds.stores[loc], [], False
+        store, down = ds.stores[loc], False
+        verdicts: list[tuple[str, str, Any]] = []
         for key in by_loc[loc]:
             where = f"{store.name}:{key}"
             if down:
@@ -154,7 +155,7 @@ def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
         broken: dict[int, str] = {}
         for i, loc in enumerate(m.placement):
             state, data = _fetch(ds, loc, cat.fragment_key(ds.name, m.oid, i))
-            if state == "ok":
+            if state == "ok" and data is not None:
                 try:
                     bad = verify_chunks(data)
                     blobs[i] = data

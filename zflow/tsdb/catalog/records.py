@@ -267,10 +267,10 @@ def load(stores: list, dataset: str, header_fallback: dict | None = None) -> Cat
         if not key.startswith(prefix):
             continue
         oid = key[len(prefix):]
-        meta = read_record(live, dataset, oid)
-        if meta is None:
+        recovered = read_record(live, dataset, oid)
+        if recovered is None:
             cat.lost[oid] = f"catalog entry bad on every location ({why}) and no fragment record readable"
         else:
-            cat.objects[oid] = meta
+            cat.objects[oid] = recovered
             cat.recovered.append(oid)
     return cat

@@ -107,10 +107,10 @@ def repair_chunks(fragment_bytes: bytes | bytearray | memoryview,
         for i, f in parsed.items():
             if f.header.length != h.length or f.header.chunk_size != h.chunk_size:
                 continue
-            piece = f.payload[cs:ce]
-            if crc32(piece) != int(f.crcs[c]):
+            span = f.payload[cs:ce]
+            if crc32(span) != int(f.crcs[c]):
                 continue
-            avail[i] = np.frombuffer(piece, dtype=np.uint8)
+            avail[i] = np.frombuffer(span, dtype=np.uint8)
             rows[i] = f.row
         if len(avail) < h.k:
             raise FragmentError(

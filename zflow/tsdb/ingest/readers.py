@@ -138,7 +138,7 @@ def read_table(path: str | Path) -> Table:
 def parse_datetime(dates: list[str], times: list[str] | None) -> np.ndarray:
     """Epoch seconds (UTC) from date strings and optional HH:MM[:SS] strings (24:00 allowed);
     raises ValueError naming the first value it cannot read."""
-    bad = {}
+    bad: dict[int, str] = {}
     out = _datetimes(dates, times, bad)
     if bad:
         raise ValueError(next(iter(bad.values())))

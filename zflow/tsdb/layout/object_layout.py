@@ -136,7 +136,9 @@ def assemble(layout: ObjectLayout, streams: dict[str, bytes]) -> np.ndarray:
     """Write packed sub-column streams into a ``(k, frag_size)`` uint8 data matrix."""
     data = np.zeros(layout.k * layout.frag_size, dtype=np.uint8)
     for name, sc in layout.subcolumns.items():
-        stream = np.frombuffer(streams[name], dtype=np.uint8) if sc.bits else None
+        if not sc.bits:  # a constant sub-column: nothing stored
+            continue
+        stream = np.frombuffer(streams[name], dtype=np.uint8)
         for row0, rows, off in sc.segments:
             s0 = row0 * sc.bits // 8
             n = packed_size(rows, sc.bits)

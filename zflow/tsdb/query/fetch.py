@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
@@ -211,7 +212,7 @@ class Fetcher:
         return self._execute(plan, {m.oid: m for m in metas})
 
     # ---- requests ----------------------------------------------------------------------------
-    def _remote(self, locs: object) -> bool:
+    def _remote(self, locs: Iterable[int]) -> bool:
         return any(type(self.ds.stores[loc]).__name__ != "LocalDirStore" for loc in locs)
 
     def _execute(self, plan: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
@@ -359,10 +360,10 @@ class Fetcher:
                 pending: set = set()
                 while True:
                     while len(pending) < c.k - len(avail):
-                        j = next(todo, None)
-                        if j is None:
+                        nxt = next(todo, None)
+                        if nxt is None:
                             break
-                        pending.add(pool.submit(one, j))
+                        pending.add(pool.submit(one, nxt))
                     if not pending or len(avail) >= c.k:
                         break
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)

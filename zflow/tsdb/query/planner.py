@@ -46,9 +46,8 @@ class Result:
 
 def effective_where(q: Query, ds: Dataset) -> list[list[Pred]]:
     where = [list(c) for c in q.where]
-    if q.time is not None:
-        tc = ds.schema.time_column
-        extra = []
+    if q.time is not None and (tc := ds.schema.time_column) is not None:  # check_query: a time
+        extra = []                                                          # range needs a time column
         if q.time[0] is not None:
             extra.append(Pred(tc, ">=", q.time[0]))
         if q.time[1] is not None:
@@ -181,14 +180,16 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
         st = []
         for conj, cconj in zip(compiled, classes[m.oid], strict=True):
             row = []
-            for (c, ivs), cls in zip(conj, cconj, strict=True):
+            for (c, ivs), base_cls in zip(conj, cconj, strict=True):
                 cm = m.columns[c]
-                if cls is None:
+                if cm.trend is not None:  # phase A left base_cls None exactly for these
                     row.append(dedup.trend_states(win, cm.trend, cm.min_key, cm.max_key, ivs, ordered=True))
-                elif cls.min() == cls.max():  # one class for every base: no ids needed
-                    row.append(np.full(len(win), cls[0], dtype=np.int8))
+                elif base_cls is None:
+                    raise AssertionError(f"column {c}: no base classes and no trend")
+                elif base_cls.min() == base_cls.max():  # one class for every base: no ids needed
+                    row.append(np.full(len(win), base_cls[0], dtype=np.int8))
                 else:
-                    row.append(_base_states(f, m, c, win, cls))
+                    row.append(_base_states(f, m, c, win, base_cls))
             st.append(row)
         states[m.oid] = st
         res = _three_valued(st)
