@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from storage_backends import open_location as open_backend
 from zflow.documents import load_document, validate
 from zflow.errors import Problem, RuntimeFailure, UserError
 from zflow.tsdb.catalog import records as cat
@@ -54,12 +55,10 @@ class DatasetConfig(BaseModel):
 
 def open_location(uri: str, zenoh: dict[str, Any] | None = None, session: Any = None) -> Any:
     """A fragment store for a location URI, named by its URI (the catalog's location names)."""
-    from storage_backends import open_location as factory
-
     if not uri.startswith(LOCATION_SCHEMES):
         raise UserError(Problem(f"location {uri!r}: expected file:///dir, http://host:port or zenoh:name"))
     try:
-        return factory(uri, name=uri, session=session if uri.startswith("zenoh:") else None,
+        return open_backend(uri, name=uri, session=session if uri.startswith("zenoh:") else None,
                        connect=(zenoh or {}).get("connect"))
     except ValueError as exc:
         raise UserError(Problem(f"location {uri!r}: {exc}")) from None

@@ -14,6 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from storage_backends.base import KeyNotFound, LocationUnavailable, StoreError
+from storage_backends.fragment_format import (
+    FragmentError,
+    pack_fragment,
+    unpack_fragment,
+    verify_chunks,
+)
 from zflow.tsdb.catalog import records as cat
 
 if TYPE_CHECKING:
@@ -21,8 +28,6 @@ if TYPE_CHECKING:
 
 
 def _fetch(ds: Dataset, loc: int, key: str) -> tuple[str, bytes | None]:
-    from storage_backends.base import KeyNotFound, LocationUnavailable
-
     try:
         return "ok", ds.stores[loc].get(key)
     except LocationUnavailable:
@@ -37,9 +42,6 @@ def verify(ds: Dataset) -> dict[str, Any]:
     """Chunk checksums of every fragment, checked by each location next to its data
     (``store.verify``): only verdicts cross the network, locations in parallel."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from storage_backends.base import KeyNotFound, LocationUnavailable, StoreError
-    from storage_backends.fragment_format import FragmentError
 
     out: dict[str, Any] = {"fragments": 0, "ok": 0, "missing": [], "corrupt": [], "unreachable": []}
     by_loc: dict[int, list[str]] = {}
@@ -103,8 +105,6 @@ def _catalog_entries(ds: Dataset) -> dict[str, Any]:
 def _catalog_states(ds: Dataset, store: Any) -> dict[str, str]:
     """``location:key`` -> ok / corrupt / missing / unreachable for every entry the dataset
     should have (lost objects included: their replicas are corrupt or missing by definition)."""
-    from storage_backends.base import StoreError
-
     keys = [*_catalog_entries(ds), *(cat.object_key(ds.name, oid) for oid in ds.catalog.lost)]
     try:
         have = set(store.list(f"{ds.name}/catalog/"))
@@ -125,13 +125,6 @@ def _catalog_states(ds: Dataset, store: Any) -> dict[str, str]:
 def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
     """Rebuild what is broken on the ``only`` locations (default: all). ``skipped``: broken on a
     location not asked for; ``failed``: broken and not repairable now (why in each line)."""
-    from storage_backends.base import StoreError
-    from storage_backends.fragment_format import (
-        FragmentError,
-        pack_fragment,
-        unpack_fragment,
-        verify_chunks,
-    )
     from zflow.tsdb.coding.fragments import code_record, combine_record, repair_chunks
     from zflow.tsdb.coding.rlnc import CodingParams, combine_ranges
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from storage_backends.base import StoreError
+from storage_backends.fragment_format import fragment_size
 from zflow.errors import Problem, RuntimeFailure, UserError, did_you_mean
 from zflow.tsdb.catalog.records import ColumnMeta, ObjectMeta, fragment_key, object_key, write_entry
 from zflow.tsdb.dedup import generalized as dedup
@@ -57,7 +59,6 @@ def seal(ds: Dataset, cols: dict[str, np.ndarray], commit: bool = True) -> Objec
     """Encode one object from stored-dtype columns and place its fragments (each carrying a
     piece of the object's catalog entry); ``commit`` also writes the catalog entry, which is
     what makes the rows visible."""
-    from storage_backends.fragment_format import fragment_size
     from zflow.tsdb.coding.fragments import code_record, make_fragments
     from zflow.tsdb.coding.rlnc import CodingParams
 
@@ -118,8 +119,6 @@ def commit_objects(ds: Dataset, metas: list[ObjectMeta]) -> None:
 
 def drop_fragments(ds: Dataset, meta: ObjectMeta) -> int:
     """Delete an uncommitted object's fragments, best effort; how many were deleted."""
-    from storage_backends.base import StoreError
-
     done = 0
     for i, loc in enumerate(meta.placement):
         try:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from storage_backends.base import CorruptFragment, KeyNotFound, LocationUnavailable, gather
+from storage_backends.fragment_format import PAYLOAD_OFFSET, chunk_crcs
 from zflow.errors import RuntimeFailure
 from zflow.tsdb.catalog.records import ObjectMeta, fragment_key
 from zflow.tsdb.layout import bitpack
@@ -256,8 +258,6 @@ class Fetcher:
     def _try(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray], length: int) -> np.ndarray | None:
         """The ranges of one fragment, or None when it cannot be read (location marked down
         when unreachable, corrupt chunks counted)."""
-        from storage_backends.base import CorruptFragment, KeyNotFound, LocationUnavailable
-
         if loc in self.down:
             self.why[key] = f"{self.ds.stores[loc].name} is down"
             return None
@@ -287,8 +287,6 @@ class Fetcher:
             acc["bytes"] += nbytes
 
     def _get(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        from storage_backends.fragment_format import PAYLOAD_OFFSET
-
         store = self.ds.stores[loc]
         starts = ranges[0] + PAYLOAD_OFFSET
         data, _offsets = store.get_ranges_concat(key, starts, starts + ranges[1], verify=self.checked)
@@ -300,8 +298,6 @@ class Fetcher:
         same request, and check them here (end to end: trusts neither the location nor the
         wire); a chunk that fails its CRC makes the fragment count as lost (decoded from k
         others)."""
-        from storage_backends.base import CorruptFragment, gather
-        from storage_backends.fragment_format import PAYLOAD_OFFSET, chunk_crcs
 
         chunk = self.ds.schema.chunk_size
         fo, ln = ranges
