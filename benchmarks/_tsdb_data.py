@@ -14,8 +14,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from zflow.tsdb import synth  # noqa: E402
-from zflow.tsdb.store import Dataset  # noqa: E402
+from zflow.tsdb.dataset import Dataset  # noqa: E402
+from zflow.tsdb.ingest import synth  # noqa: E402
 
 STATION = "tmy3_723170_greensboro.csv"
 
@@ -50,8 +50,8 @@ def intel(rows: int, k: int = 4, n: int = 6, object_bytes: int = 4 << 20,
 
 def station(k: int = 4, n: int = 6, object_bytes: int = 256 << 10,
             tmp: str | None = None) -> tuple[Dataset, dict[str, np.ndarray]] | None:
-    from zflow.tsdb.infer import infer
-    from zflow.tsdb.readers import read_csv
+    from zflow.tsdb.ingest.infer import infer
+    from zflow.tsdb.ingest.readers import read_csv
 
     path = station_path()
     if path is None:
@@ -68,7 +68,7 @@ def station(k: int = 4, n: int = 6, object_bytes: int = 256 << 10,
 
 def logical(ds: Dataset, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The values as the store returns them (scaled columns as float64, stored rounding)."""
-    from zflow.tsdb import ordkeys
+    from zflow.tsdb.layout import ordkeys
 
     return {c.name: ordkeys.logical_from_stored(ordkeys.stored_from_logical(data[c.name], c), c)
             for c in ds.schema.columns}

@@ -35,8 +35,8 @@ def child(rows: int, object_bytes: int, reps: int) -> dict:
     """Runs inside one checkout (its root first on sys.path)."""
     import zlib
 
-    from zflow.tsdb import synth
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb.dataset import Dataset
+    from zflow.tsdb.ingest import synth
 
     tmp = tempfile.mkdtemp(prefix="tsdb-catalog-bench-")
     locs = [f"file://{tmp}/loc{i}" for i in range(6)]

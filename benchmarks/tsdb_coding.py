@@ -47,7 +47,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zflow.tsdb import fragments, gf256, gfkernels, rlnc
+from zflow.tsdb.coding import fragments, gf256, rlnc
+from zflow.tsdb.coding import kernels as gfkernels
 
 GB = 1e9
 

@@ -22,7 +22,7 @@ SENSOR = ("temperature", "humidity", "light", "voltage")
 def measure(ds, data, label: str) -> list[dict]:
     import zstandard
 
-    from zflow.tsdb import ordkeys
+    from zflow.tsdb.layout import ordkeys
 
     zc = zstandard.ZstdCompressor(level=3)
     objs = ds.catalog.sorted_objects()

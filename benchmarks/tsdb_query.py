@@ -25,9 +25,9 @@ import time
 import numpy as np
 from _tsdb_data import bench_args, fit, intel, logical, station
 
-from zflow.tsdb.fetch import REMOTE_GAP
-from zflow.tsdb.query import _may_match, compile_where, effective_where
-from zflow.tsdb.selector import parse_selector
+from zflow.tsdb.query.fetch import REMOTE_GAP
+from zflow.tsdb.query.planner import _may_match, compile_where, effective_where
+from zflow.tsdb.query.selector import parse_selector
 
 SELECTIVITIES = [0.0001, 0.001, 0.01, 0.05, 0.1, 0.3, 1.0]
 

@@ -29,14 +29,15 @@ def timed(fn, reps: int) -> float:
 
 
 def bench(store, label: str, counts: list[int], reps: int, rows: list) -> None:
-    from zflow.tsdb import fragments
-    from zflow.tsdb.rlnc import CodingParams
+    from storage_backends import fragment_format
+    from zflow.tsdb.coding import fragments
+    from zflow.tsdb.coding.rlnc import CodingParams
 
     rng = np.random.default_rng(1)
     payload = rng.integers(0, 256, (4, 4 << 20), dtype=np.uint8)
     blob = bytes(fragments.make_fragments(payload, CodingParams(4, 6, 1))[0])
     store.put("bench/obj/1/0", blob)
-    lo, hi = fragments.PAYLOAD_OFFSET, len(blob) - 4096
+    lo, hi = fragment_format.PAYLOAD_OFFSET, len(blob) - 4096
     for n in counts:
         starts = np.sort(rng.integers(lo, hi, n))
         ends = starts + rng.integers(1, 21, n)
@@ -58,10 +59,10 @@ def main() -> None:
     counts = [100, 10_000] if args.quick else [100, 1_000, 10_000, 100_000]
     reps = 3 if args.quick else 7
     from storage_backends.http_range import HttpRangeStore
+    from storage_backends.http_range_server import serve_in_thread
     from storage_backends.local_dir import LocalDirStore
     from storage_backends.zenoh_location import LocationServer, ZenohLocationStore
     from zflow.transport.session import EmbeddedRouter, open_session
-    from zflow.tsdb.range_server import serve_in_thread
 
     rows: list = []
     bench(LocalDirStore(tempfile.mkdtemp(prefix="tsdb-ranges-")), "dir", counts, reps, rows)

@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from storage_backends.fragment_format import FragmentError, bad_chunks_for_ranges, verify_chunks
+from storage_backends.range_wire import CorruptResponse, unpack_compact_array
+
 Range = tuple[int, int]  # [start, end): start inclusive, end exclusive
 
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
@@ -142,8 +145,6 @@ def gather(buf: np.ndarray, pos: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def concat_from_compact(store: str, key: str, body: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """The data section of a compact range response (a view, no copy), after checking it
     answers exactly the ranges asked (remote stores' ``_get_ranges_concat``)."""
-    from zflow.tsdb.rangewire import CorruptResponse, unpack_compact_array
-
     try:
         offsets, lengths, data = unpack_compact_array(body)
     except CorruptResponse as exc:
@@ -265,7 +266,7 @@ class FragmentStore(ABC):
         """Bad chunk indices of the fragment ``key``, checked where it lives when the location can.
 
         Remote locations run the CRC check next to the data and send back only the verdict, so
-        a scrub moves no fragment bytes. Raises ``zflow.tsdb.fragments.FragmentError`` when the
+        a scrub moves no fragment bytes. Raises ``storage_backends.fragment_format.FragmentError`` when the
         bytes are not a readable fragment at all.
         """
         bad = self._verify(check_key(key))
@@ -275,8 +276,6 @@ class FragmentStore(ABC):
     def _get_ranges_verified(self, key: str, ranges: builtins.list[Range]) -> builtins.list[bytes]:
         """Default: check the touched chunks through this store's own reads, then read the ranges
         (local stores; remote ones override it so the check runs next to the data)."""
-        from zflow.tsdb.fragments import FragmentError, bad_chunks_for_ranges
-
         try:
             bad = bad_chunks_for_ranges(lambda spans: self._get_ranges(key, spans), ranges)
         except (FragmentError, RangeNotSatisfiable) as exc:  # too short for its own header/trailer
@@ -297,8 +296,6 @@ class FragmentStore(ABC):
 
     def _verify(self, key: str) -> builtins.list[int]:
         """Default: fetch the fragment and check it here (local stores read it anyway)."""
-        from zflow.tsdb.fragments import verify_chunks
-
         return verify_chunks(self._get(key))
 
     def close(self) -> None:  # noqa: B027 - optional hook

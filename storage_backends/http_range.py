@@ -1,7 +1,7 @@
-"""A storage location behind an HTTP range server (``zflow.tsdb.range_server`` or any RFC 7233 server).
+"""A storage location behind an HTTP range server (``storage_backends.http_range_server`` or any RFC 7233 server).
 
 One ``get_ranges`` call is one HTTP request with a multi-range header (or, past 8 KB of header,
-a ``POST`` of a binary range list - see :mod:`zflow.tsdb.rangewire`). The client asks for the
+a ``POST`` of a binary range list - see :mod:`storage_backends.range_wire`). The client asks for the
 compact binary body (``Accept: application/x-zflow-ranges``) by default and also understands
 plain ``multipart/byteranges`` and single-range 206 responses, so it works against ordinary web
 servers. Connections are kept alive (``http.client``, a small pool shared by threads) and re-opened once
@@ -28,7 +28,8 @@ from storage_backends.base import (
     StoreError,
     concat_from_compact,
 )
-from zflow.tsdb.rangewire import (
+from storage_backends.fragment_format import FragmentError
+from storage_backends.range_wire import (
     COMPACT_TYPE,
     MAX_HEADER,
     RANGE_LIST_TYPE,
@@ -201,8 +202,6 @@ class HttpRangeStore(FragmentStore):
     def _verify(self, key: str) -> list[int]:
         status, _h, body = self._request("GET", quote(key) + "?verify=1")
         if status == 422:
-            from zflow.tsdb.fragments import FragmentError
-
             raise FragmentError(f"{self.name}: {key}: {json.loads(body)['error']}")
         self._check(key, status, body, (200,))
         return [int(c) for c in json.loads(body)["bad_chunks"]]

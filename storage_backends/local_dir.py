@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,6 +22,14 @@ from storage_backends.base import (
     check_within,
     gather,
     merge_spans,
+)
+from storage_backends.crc import crc32
+from storage_backends.fragment_format import (
+    PAYLOAD_OFFSET,
+    FragmentError,
+    FragmentHeader,
+    parse_trailer,
+    touched_chunks,
 )
 
 # Ranges closer than this share one pread: a syscall costs more than copying a page of gap.
@@ -46,7 +53,7 @@ class LocalDirStore(FragmentStore):
         self.root = Path(root)
         self.fsync = fsync  # flush each fragment to disk before it replaces the old one
         super().__init__(name or f"dir:{self.root}")
-        self._headers: dict[str, tuple[tuple[int, int, int], object, np.ndarray]] = {}
+        self._headers: dict[str, tuple[tuple[int, int, int], FragmentHeader, np.ndarray]] = {}
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
 
@@ -119,8 +126,6 @@ class LocalDirStore(FragmentStore):
             want_s, want_e = starts, ends
             if verify:
                 header, crcs, chunks = self._touched(fd, key, size, starts, ends)
-                from zflow.tsdb.fragments import PAYLOAD_OFFSET
-
                 cs = PAYLOAD_OFFSET + chunks * header.chunk_size
                 ce = np.minimum(cs + header.chunk_size, header.trailer_offset)
                 want_s, want_e = np.concatenate([starts, cs]), np.concatenate([ends, ce])
@@ -128,13 +133,11 @@ class LocalDirStore(FragmentStore):
             lens = span_e - span_s
             buf = np.empty(int(lens.sum()), dtype=np.uint8)
             at = np.cumsum(lens) - lens
-            view = memoryview(buf)
+            view = buf.data  # a memoryview of the array's bytes (preadv fills them in place)
             for a, p, n in zip(span_s.tolist(), at.tolist(), lens.tolist(), strict=True):
                 if os.preadv(fd, [view[p:p + n]], a) != n:
                     raise RangeNotSatisfiable(f"{self.name}: {key}: file shrank while being read")
             if verify and len(chunks):
-                from zflow.tsdb.crc import crc32
-
                 w = where[len(starts):]
                 cpos = (at[w] + cs - span_s[w]).tolist()
                 bad = [c for c, p, n, want in zip(chunks.tolist(), cpos, (ce - cs).tolist(),
@@ -149,9 +152,6 @@ class LocalDirStore(FragmentStore):
 
     def _check_small(self, fd: int, key: str, size: int, starts: list[int], ends: list[int]) -> None:
         """The CRC check of :meth:`_get_ranges_concat` for a handful of ranges, in plain Python."""
-        from zflow.tsdb.crc import crc32
-        from zflow.tsdb.fragments import PAYLOAD_OFFSET
-
         header, crcs = self._header(fd, key, size)
         lo, hi, c = PAYLOAD_OFFSET, header.trailer_offset, header.chunk_size
         touched = sorted({k for a, b in zip(starts, ends, strict=True) if b > lo and a < hi and b > a
@@ -162,17 +162,13 @@ class LocalDirStore(FragmentStore):
             raise CorruptFragment(f"{self.name}: {key}: chunks {bad} fail their checksum", bad)
 
     def _touched(self, fd: int, key: str, size: int, starts: np.ndarray,
-                 ends: np.ndarray) -> tuple[object, np.ndarray, np.ndarray]:
-        from zflow.tsdb.fragments import touched_chunks
-
+                 ends: np.ndarray) -> tuple[FragmentHeader, np.ndarray, np.ndarray]:
         header, crcs = self._header(fd, key, size)
         return header, crcs, touched_chunks(header, starts, ends)
 
-    def _header(self, fd: int, key: str, size: int) -> tuple[Any, np.ndarray]:
+    def _header(self, fd: int, key: str, size: int) -> tuple[FragmentHeader, np.ndarray]:
         """Header and CRC table of a fragment, cached per file version (inode, size, mtime):
         zflow replaces fragments by rename, and any in-place rewrite changes the mtime."""
-        from zflow.tsdb.fragments import FragmentError, FragmentHeader, parse_trailer
-
         st = os.fstat(fd)
         version = (st.st_ino, st.st_size, st.st_mtime_ns)
         hit = self._headers.get(key)

@@ -4,10 +4,10 @@ Keys (from :mod:`zflow.keyexprs`): fragment ``a/b/c`` of location ``L`` is
 ``zflow/tsdb/_loc/L/f/a/b/c``; the listing is ``zflow/tsdb/_loc/L/list``. Every operation is one
 Zenoh ``get`` whose selector parameters say what to do::
 
-    f/KEY?op=ranges;ranges=0:50,100:150   -> compact binary body (zflow.tsdb.rangewire) of
+    f/KEY?op=ranges;ranges=0:50,100:150   -> compact binary body (storage_backends.range_wire) of
                                              [start, end) ranges; with ``ranges=payload`` the
                                              ranges travel in the query payload instead (a
-                                             rangewire range list) for very long lists;
+                                             range_wire range list) for very long lists;
                                              ``;verify=1`` checks the chunk CRCs first
     f/KEY?op=get | op=size | op=delete    -> bytes | decimal size | "ok"
     f/KEY?op=verify                       -> JSON {"bad_chunks": [...]} (or {"error": ...}),
@@ -47,11 +47,9 @@ from storage_backends.base import (
     StoreError,
     concat_from_compact,
 )
+from storage_backends.fragment_format import FragmentError
 from storage_backends.local_dir import LocalDirStore
-from zflow import keyexprs
-from zflow.errors import UserError
-from zflow.tsdb.fragments import FragmentError
-from zflow.tsdb.rangewire import (
+from storage_backends.range_wire import (
     CorruptResponse,
     MalformedRange,
     UnsatisfiableRange,
@@ -62,6 +60,8 @@ from zflow.tsdb.rangewire import (
     unpack_compact,
     unpack_range_array,
 )
+from zflow import keyexprs
+from zflow.errors import UserError
 
 MAX_RANGES_IN_SELECTOR = 256
 
@@ -189,8 +189,6 @@ class ZenohLocationStore(FragmentStore):
     def _verify(self, key: str) -> list[int]:
         reply = json.loads(self._query(self._sel(key, op="verify")))
         if "error" in reply:
-            from zflow.tsdb.fragments import FragmentError
-
             raise FragmentError(f"{self.name}: {key}: {reply['error']}")
         return [int(c) for c in reply["bad_chunks"]]
 
@@ -312,8 +310,8 @@ class LocationServer:
             elif op == "size":
                 query.reply(ke, str(self.store.size(key)).encode())
             elif op == "put":
-                data = query.payload.to_bytes() if query.payload is not None else b""
-                self.store.put(key, data)
+                blob = query.payload.to_bytes() if query.payload is not None else b""
+                self.store.put(key, blob)
                 query.reply(ke, b"ok")
             elif op == "delete":
                 self.store.delete(key)

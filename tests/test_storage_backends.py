@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage_backends import open_location
+from storage_backends import fragment_format, open_location
+from storage_backends import range_wire as rangewire
 from storage_backends.base import (
     BadKey,
     CorruptFragment,
@@ -27,7 +28,8 @@ from storage_backends.base import (
 from storage_backends.http_range import HttpRangeStore
 from storage_backends.local_dir import LocalDirStore
 from zflow.transport import free_port
-from zflow.tsdb import fragments, placement, rangewire, rlnc
+from zflow.tsdb.coding import fragments, rlnc
+from zflow.tsdb.ingest import fragment_placement as placement
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = os.urandom(200_000)
@@ -41,7 +43,7 @@ def spawn(args: list[str], ready: str) -> contextlib.AbstractContextManager[tupl
 
 @contextlib.contextmanager
 def http_server(directory: Path) -> Iterator[tuple[subprocess.Popen, str]]:
-    with spawn(["-m", "zflow.tsdb.range_server", "--dir", str(directory), "--port", "0"],
+    with spawn(["-m", "storage_backends.http_range_server", "--dir", str(directory), "--port", "0"],
                "listening on") as (proc, line):
         yield proc, line.split()[-1]
 
@@ -99,16 +101,16 @@ def test_store_contract(store: FragmentStore) -> None:
     blob = bytearray(fragments.make_fragments(np.ones((2, 50_000), np.uint8), params, chunk_size=8192)[2])
     store.put("ds/obj/4/2", blob)
     assert store.verify("ds/obj/4/2") == []
-    blob[fragments.PAYLOAD_OFFSET + 3 * 8192 + 5] ^= 1
+    blob[fragment_format.PAYLOAD_OFFSET + 3 * 8192 + 5] ^= 1
     store.put("ds/obj/4/2", blob)
     store.reset_stats()
     assert store.verify("ds/obj/4/2") == [3]
     if not isinstance(store, LocalDirStore):
         assert store.stats()["bytes_fetched"] == 0
-    with pytest.raises(fragments.FragmentError):
+    with pytest.raises(fragment_format.FragmentError):
         store.verify("ds/obj/2/0")  # "small" is not a fragment
     # verified range reads: served when the touched chunks are intact, refused otherwise
-    at = fragments.PAYLOAD_OFFSET
+    at = fragment_format.PAYLOAD_OFFSET
     assert store.get_ranges("ds/obj/4/2", [(at, at + 10), (at + 8192, at + 8200)], verify=True) == [
         bytes(blob[at:at + 10]), bytes(blob[at + 8192:at + 8200])]
     with pytest.raises(CorruptFragment) as info:
@@ -323,7 +325,7 @@ def test_degraded_reads_across_locations(router, tmp_path: Path) -> None:
                 else:
                     shutil.rmtree(locs[idx].root)  # type: ignore[attr-defined]
             a, b = 12_345, 23_456
-            span = (fragments.PAYLOAD_OFFSET + a, fragments.PAYLOAD_OFFSET + b)
+            span = (fragment_format.PAYLOAD_OFFSET + a, fragment_format.PAYLOAD_OFFSET + b)
             avail = {}
             for i in range(5):
                 try:
@@ -413,7 +415,7 @@ def test_get_ranges_concat_equals_per_range_reads(store: FragmentStore) -> None:
 def test_verified_concat_reads_refuse_corrupt_chunks(store: FragmentStore) -> None:
     payload = np.frombuffer(DATA[:4 * 30_000], dtype=np.uint8).reshape(4, -1)
     blob = bytearray(fragments.make_fragments(payload, rlnc.CodingParams(4, 6, 7), chunk_size=4096)[1])
-    at = fragments.PAYLOAD_OFFSET
+    at = fragment_format.PAYLOAD_OFFSET
     blob[at + 3 * 4096 + 17] ^= 0xFF  # chunk 3
     store.put("ds/obj/4/1", bytes(blob))
     s = np.array([at + 10, at + 5 * 4096, at + 2 * 4096 + 4000])
@@ -433,7 +435,7 @@ def test_verified_concat_reads_refuse_corrupt_chunks(store: FragmentStore) -> No
 
 def test_concat_over_a_plain_rfc7233_client(tmp_path: Path) -> None:
     """A client that cannot assume the zflow server (no compact body) still answers concat reads."""
-    from zflow.tsdb.range_server import serve_in_thread
+    from storage_backends.http_range_server import serve_in_thread
 
     server, url = serve_in_thread(str(tmp_path / "d"))
     try:

@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zflow.tsdb import fragments, gf256, gfkernels, placement, rlnc
+from storage_backends import fragment_format
+from zflow.tsdb.coding import fragments, gf256, rlnc
+from zflow.tsdb.coding import kernels as gfkernels
+from zflow.tsdb.ingest import fragment_placement as placement
 
 byte = st.integers(0, 255)
 nonzero = st.integers(1, 255)
@@ -248,16 +251,16 @@ def test_fragment_layout_and_ranges() -> None:
     packed = fragments.make_fragments(data, params, chunk_size=65536)
     assert len(packed) == 6
     for i, blob in enumerate(packed):
-        f = fragments.unpack_fragment(blob)
+        f = fragment_format.unpack_fragment(blob)
         h = f.header
         assert (h.index, h.k, h.n, h.seed, h.length, h.chunks) == (i, 4, 6, 1, 200_003, 4)
         assert (f.row == params.row(i)).all()
         a, b = h.file_range(70_000, 70_100)
         assert blob[a:b] == frags[i][70_000:70_100].tobytes()
-        assert fragments.verify_chunks(blob) == []
-        header_only = fragments.FragmentHeader.parse(blob[: fragments.HEADER_SIZE])
-        crcs = fragments.parse_trailer(header_only, blob[h.trailer_offset:])
-        assert fragments.verify_range(h, crcs, 65536, blob[a - 70_000 + 65536:b + 65536]) == []
+        assert fragment_format.verify_chunks(blob) == []
+        header_only = fragment_format.FragmentHeader.parse(blob[: fragment_format.HEADER_SIZE])
+        crcs = fragment_format.parse_trailer(header_only, blob[h.trailer_offset:])
+        assert fragment_format.verify_range(h, crcs, 65536, blob[a - 70_000 + 65536:b + 65536]) == []
 
 
 def test_corrupted_chunk_detected_and_repaired() -> None:
@@ -266,9 +269,9 @@ def test_corrupted_chunk_detected_and_repaired() -> None:
     packed = fragments.make_fragments(data, params, chunk_size=65536)
     for victim in (1, 5):  # a data fragment and a coded one
         bad = bytearray(packed[victim])
-        bad[fragments.PAYLOAD_OFFSET + 70_000] ^= 0x40
-        bad[fragments.PAYLOAD_OFFSET + 299_999] ^= 0x01
-        assert fragments.verify_chunks(bad) == [1, 4]
+        bad[fragment_format.PAYLOAD_OFFSET + 70_000] ^= 0x40
+        bad[fragment_format.PAYLOAD_OFFSET + 299_999] ^= 0x01
+        assert fragment_format.verify_chunks(bad) == [1, 4]
         others = {i: packed[i] for i in range(6) if i != victim}
         assert fragments.repair_chunks(bad, others) == packed[victim]
 
@@ -278,28 +281,28 @@ def test_repair_skips_other_corrupt_fragments_and_reports_too_few() -> None:
     data, _ = _fragments(params, 1000)
     packed = fragments.make_fragments(data, params, chunk_size=256)
     bad0 = bytearray(packed[0])
-    bad0[fragments.PAYLOAD_OFFSET + 10] ^= 1
+    bad0[fragment_format.PAYLOAD_OFFSET + 10] ^= 1
     bad1 = bytearray(packed[1])
-    bad1[fragments.PAYLOAD_OFFSET + 20] ^= 1
+    bad1[fragment_format.PAYLOAD_OFFSET + 20] ^= 1
     # fragment 1 is corrupt in the same chunk: it is skipped, 2 and 3 suffice
     assert fragments.repair_chunks(bad0, {1: bytes(bad1), 2: packed[2], 3: packed[3]}) == packed[0]
-    with pytest.raises(fragments.FragmentError, match="only 1 intact"):
+    with pytest.raises(fragment_format.FragmentError, match="only 1 intact"):
         fragments.repair_chunks(bad0, {1: bytes(bad1), 2: packed[2]})
 
 
 def test_bad_fragment_bytes() -> None:
     params = rlnc.CodingParams(2, 3, 0)
     blob = fragments.make_fragments(np.zeros((2, 10), np.uint8), params)[0]
-    with pytest.raises(fragments.FragmentError, match="not a zflow fragment"):
-        fragments.unpack_fragment(b"x" * 600)
+    with pytest.raises(fragment_format.FragmentError, match="not a zflow fragment"):
+        fragment_format.unpack_fragment(b"x" * 600)
     broken = bytearray(blob)
     broken[40] ^= 1
-    with pytest.raises(fragments.FragmentError, match="header checksum"):
-        fragments.unpack_fragment(broken)
-    with pytest.raises(fragments.FragmentError, match="bytes, header says"):
-        fragments.unpack_fragment(blob[:-1])
-    with pytest.raises(fragments.FragmentError, match="shorter"):
-        fragments.FragmentHeader.parse(blob[:100])
+    with pytest.raises(fragment_format.FragmentError, match="header checksum"):
+        fragment_format.unpack_fragment(broken)
+    with pytest.raises(fragment_format.FragmentError, match="bytes, header says"):
+        fragment_format.unpack_fragment(blob[:-1])
+    with pytest.raises(fragment_format.FragmentError, match="shorter"):
+        fragment_format.FragmentHeader.parse(blob[:100])
 
 
 # ---- placement ---------------------------------------------------------------------------------
@@ -326,10 +329,10 @@ def test_rebuild_and_recode_whole_fragments() -> None:
     assert fragments.rebuild_fragment(4, {i: packed[i] for i in (1, 2, 3)}) == packed[4]
     # a brand-new coded fragment recoded from coded ones only, self-describing through its header
     new = fragments.recode_fragment(5, {3: packed[3], 4: packed[4]}, new_seed=3)
-    assert fragments.verify_chunks(new) == []
+    assert fragment_format.verify_chunks(new) == []
     blobs = {0: packed[0], 3: packed[3], 5: new}
-    avail = {i: fragments.unpack_fragment(b).payload[100:900] for i, b in blobs.items()}
-    got = rlnc.decode_ranges(avail, params, rows=fragments.fragment_rows(blobs))
+    avail = {i: fragment_format.unpack_fragment(b).payload[100:900] for i, b in blobs.items()}
+    got = rlnc.decode_ranges(avail, params, rows=fragment_format.fragment_rows(blobs))
     assert (got[1] == data[1][100:900]).all() and (got[2] == data[2][100:900]).all()
 
 
@@ -392,6 +395,6 @@ def test_object_record_pieces_decode_from_any_k_and_skip_corrupt_ones() -> None:
     assert fragments.decode_record(got) == record
     blobs = fragments.make_fragments(np.arange(3 * 500, dtype=np.uint8).reshape(3, 500) % 251, params,
                                      chunk_size=128, records=pieces)
-    parsed = {i: fragments.unpack_fragment(b) for i, b in enumerate(blobs) if i in (0, 2, 5)}
+    parsed = {i: fragment_format.unpack_fragment(b) for i, b in enumerate(blobs) if i in (0, 2, 5)}
     assert fragments.combine_record(parsed, params.row(4)) == pieces[4]
     assert fragments.rebuild_fragment(4, {i: blobs[i] for i in (0, 2, 5)}) == bytes(blobs[4])

@@ -30,12 +30,12 @@ from conftest import ROOT, spawn_python
 from zflow import codec, keyexprs
 from zflow.errors import RuntimeFailure, UserError
 from zflow.transport import open_session
-from zflow.tsdb.catalog import object_key
-from zflow.tsdb.front import Front
-from zflow.tsdb.infer import infer
-from zflow.tsdb.readers import read_csv
-from zflow.tsdb.selector import Query
-from zflow.tsdb.store import Dataset
+from zflow.tsdb.catalog.records import object_key
+from zflow.tsdb.dataset import Dataset
+from zflow.tsdb.ingest.infer import infer
+from zflow.tsdb.ingest.readers import read_csv
+from zflow.tsdb.query.selector import Query
+from zflow.tsdb.serving.zenoh_front import Front
 
 STATION = "tmy3_723170_greensboro.csv"
 ROWS = 8760
@@ -238,7 +238,7 @@ def test_rows_and_columns_from_code_are_checked_like_files(station: Path, tmp_pa
 @contextlib.contextmanager
 def http_server(directory: Path) -> Iterator[str]:
     directory.mkdir(parents=True, exist_ok=True)
-    with spawn_python(["-m", "zflow.tsdb.range_server", "--dir", str(directory), "--port", "0"],
+    with spawn_python(["-m", "storage_backends.http_range_server", "--dir", str(directory), "--port", "0"],
                       "listening on") as (_proc, line):
         yield line.split()[-1]
 
@@ -416,7 +416,7 @@ def test_bad_query_values_are_errors_and_extreme_ones_answer(station: Path, tmp_
 
 
 def _payload_offset_of_chunk(chunk: int, chunk_size: int) -> int:
-    from zflow.tsdb.fragments import PAYLOAD_OFFSET
+    from storage_backends.fragment_format import PAYLOAD_OFFSET
 
     return PAYLOAD_OFFSET + chunk * chunk_size + 5
 

@@ -12,9 +12,9 @@ from runtime_helpers import wait_for
 
 from zflow import codec, keyexprs
 from zflow.transport import open_session
-from zflow.tsdb import synth
-from zflow.tsdb.front import Front
-from zflow.tsdb.store import Dataset
+from zflow.tsdb.dataset import Dataset
+from zflow.tsdb.ingest import synth
+from zflow.tsdb.serving.zenoh_front import Front
 
 
 def _get(session, selector: str, timeout: float = 10.0) -> list:
@@ -97,9 +97,9 @@ def test_serve_command_answers_a_raw_zenoh_get(router, zsession, tmp_path: Path,
 def test_mixed_locations_dir_http_zenoh(router, zsession, tmp_path: Path) -> None:
     """One dataset over a directory, an HTTP range server and a Zenoh location (URIs from a
     config); any one of them down, queries stay exact; the catalog loads from the others."""
+    from storage_backends.http_range_server import serve_in_thread
     from storage_backends.zenoh_location import LocationServer
-    from zflow.tsdb.range_server import serve_in_thread
-    from zflow.tsdb.store import load_config
+    from zflow.tsdb.dataset import load_config
 
     server, url = serve_in_thread(str(tmp_path / "http"))
     try:

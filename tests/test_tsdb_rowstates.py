@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from zflow.errors import RuntimeFailure
-from zflow.tsdb import bitpack, rowstates
+from zflow.tsdb.layout import bitpack
+from zflow.tsdb.query import rowstates
 
 U64 = np.uint64
 

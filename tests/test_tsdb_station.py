@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from conftest import spawn_python
 
-from zflow.tsdb.infer import infer
-from zflow.tsdb.readers import read_csv
-from zflow.tsdb.store import Dataset
+from zflow.tsdb.dataset import Dataset
+from zflow.tsdb.ingest.infer import infer
+from zflow.tsdb.ingest.readers import read_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 STATION = "tmy3_723170_greensboro.csv"
@@ -56,7 +56,7 @@ def _start(stacks: list[contextlib.ExitStack], d: Path, port: int, at: int | Non
     d.mkdir(parents=True, exist_ok=True)
     st = contextlib.ExitStack()
     _, line = st.enter_context(spawn_python(
-        ["-m", "zflow.tsdb.range_server", "--dir", str(d), "--port", str(port)], "listening on"))
+        ["-m", "storage_backends.http_range_server", "--dir", str(d), "--port", str(port)], "listening on"))
     if at is None:
         stacks.append(st)
     else:

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from zflow.errors import UserError
-from zflow.tsdb import bitpack, dedup, layout, ordkeys
+from zflow.tsdb.dataset import Dataset
+from zflow.tsdb.dedup import generalized as dedup
+from zflow.tsdb.layout import bitpack, ordkeys
+from zflow.tsdb.layout import object_layout as layout
 from zflow.tsdb.schema import Schema, parse_schema
-from zflow.tsdb.store import Dataset
 
 TYPES = ["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "f32", "f64"]
 
@@ -284,7 +286,7 @@ def test_seal_by_age_and_jsonl_ingest(tmp_path: Path) -> None:
 
 
 def test_trend_columns_round_trip_and_decide_time_ranges_from_metadata(tmp_path: Path) -> None:
-    from zflow.tsdb import synth
+    from zflow.tsdb.ingest import synth
 
     data = synth.generate(20_000, seed=5)
     ds = Dataset.create(synth.schema("lab", k=2, n=3, target_object_bytes=60_000), _locs(tmp_path, 3))
@@ -312,8 +314,8 @@ def test_trend_columns_round_trip_and_decide_time_ranges_from_metadata(tmp_path:
 
 
 def test_verified_reads_detect_and_decode_around_corruption(tmp_path: Path) -> None:
-    from zflow.tsdb.catalog import fragment_key
-    from zflow.tsdb.fragments import PAYLOAD_OFFSET
+    from storage_backends.fragment_format import PAYLOAD_OFFSET
+    from zflow.tsdb.catalog.records import fragment_key
 
     data = _data(3000)
     locs = _locs(tmp_path, 5)
@@ -366,11 +368,11 @@ def test_degraded_reads_ask_k_fragments_in_parallel(tmp_path: Path) -> None:
     only opens if the k requests are in flight together) and the decoded ranges are exact."""
     import threading
 
+    from storage_backends.fragment_format import PAYLOAD_OFFSET
     from storage_backends.http_range import HttpRangeStore
-    from zflow.tsdb.catalog import fragment_key
-    from zflow.tsdb.fetch import Fetcher
-    from zflow.tsdb.fragments import PAYLOAD_OFFSET
-    from zflow.tsdb.range_server import serve_in_thread
+    from storage_backends.http_range_server import serve_in_thread
+    from zflow.tsdb.catalog.records import fragment_key
+    from zflow.tsdb.query.fetch import Fetcher
 
     class Gated(HttpRangeStore):
         gate: threading.Barrier | None = None
@@ -421,7 +423,7 @@ def test_degraded_reads_ask_k_fragments_in_parallel(tmp_path: Path) -> None:
 def test_trend_states_of_row_runs_match_the_per_row_evaluation() -> None:
     """The interval shortcut for contiguous rows of a rising trend line equals evaluating the
     line on every row (the generic path, taken here for the same rows in reverse order)."""
-    from zflow.tsdb import dedup
+    from zflow.tsdb.dedup import generalized as dedup
 
     rng = np.random.default_rng(0)
     for _ in range(400):

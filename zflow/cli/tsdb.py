@@ -84,9 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(path: str, repair: bool = False) -> Any:
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb import open_dataset
 
-    return Dataset.from_config(path, repair=repair)
+    return open_dataset(path, repair=repair)
 
 
 def _warn_catalog(report: dict) -> None:
@@ -104,9 +104,9 @@ def _warn_catalog(report: dict) -> None:
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from zflow.tsdb.infer import infer
+    from zflow.tsdb import infer_schema
 
-    schema, notes = infer(args.file, args.name, args.k, args.n)
+    schema, notes = infer_schema(args.file, args.name, args.k, args.n)
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
     text = schema.to_json() + "\n"
@@ -119,16 +119,16 @@ def _infer(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb import create_dataset
 
-    with Dataset.from_config(args.config, create=True) as ds:
+    with create_dataset(args.config) as ds:
         print(f"created dataset '{ds.name}' on {len(ds.stores)} locations "
               f"(k={ds.schema.coding.k}, n={ds.schema.coding.n})")
     return 0
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from zflow.tsdb.readers import MAX_LISTED
+    from zflow.tsdb.ingest.readers import MAX_LISTED
 
     with _open(args.config) as ds:
         total, skipped = ds.ingest_files(args.files, progress=not args.no_progress,
@@ -224,8 +224,7 @@ def _json_schema(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from zflow.documents import dump_schema
-    from zflow.tsdb.schema import Schema
-    from zflow.tsdb.store import DatasetConfig
+    from zflow.tsdb import DatasetConfig, Schema
 
     if args.output_dir:
         dump_schema(Schema, Path(args.output_dir) / "tsdb-schema.json")
@@ -243,7 +242,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from zflow.runtime.signals import StopSignal
     from zflow.transport.session import SessionOptions, open_session
-    from zflow.tsdb.front import Front
+    from zflow.tsdb.serving.zenoh_front import Front
 
     stop = StopSignal().install()
     with _open(args.config) as ds, \

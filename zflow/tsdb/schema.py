@@ -1,7 +1,7 @@
 """Dataset schema: ordered fixed-width columns, a time column, coding parameters.
 
 Every column has a fixed width so that value (row, column) has a computable address inside a
-sealed object (see :mod:`zflow.tsdb.layout`). Decimal readings are stored as scaled integers
+sealed object (see :mod:`zflow.tsdb.layout.object_layout`). Decimal readings are stored as scaled integers
 (``scale: 2`` turns 23.45 into 2345 in an ``i16``); queries and results speak the logical
 (unscaled) values. The schema is a pydantic model loaded through :mod:`zflow.documents`, so a
 bad schema is reported with file, line and did-you-mean like every other zflow document.

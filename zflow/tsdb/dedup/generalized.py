@@ -1,6 +1,6 @@
 """Generalized deduplication per column, keeping every value addressable.
 
-A value's order-preserving key (:mod:`zflow.tsdb.ordkeys`) splits into a *base* (high
+A value's order-preserving key (:mod:`zflow.tsdb.layout.ordkeys`) splits into a *base* (high
 ``w - d`` bits) and a *deviation* (low ``d`` bits). Bases are deduplicated into a sorted
 per-object dictionary; each row stores its base id (``ceil(log2(#bases))`` bits) and its
 deviation (``d`` bits) as two fixed-width bit-packed sub-columns. Because the dictionary is

@@ -3,27 +3,33 @@
 Rows left undecided by metadata need their keys: unpack the base id and the deviation,
 join them through the base dictionary, test the key against the predicate's intervals. In
 numpy that is five full-length temporaries per column; the numba kernel does it in one pass
-per row and writes only the ordered state (0 false, 2 true; see :mod:`zflow.tsdb.query`).
+per row and writes only the ordered state (0 false, 2 true; see :mod:`zflow.tsdb.query.planner`).
 :func:`key_states_numpy` is the reference (and the fallback without numba).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Literal
+
 import numpy as np
 
-from zflow.tsdb import bitpack, dedup, ordkeys
+from zflow.tsdb.dedup import generalized as dedup
+from zflow.tsdb.layout import bitpack, ordkeys
 
 U64 = np.uint64
 FALSE, TRUE = 0, 2
-_KERNEL: object = None
+# (states, lookup, run_in_range) of :mod:`._rowstates_numba`
+Kernels = tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]
+_KERNEL: Kernels | Literal[False] | None = None
 
 
-def _kernel() -> object:
+def _kernel() -> Kernels | Literal[False]:
     """(states, lookup, run_in_range) compiled kernels, or False without numba."""
     global _KERNEL
     if _KERNEL is None:
         try:
-            from zflow.tsdb import _rownumba
+            from zflow.tsdb.query import _rowstates_numba as _rownumba
         except ImportError:
             _KERNEL = False
         else:
@@ -44,18 +50,18 @@ def key_states(id_buf: np.ndarray, id_bits: int, dev_buf: np.ndarray, dev_bits: 
                rows: np.ndarray | range, bases: np.ndarray, shift: int,
                ivs: list[tuple[int, int]]) -> np.ndarray:
     """:func:`key_states_numpy` in one compiled pass (``rows`` ascending, or a ``range`` for a
-    run; buffers padded >= 9 bytes past the last row, as :class:`zflow.tsdb.fetch.Fetcher`
+    run; buffers padded >= 9 bytes past the last row, as :class:`zflow.tsdb.query.fetch.Fetcher`
     keeps them)."""
     kernel = _kernel() if len(rows) > 256 else False
     if isinstance(rows, range):  # a row run given by its bounds (step 1)
         run, r0, last = True, rows.start, rows.stop - 1
-        if not kernel or not (shift >= 64 or id_bits == 0):
-            rows = np.arange(rows.start, rows.stop)
     else:
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         r0, last = (int(rows[0]), int(rows.max())) if len(rows) else (0, -1)
         run = last - r0 + 1 == len(rows)
     if not kernel:
+        if isinstance(rows, range):
+            rows = np.arange(rows.start, rows.stop)
         return key_states_numpy(id_buf, id_bits, dev_buf, dev_bits, rows, bases, shift, ivs)
     if (shift >= 64 or id_bits == 0) and run and len(dev_buf) >= (last + 1) * dev_bits // 8 + 9:
         # one base and a row run (ascending rows): compare the deviations themselves
@@ -74,11 +80,11 @@ def key_states(id_buf: np.ndarray, id_bits: int, dev_buf: np.ndarray, dev_bits: 
     for buf, bits in ((id_buf, id_bits), (dev_buf, dev_bits)):
         if len(buf) < (last + 1) * bits // 8 + 9:
             return key_states_numpy(id_buf, id_bits, dev_buf, dev_bits, rows, bases, shift, ivs)
-    lo = np.array([a for a, _ in ivs], dtype=U64)
-    hi = np.array([b for _, b in ivs], dtype=U64)
+    los = np.array([a for a, _ in ivs], dtype=U64)
+    his = np.array([b for _, b in ivs], dtype=U64)
     out = np.empty(len(rows), dtype=np.int8)
     bad = kernel[0](id_buf, id_bits, dev_buf, dev_bits, rows, np.ascontiguousarray(bases, dtype=U64),
-                 shift, lo, hi, out)
+                    shift, los, his, out)
     if bad:
         raise _corrupt()
     return out

@@ -5,7 +5,7 @@ A lost fragment is regenerated with its original coefficient row from any k inta
 (``combine_ranges``: one pass, no full decode), so the catalog's fragment map stays valid;
 corrupted chunks are rebuilt chunk by chunk from the same ranges of k other fragments. A bad
 catalog replica is rewritten from a good one, or, when every replica is bad, from the object
-record its fragments carry (:func:`zflow.tsdb.catalog.read_record`); a rebuilt fragment gets its
+record its fragments carry (:func:`zflow.tsdb.catalog.records.read_record`); a rebuilt fragment gets its
 record piece regenerated from k others like its payload. What cannot be repaired is
 listed under ``failed`` (the CLI then exits 1).
 """
@@ -14,15 +14,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from zflow.tsdb import catalog as cat
+from storage_backends.base import KeyNotFound, LocationUnavailable, StoreError
+from storage_backends.fragment_format import (
+    FragmentError,
+    pack_fragment,
+    unpack_fragment,
+    verify_chunks,
+)
+from zflow.tsdb.catalog import records as cat
 
 if TYPE_CHECKING:
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb.dataset import Dataset
 
 
 def _fetch(ds: Dataset, loc: int, key: str) -> tuple[str, bytes | None]:
-    from storage_backends.base import KeyNotFound, LocationUnavailable
-
     try:
         return "ok", ds.stores[loc].get(key)
     except LocationUnavailable:
@@ -38,9 +43,6 @@ def verify(ds: Dataset) -> dict[str, Any]:
     (``store.verify``): only verdicts cross the network, locations in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from storage_backends.base import KeyNotFound, LocationUnavailable, StoreError
-    from zflow.tsdb.fragments import FragmentError
-
     out: dict[str, Any] = {"fragments": 0, "ok": 0, "missing": [], "corrupt": [], "unreachable": []}
     by_loc: dict[int, list[str]] = {}
     for m in ds.catalog.sorted_objects():
@@ -48,7 +50,8 @@ def verify(ds: Dataset) -> dict[str, Any]:
             by_loc.setdefault(loc, []).append(cat.fragment_key(ds.name, m.oid, i))
 
     def scrub(loc: int) -> list[tuple[str, str, Any]]:
-        store, verdicts, down = ds.stores[loc], [], False
+        store, down = ds.stores[loc], False
+        verdicts: list[tuple[str, str, Any]] = []
         for key in by_loc[loc]:
             where = f"{store.name}:{key}"
             if down:
@@ -102,8 +105,6 @@ def _catalog_entries(ds: Dataset) -> dict[str, Any]:
 def _catalog_states(ds: Dataset, store: Any) -> dict[str, str]:
     """``location:key`` -> ok / corrupt / missing / unreachable for every entry the dataset
     should have (lost objects included: their replicas are corrupt or missing by definition)."""
-    from storage_backends.base import StoreError
-
     keys = [*_catalog_entries(ds), *(cat.object_key(ds.name, oid) for oid in ds.catalog.lost)]
     try:
         have = set(store.list(f"{ds.name}/catalog/"))
@@ -124,17 +125,8 @@ def _catalog_states(ds: Dataset, store: Any) -> dict[str, str]:
 def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
     """Rebuild what is broken on the ``only`` locations (default: all). ``skipped``: broken on a
     location not asked for; ``failed``: broken and not repairable now (why in each line)."""
-    from storage_backends.base import StoreError
-    from zflow.tsdb.fragments import (
-        FragmentError,
-        code_record,
-        combine_record,
-        pack_fragment,
-        repair_chunks,
-        unpack_fragment,
-        verify_chunks,
-    )
-    from zflow.tsdb.rlnc import CodingParams, combine_ranges
+    from zflow.tsdb.coding.fragments import code_record, combine_record, repair_chunks
+    from zflow.tsdb.coding.rlnc import CodingParams, combine_ranges
 
     c = ds.schema.coding
     params = CodingParams(c.k, c.n, c.seed)
@@ -156,7 +148,7 @@ def repair(ds: Dataset, only: list[str] | None = None) -> dict[str, Any]:
         broken: dict[int, str] = {}
         for i, loc in enumerate(m.placement):
             state, data = _fetch(ds, loc, cat.fragment_key(ds.name, m.oid, i))
-            if state == "ok":
+            if state == "ok" and data is not None:
                 try:
                     bad = verify_chunks(data)
                     blobs[i] = data

@@ -1,4 +1,4 @@
-"""The fragment container: a fixed-size header, the payload, then a trailer of chunk checksums.
+"""The fragment container format: a fixed-size header, the payload, then a trailer of chunk checksums.
 
 Layout (all integers little-endian)::
 
@@ -17,20 +17,23 @@ after the payload (their offset is computable from the header) so writing is one
 verifying a range needs only the chunks it covers. The global coefficient row is in the header
 so recoded fragments are self-describing and repair needs no side metadata. The object record
 makes the data describe itself too: it is coded with the fragment's own coefficient row, so each
-fragment carries 1/k of it and any k fragments give it back (:func:`decode_record`) when every
+fragment carries 1/k of it and any k fragments give it back (:func:`zflow.tsdb.coding.fragments.decode_record`) when every
 replica of the object's catalog entry is lost or corrupted.
+
+This module is the format only (no coding), so locations can verify the chunks a range read
+touches next to the data; the coding side is :mod:`zflow.tsdb.coding.fragments`.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from zflow.tsdb.crc import crc32
+from storage_backends.crc import crc32
 
 MAGIC = b"ZFRG"
 TRAILER_MAGIC = b"ZFRT"
@@ -139,65 +142,20 @@ def fragment_size(length: int, chunk_size: int) -> int:
     return PAYLOAD_OFFSET + length + 4 * (-(-length // chunk_size) if length else 0) + _FOOT.size
 
 
-_LEN = struct.Struct("<I")
+RECORD_LEN = struct.Struct("<I")
 
 
-def _seal_piece(piece: np.ndarray) -> bytes:
+def seal_piece(piece: np.ndarray) -> bytes:
+    """A record piece as stored after the trailer: CRC32 of its bytes, then the bytes."""
     body = piece.tobytes()
-    return _LEN.pack(crc32(body)) + body
+    return RECORD_LEN.pack(crc32(body)) + body
 
 
 def piece_body(piece: bytes) -> np.ndarray | None:
     """The bytes of a record piece, or None when its checksum fails (or there is none)."""
-    if len(piece) < 4 or crc32(piece[4:]) != _LEN.unpack_from(piece)[0]:
+    if len(piece) < 4 or crc32(piece[4:]) != RECORD_LEN.unpack_from(piece)[0]:
         return None
     return np.frombuffer(piece, dtype=np.uint8, offset=4)
-
-
-def code_record(record: bytes, params: Any) -> list[bytes]:
-    """An object record as n pieces coded like the payload (piece i belongs to fragment i)."""
-    from zflow.tsdb.rlnc import encode
-
-    buf = _LEN.pack(len(record)) + record
-    width = -(-len(buf) // params.k)
-    data = np.zeros(params.k * width, dtype=np.uint8)
-    data[:len(buf)] = np.frombuffer(buf, dtype=np.uint8)
-    data = data.reshape(params.k, width)
-    return [_seal_piece(r) for r in [*data, *encode(data, params)]]
-
-
-def decode_record(pieces: Mapping[int, tuple[Any, bytes]]) -> bytes | None:
-    """The object record from fragment index -> (coefficient row, piece); None without k intact
-    pieces of one length."""
-    from zflow.tsdb.rlnc import decode_ranges
-
-    good = {i: (row, b) for i, (row, p) in pieces.items() if (b := piece_body(p)) is not None}
-    if not good:
-        return None
-    k = len(next(iter(good.values()))[0])
-    width = len(next(iter(good.values()))[1])
-    good = {i: v for i, v in good.items() if len(v[1]) == width}
-    if len(good) < k:
-        return None
-    data = decode_ranges({i: b for i, (_, b) in good.items()},
-                         rows={i: np.asarray(r, dtype=np.uint8) for i, (r, _) in good.items()}, want=list(range(k)))
-    buf = b"".join(data[j].tobytes() for j in range(k))
-    size = _LEN.unpack_from(buf)[0]
-    return buf[4:4 + size] if size <= len(buf) - 4 else None
-
-
-def combine_record(others: Mapping[int, Fragment], row: Any) -> bytes:
-    """The record piece for coefficient ``row`` from k other fragments' pieces (b"" without k
-    intact ones): regenerated like the payload, no decode."""
-    from zflow.tsdb.rlnc import combine_ranges
-
-    good = {i: b for i, f in others.items() if (b := piece_body(f.record)) is not None}
-    widths = {len(b) for b in good.values()}
-    k = len(np.asarray(row))
-    if len(good) < k or len(widths) != 1:
-        return b""
-    return _seal_piece(combine_ranges(good, np.asarray(row, dtype=np.uint8),
-                                      rows={i: others[i].row for i in good}))
 
 
 def pack_fragment(index: int, payload: Any, row: Any, *, n: int, seed: int = 0,
@@ -208,9 +166,12 @@ def pack_fragment(index: int, payload: Any, row: Any, *, n: int, seed: int = 0,
     row_t = tuple(int(x) for x in np.asarray(row, dtype=np.uint8))
     header = FragmentHeader(index, len(row_t), n, seed, len(view), chunk_size, row_t, len(record))
     crcs = chunk_crcs(view, chunk_size)
-    table = crcs.tobytes()
-    foot = _FOOT.pack(len(crcs), crc32(table), TRAILER_MAGIC)
-    return b"".join([header.pack(), view, table, foot, record])
+    return b"".join([header.pack(), view, seal_trailer(crcs.tobytes()), record])
+
+
+def seal_trailer(table: bytes) -> bytes:
+    """The trailer for a chunk CRC table (u32 per chunk): the table, its count, CRC and magic."""
+    return table + _FOOT.pack(len(table) // 4, crc32(table), TRAILER_MAGIC)
 
 
 def parse_trailer(header: FragmentHeader, trailer: bytes | memoryview) -> np.ndarray:
@@ -304,134 +265,6 @@ def bad_chunks_for_ranges(read: Callable[[list[tuple[int, int]]], list[bytes]],
         return []
     spans = [(lo + a, lo + b) for a, b in (header.chunk_range(c) for c in touched)]
     return [c for c, d in zip(touched, read(spans), strict=True) if crc32(d) != int(crcs[c])]
-
-
-def repair_chunks(fragment_bytes: bytes | bytearray | memoryview,
-                  others: Mapping[int, bytes | bytearray | memoryview],
-                  bad: list[int] | None = None) -> bytes:
-    """Rebuild corrupted chunks of a fragment from the same chunk ranges of k other fragments.
-
-    ``others`` maps fragment index -> whole fragment bytes of other fragments of the same
-    object (their own corrupted chunks are skipped for that range; at least k good ones per
-    chunk are needed). Returns the repaired fragment; coefficient rows come from the headers.
-    """
-    from zflow.tsdb.rlnc import combine_ranges
-
-    frag = unpack_fragment(fragment_bytes)
-    h = frag.header
-    if bad is None:
-        bad = verify_chunks(fragment_bytes)
-    if not bad:
-        return bytes(fragment_bytes)
-    parsed = {i: unpack_fragment(b) for i, b in others.items() if i != h.index}
-    out = bytearray(fragment_bytes)
-    for c in bad:
-        if c == h.chunks:  # the record piece, regenerated from k others' pieces
-            piece = combine_record(parsed, frag.row)
-            if len(piece) != h.record:
-                raise FragmentError(f"cannot repair the record piece of fragment {h.index}: "
-                                    f"fewer than k={h.k} intact pieces in the other fragments")
-            out[h.file_size:] = piece
-            continue
-        cs, ce = h.chunk_range(c)
-        avail = {}
-        rows = {}
-        for i, f in parsed.items():
-            if f.header.length != h.length or f.header.chunk_size != h.chunk_size:
-                continue
-            piece = f.payload[cs:ce]
-            if crc32(piece) != int(f.crcs[c]):
-                continue
-            avail[i] = np.frombuffer(piece, dtype=np.uint8)
-            rows[i] = f.row
-        if len(avail) < h.k:
-            raise FragmentError(
-                f"cannot repair chunk {c} of fragment {h.index}: only {len(avail)} intact "
-                f"fragments for that range, need k={h.k}")
-        fixed = combine_ranges(avail, frag.row, rows=rows)
-        if crc32(fixed.tobytes()) != int(frag.crcs[c]):
-            raise FragmentError(f"repaired chunk {c} of fragment {h.index} does not match its checksum")
-        out[PAYLOAD_OFFSET + cs:PAYLOAD_OFFSET + ce] = fixed.tobytes()
-    return bytes(out)
-
-
-def make_fragments(data: np.ndarray, params: Any, chunk_size: int = DEFAULT_CHUNK,
-                   records: Sequence[bytes] = ()) -> list[bytearray]:
-    """Encode (k, L) data and pack all n fragments (index i at position i), fragment i ending
-    with ``records[i]`` (its piece of the object record, :func:`code_record`; all one length).
-
-    Each fragment is built in place in one buffer: data rows are copied into their payload
-    slots and the coded rows are written straight into theirs by the kernel (no temporary
-    coded array, no join).
-    """
-    from zflow.tsdb.gf256 import matmul_region
-
-    data = np.asarray(data, dtype=np.uint8)
-    k, n = params.k, params.n
-    if data.ndim != 2 or data.shape[0] != k:
-        raise ValueError(f"expected data of shape (k={k}, L), got {data.shape}")
-    length = int(data.shape[1])
-    chunks = -(-length // chunk_size) if length else 0
-    size = fragment_size(length, chunk_size)
-    if records and (len(records) != n or len({len(r) for r in records}) != 1):
-        raise ValueError(f"expected {n} record pieces of one length")
-    rlen = len(records[0]) if records else 0
-    blobs = [bytearray(size + rlen) for _ in range(n)]
-    payloads = [np.frombuffer(b, dtype=np.uint8)[PAYLOAD_OFFSET:PAYLOAD_OFFSET + length] for b in blobs]
-    for i in range(k):
-        payloads[i][:] = data[i]
-    if n > k and length:
-        matmul_region(params.coefficients(), data, out=payloads[k:])
-    for i, blob in enumerate(blobs):
-        row = tuple(int(x) for x in params.row(i))
-        blob[:HEADER_SIZE] = FragmentHeader(i, k, n, params.seed, length, chunk_size, row, rlen).pack()
-        table = chunk_crcs(payloads[i], chunk_size).tobytes()
-        blob[PAYLOAD_OFFSET + length:] = (table + _FOOT.pack(chunks, crc32(table), TRAILER_MAGIC)
-                                          + (records[i] if records else b""))
-    del payloads  # release the buffer exports
-    return blobs
-
-
-def rebuild_fragment(index: int, others: Mapping[int, bytes | bytearray | memoryview],
-                     row: Any = None) -> bytes:
-    """A whole lost fragment (data or coded) rebuilt from k intact others, ready to store.
-
-    ``row`` is the lost fragment's coefficient row (default: from the coding parameters in the
-    others' headers, i.e. as originally generated). Only the sources' payload bytes are combined;
-    nothing is decoded to plain data unless the lost fragment is a data fragment.
-    """
-    from zflow.tsdb.rlnc import CodingParams, combine_ranges
-
-    parsed = {i: unpack_fragment(b) for i, b in others.items() if i != index}
-    if not parsed:
-        raise FragmentError(f"no fragments to rebuild fragment {index} from")
-    h = next(iter(parsed.values())).header
-    params = CodingParams(h.k, h.n, h.seed)
-    target = params.row(index) if row is None else np.asarray(row, dtype=np.uint8)
-    avail = {i: np.frombuffer(f.payload, dtype=np.uint8) for i, f in parsed.items()}
-    rows = {i: f.row for i, f in parsed.items()}
-    payload = combine_ranges(avail, target, rows=rows)
-    return pack_fragment(index, payload, target, n=h.n, seed=h.seed, chunk_size=h.chunk_size,
-                         record=combine_record(parsed, target))
-
-
-def recode_fragment(index: int, sources: Mapping[int, bytes | bytearray | memoryview],
-                    new_seed: int) -> bytes:
-    """A NEW coded fragment (repair without decoding): a random combination of ``sources``.
-
-    Its global coefficient row is computed from the sources' rows and stored in its header, so
-    it decodes like any other fragment (see :func:`zflow.tsdb.rlnc.recode`).
-    """
-    from zflow.tsdb.rlnc import recode
-
-    parsed = {i: unpack_fragment(b) for i, b in sources.items()}
-    if not parsed:
-        raise FragmentError("recoding needs at least one source fragment")
-    h = next(iter(parsed.values())).header
-    frag, row = recode({i: np.frombuffer(f.payload, dtype=np.uint8) for i, f in parsed.items()},
-                       {i: f.row for i, f in parsed.items()}, new_seed)
-    return pack_fragment(index, frag, row, n=h.n, seed=h.seed, chunk_size=h.chunk_size,
-                         record=combine_record(parsed, row))
 
 
 def fragment_rows(blobs: Mapping[int, bytes | bytearray | memoryview]) -> dict[int, np.ndarray]:

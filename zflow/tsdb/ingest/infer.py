@@ -14,8 +14,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from zflow.errors import Problem, UserError
-from zflow.tsdb.readers import _DATE_RX, _TIME_RX, parse_datetime, read_table
-from zflow.tsdb.schema import Coding, Column, Schema
+from zflow.tsdb.ingest.readers import _DATE_RX, _TIME_RX, parse_datetime, read_table
+from zflow.tsdb.schema import Coding, Column, ColumnType, Schema
 
 _INT_RX = re.compile(r"^[+-]?\d+$")
 _DEC_RX = re.compile(r"^[+-]?(\d+)?\.(\d*)$")
@@ -35,19 +35,23 @@ def column_name(header: str, taken: set[str]) -> str:
     return name
 
 
-def narrowest_int(lo: int, hi: int) -> str | None:
-    for t in ("u8", "u16", "u32", "u64") if lo >= 0 else ():
+_UNSIGNED: tuple[ColumnType, ...] = ("u8", "u16", "u32", "u64")
+_SIGNED: tuple[ColumnType, ...] = ("i8", "i16", "i32", "i64")
+
+
+def narrowest_int(lo: int, hi: int) -> ColumnType | None:
+    for t in _UNSIGNED if lo >= 0 else ():
         if hi < 1 << int(t[1:]):
             return t
-    for t in ("i8", "i16", "i32", "i64"):
+    for t in _SIGNED:
         b = int(t[1:]) - 1
         if -(1 << b) <= lo and hi < 1 << b:
             return t
     return None
 
 
-def _numeric(values: list[str]) -> Column | str | None:
-    """A column spec (name filled later) for numeric text, or a reason it is not numeric."""
+def _numeric(values: list[str]) -> Column | None:
+    """A column spec (name filled later) for numeric text, None when the text is not numeric."""
     vals = [v.strip() for v in values]
     if any(v == "" for v in vals):
         if all(v == "" or _INT_RX.match(v) or _DEC_RX.match(v) for v in vals):
@@ -105,7 +109,7 @@ def infer(path: str | Path, name: str | None = None, k: int = 4, n: int = 6) -> 
             raise UserError(Problem(f"column '{header[date_idx]}': {exc}", file=str(path))) from None
         t = narrowest_int(int(secs.min()), int(secs.max()))
         tname = column_name("time", taken)
-        columns.append(Column(name=tname, type="i64" if t in ("u32", "i32", "u64", None) else t, source=src))
+        columns.append(Column(name=tname, type=t if t is not None and t not in ("u32", "i32", "u64") else "i64", source=src))
         time_col = tname
         notes.append(f"time column '{tname}' combines {src if isinstance(src, str) else ' + '.join(src)} "
                      "into epoch seconds (UTC)")

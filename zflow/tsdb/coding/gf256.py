@@ -2,7 +2,7 @@
 
 The field is the one ISA-L, Jerasure and most RLNC literature use, so coefficients written by
 zflow mean the same thing to other tools. Scalars go through log/exp tables; regions (whole
-fragments) go through :mod:`zflow.tsdb.gfkernels`, which multiplies many bytes per step with
+fragments) go through :mod:`zflow.tsdb.coding.kernels`, which multiplies many bytes per step with
 numba when it is installed and falls back to numpy table lookups when it is not.
 """
 
@@ -147,7 +147,7 @@ def mul_region(coef: int, src: np.ndarray) -> np.ndarray:
         return np.zeros_like(src)
     if c == 1:
         return src.copy()
-    from zflow.tsdb import gfkernels
+    from zflow.tsdb.coding import kernels as gfkernels
 
     return gfkernels.mul_region(c, src)
 
@@ -162,7 +162,7 @@ def addmul_region(dst: np.ndarray, coef: int, src: np.ndarray) -> np.ndarray:
     if c == 1:
         np.bitwise_xor(dst, src, out=dst)
         return dst
-    from zflow.tsdb import gfkernels
+    from zflow.tsdb.coding import kernels as gfkernels
 
     gfkernels.addmul_region(dst, c, np.asarray(src, dtype=np.uint8))
     return dst
@@ -174,6 +174,6 @@ def matmul_region(coefs: np.ndarray, src: Any, out: Any = None) -> Any:
     This is encoding (coefs = coding matrix) and decoding (coefs = rows of an inverse). ``src``
     is a (k, L) array or k separate buffers; ``out`` optionally names r rows to write into.
     """
-    from zflow.tsdb import gfkernels
+    from zflow.tsdb.coding import kernels as gfkernels
 
     return gfkernels.matmul_region(np.asarray(coefs, dtype=np.uint8), src, out=out)

@@ -138,7 +138,7 @@ def read_table(path: str | Path) -> Table:
 def parse_datetime(dates: list[str], times: list[str] | None) -> np.ndarray:
     """Epoch seconds (UTC) from date strings and optional HH:MM[:SS] strings (24:00 allowed);
     raises ValueError naming the first value it cannot read."""
-    bad = {}
+    bad: dict[int, str] = {}
     out = _datetimes(dates, times, bad)
     if bad:
         raise ValueError(next(iter(bad.values())))
@@ -430,7 +430,7 @@ def parse_file(path: str | Path, schema: Schema, skip_bad: bool = False) -> Pars
 
 def read_csv(path: str | Path, schema: Schema) -> Iterator[dict[str, np.ndarray]]:
     """The logical values of a CSV file (as queries return them), one batch; bad rows raise."""
-    from zflow.tsdb.ordkeys import logical_from_stored
+    from zflow.tsdb.layout.ordkeys import logical_from_stored
 
     cols = parse_csv(path, schema).columns
     yield {c.name: logical_from_stored(cols[c.name], c) for c in schema.columns}

@@ -1,8 +1,8 @@
 """Column-major layout of a sealed object over k equal data fragments.
 
 An object's data is the concatenation of its *sub-columns* in schema order (per column: the
-dedup base-id stream, then the deviation stream; see :mod:`zflow.tsdb.dedup`), each a
-bit-packed stream of fixed-width values (:mod:`zflow.tsdb.bitpack`). The data is cut into
+dedup base-id stream, then the deviation stream; see :mod:`zflow.tsdb.dedup.generalized`), each a
+bit-packed stream of fixed-width values (:mod:`zflow.tsdb.layout.bitpack`). The data is cut into
 ``k`` data fragments of ``frag_size`` bytes each; global byte ``g`` lives in fragment
 ``g // frag_size`` at offset ``g % frag_size`` (the tail is zero padding).
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zflow.tsdb.bitpack import packed_size
+from zflow.tsdb.layout.bitpack import packed_size
 
 
 @dataclass
@@ -136,7 +136,9 @@ def assemble(layout: ObjectLayout, streams: dict[str, bytes]) -> np.ndarray:
     """Write packed sub-column streams into a ``(k, frag_size)`` uint8 data matrix."""
     data = np.zeros(layout.k * layout.frag_size, dtype=np.uint8)
     for name, sc in layout.subcolumns.items():
-        stream = np.frombuffer(streams[name], dtype=np.uint8) if sc.bits else None
+        if not sc.bits:  # a constant sub-column: nothing stored
+            continue
+        stream = np.frombuffer(streams[name], dtype=np.uint8)
         for row0, rows, off in sc.segments:
             s0 = row0 * sc.bits // 8
             n = packed_size(rows, sc.bits)

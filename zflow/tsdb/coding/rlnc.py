@@ -30,7 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from zflow.tsdb.gf256 import INV, MUL, SingularMatrix, mat_inv, mat_mul, mat_rank, matmul_region
+from zflow.tsdb.coding.gf256 import (
+    INV,
+    MUL,
+    SingularMatrix,
+    mat_inv,
+    mat_mul,
+    mat_rank,
+    matmul_region,
+)
 
 Region = Any  # np.ndarray of uint8, bytes, bytearray or memoryview
 

@@ -6,7 +6,7 @@ with many byte ranges, returns just those bytes. Endpoints (keys are paths)::
     GET    /{key}            200 whole fragment, or 206 for a Range header:
                              one range -> body + Content-Range; several -> multipart/byteranges;
                              with ``Accept: application/x-zflow-ranges`` -> the compact binary
-                             body of :mod:`zflow.tsdb.rangewire` (for one or many ranges)
+                             body of :mod:`storage_backends.range_wire` (for one or many ranges)
                              400 malformed Range, 416 unsatisfiable (``Content-Range: bytes */N``)
                              with ``X-Zflow-Verify: chunks`` the CRC of every chunk the ranges
                              touch is checked first: 409 + ``X-Zflow-Bad-Chunks: 1,4`` if any fails
@@ -20,7 +20,7 @@ with many byte ranges, returns just those bytes. Endpoints (keys are paths)::
     GET    /?prefix=P        JSON list of keys starting with P
     GET    /_health          200 "ok"
 
-Run it as its own process: ``python -m zflow.tsdb.range_server --dir D --port P`` (port 0 picks a
+Run it as its own process: ``python -m storage_backends.http_range_server --dir D --port P`` (port 0 picks a
 free port); it prints ``listening on http://HOST:PORT`` once bound.
 """
 
@@ -45,9 +45,9 @@ from storage_backends.base import (
     RangeNotSatisfiable,
     StoreError,
 )
+from storage_backends.fragment_format import FragmentError
 from storage_backends.local_dir import LocalDirStore
-from zflow.tsdb.fragments import FragmentError
-from zflow.tsdb.rangewire import (
+from storage_backends.range_wire import (
     COMPACT_TYPE,
     VERIFY_BAD,
     VERIFY_HEADER,
@@ -221,7 +221,7 @@ def serve_in_thread(directory: str, host: str = "127.0.0.1", port: int = 0) -> t
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m zflow.tsdb.range_server",
+    ap = argparse.ArgumentParser(prog="python -m storage_backends.http_range_server",
                                  description="Serve fragments over HTTP with RFC 7233 multi-range support.")
     ap.add_argument("--dir", required=True, help="directory holding the fragments")
     ap.add_argument("--host", default="127.0.0.1")

@@ -14,7 +14,7 @@ read-modify-write of the output). Sources and outputs are raw addresses, so frag
 separate buffers are used in place.
 
 Only imported on x86 CPUs that report the features (see :func:`available`); everything else uses
-the portable kernel in :mod:`zflow.tsdb._gfnumba`.
+the portable kernel in :mod:`zflow.tsdb.coding._kernels_numba`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from zflow.tsdb.gf256 import MUL
+from zflow.tsdb.coding.gf256 import MUL
 
 VEC = 32  # bytes per vector (ymm)
 MAX_K = 256

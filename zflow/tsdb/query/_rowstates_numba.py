@@ -1,4 +1,4 @@
-"""numba kernels behind :mod:`zflow.tsdb.rowstates` (imported only when numba is installed;
+"""numba kernels behind :mod:`zflow.tsdb.query.rowstates` (imported only when numba is installed;
 top-level functions so ``cache=True`` really caches them across processes)."""
 
 from __future__ import annotations

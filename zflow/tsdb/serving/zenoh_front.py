@@ -23,7 +23,7 @@ import numpy as np
 
 from zflow import codec, keyexprs
 from zflow.errors import RuntimeFailure, UserError
-from zflow.tsdb.store import Dataset
+from zflow.tsdb.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class Front:
     def _on_query(self, query: Any) -> None:
         params = str(query.selector.parameters)
         try:
-            from zflow.tsdb.selector import parse_selector
+            from zflow.tsdb.query.selector import parse_selector
 
             q = parse_selector(params, self.ds.schema)
             res = self.ds.query(q)

@@ -82,8 +82,8 @@ def parse_time(text: str) -> float:
 def parse_pred(text: str, schema: Schema) -> list[Pred]:
     m = _PRED.match(text)
     if not m:
-        name = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", text)
-        if name and name[1] in schema.names:
+        head = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", text)
+        if head and head[1] in schema.names:
             raise _bad(f"bad operator in {text!r}: expected one of {', '.join(o for o in OPS if o != '==')}")
         raise _bad(f"bad predicate {text!r}: expected <column><op><value>, e.g. temperature>30")
     name, op, value = m[1], m[2], m[3]

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from storage_backends.base import CorruptFragment, KeyNotFound, LocationUnavailable, gather
+from storage_backends.fragment_format import PAYLOAD_OFFSET, chunk_crcs
 from zflow.errors import RuntimeFailure
-from zflow.tsdb import bitpack
-from zflow.tsdb.catalog import ObjectMeta, fragment_key
-from zflow.tsdb.layout import SubColumn
+from zflow.tsdb.catalog.records import ObjectMeta, fragment_key
+from zflow.tsdb.layout import bitpack
+from zflow.tsdb.layout.object_layout import SubColumn
 
 if TYPE_CHECKING:
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb.dataset import Dataset
 
 # Coalescing policy per location. Remote (HTTP, Zenoh): merge two ranges when the gap costs
 # fewer wire bytes than another range would, about 30 (16 in the compact response, ~14 in the
@@ -99,7 +102,7 @@ class Fetcher:
         sc = meta.layout.subcolumns[sub]
         if sc.bits == 0:
             return np.full(n, table[0], dtype=table.dtype)
-        from zflow.tsdb.rowstates import lookup_run
+        from zflow.tsdb.query.rowstates import lookup_run
 
         return lookup_run(self._buf(meta, sub)[0], r0, n, sc.bits, table)
 
@@ -211,7 +214,7 @@ class Fetcher:
         return self._execute(plan, {m.oid: m for m in metas})
 
     # ---- requests ----------------------------------------------------------------------------
-    def _remote(self, locs: object) -> bool:
+    def _remote(self, locs: Iterable[int]) -> bool:
         return any(type(self.ds.stores[loc]).__name__ != "LocalDirStore" for loc in locs)
 
     def _execute(self, plan: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
@@ -255,8 +258,6 @@ class Fetcher:
     def _try(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray], length: int) -> np.ndarray | None:
         """The ranges of one fragment, or None when it cannot be read (location marked down
         when unreachable, corrupt chunks counted)."""
-        from storage_backends.base import CorruptFragment, KeyNotFound, LocationUnavailable
-
         if loc in self.down:
             self.why[key] = f"{self.ds.stores[loc].name} is down"
             return None
@@ -286,8 +287,6 @@ class Fetcher:
             acc["bytes"] += nbytes
 
     def _get(self, loc: int, key: str, ranges: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        from zflow.tsdb.fragments import PAYLOAD_OFFSET
-
         store = self.ds.stores[loc]
         starts = ranges[0] + PAYLOAD_OFFSET
         data, _offsets = store.get_ranges_concat(key, starts, starts + ranges[1], verify=self.checked)
@@ -299,8 +298,6 @@ class Fetcher:
         same request, and check them here (end to end: trusts neither the location nor the
         wire); a chunk that fails its CRC makes the fragment count as lost (decoded from k
         others)."""
-        from storage_backends.base import CorruptFragment, gather
-        from zflow.tsdb.fragments import PAYLOAD_OFFSET, chunk_crcs
 
         chunk = self.ds.schema.chunk_size
         fo, ln = ranges
@@ -332,7 +329,7 @@ class Fetcher:
     def _degraded(self, meta: ObjectMeta, frag: int, ranges: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """The same ranges from k live fragments (asked in parallel when remote), decoded for
         just those ranges."""
-        from zflow.tsdb.rlnc import CodingParams, decode_ranges
+        from zflow.tsdb.coding.rlnc import CodingParams, decode_ranges
 
         c = self.ds.schema.coding
         params = CodingParams(c.k, c.n, c.seed)
@@ -359,10 +356,10 @@ class Fetcher:
                 pending: set = set()
                 while True:
                     while len(pending) < c.k - len(avail):
-                        j = next(todo, None)
-                        if j is None:
+                        nxt = next(todo, None)
+                        if nxt is None:
                             break
-                        pending.add(pool.submit(one, j))
+                        pending.add(pool.submit(one, nxt))
                     if not pending or len(avail) >= c.k:
                         break
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -9,6 +9,9 @@ query unpacks only the rows it fetched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Literal
+
 import numpy as np
 
 U64 = np.uint64
@@ -44,10 +47,10 @@ def pack(values: np.ndarray, bits: int) -> bytes:
     return bytes(out[: packed_size(n, bits)])
 
 
-_KERNEL: object = None
+_KERNEL: Callable[..., None] | Literal[False] | None = None
 
 
-def _numba_kernel() -> object:
+def _numba_kernel() -> Callable[..., None] | Literal[False]:
     """A compiled gather (numba, cached on disk); False when numba is unavailable."""
     global _KERNEL
     if _KERNEL is None:

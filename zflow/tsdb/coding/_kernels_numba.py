@@ -1,4 +1,4 @@
-"""numba kernels behind :mod:`zflow.tsdb.gfkernels` (imported only when numba is installed).
+"""numba kernels behind :mod:`zflow.tsdb.coding.kernels` (imported only when numba is installed).
 
 Words are 8 packed GF(2^8) elements. ``xtime`` doubles all of them at once::
 

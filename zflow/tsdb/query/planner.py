@@ -8,7 +8,7 @@
 3. Phase B: rows still undecided (three-valued AND/OR) fetch the deviations (and, for trend
    columns, base ids) of just the predicates undecided for them.
 4. Phase C: fetch only the projected sub-columns of the matching rows (after ``limit``).
-Each phase is one multi-range request per fragment touched (:mod:`zflow.tsdb.fetch`); the
+Each phase is one multi-range request per fragment touched (:mod:`zflow.tsdb.query.fetch`); the
 report separates filter-phase and projection-phase bytes.
 """
 
@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zflow.tsdb import dedup, ordkeys, rowstates
-from zflow.tsdb.catalog import ObjectMeta
-from zflow.tsdb.fetch import Fetcher
-from zflow.tsdb.selector import Pred, Query, check_query
+from zflow.tsdb.catalog.records import ObjectMeta
+from zflow.tsdb.dedup import generalized as dedup
+from zflow.tsdb.layout import ordkeys
+from zflow.tsdb.query import rowstates
+from zflow.tsdb.query.fetch import Fetcher
+from zflow.tsdb.query.selector import Pred, Query, check_query
 
 if TYPE_CHECKING:
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb.dataset import Dataset
 
 Compiled = list[list[tuple[str, list[tuple[int, int]]]]]
 
@@ -44,9 +46,8 @@ class Result:
 
 def effective_where(q: Query, ds: Dataset) -> list[list[Pred]]:
     where = [list(c) for c in q.where]
-    if q.time is not None:
-        tc = ds.schema.time_column
-        extra = []
+    if q.time is not None and (tc := ds.schema.time_column) is not None:  # check_query: a time
+        extra = []                                                          # range needs a time column
         if q.time[0] is not None:
             extra.append(Pred(tc, ">=", q.time[0]))
         if q.time[1] is not None:
@@ -179,14 +180,16 @@ def _filter(f: Fetcher, cand: list[ObjectMeta], compiled: Compiled) -> dict[str,
         st = []
         for conj, cconj in zip(compiled, classes[m.oid], strict=True):
             row = []
-            for (c, ivs), cls in zip(conj, cconj, strict=True):
+            for (c, ivs), base_cls in zip(conj, cconj, strict=True):
                 cm = m.columns[c]
-                if cls is None:
+                if cm.trend is not None:  # phase A left base_cls None exactly for these
                     row.append(dedup.trend_states(win, cm.trend, cm.min_key, cm.max_key, ivs, ordered=True))
-                elif cls.min() == cls.max():  # one class for every base: no ids needed
-                    row.append(np.full(len(win), cls[0], dtype=np.int8))
+                elif base_cls is None:
+                    raise AssertionError(f"column {c}: no base classes and no trend")
+                elif base_cls.min() == base_cls.max():  # one class for every base: no ids needed
+                    row.append(np.full(len(win), base_cls[0], dtype=np.int8))
                 else:
-                    row.append(_base_states(f, m, c, win, cls))
+                    row.append(_base_states(f, m, c, win, base_cls))
             st.append(row)
         states[m.oid] = st
         res = _three_valued(st)
@@ -335,7 +338,7 @@ def run_naive(ds: Dataset, q: Query) -> Result:
 
 def decode_object(m: ObjectMeta, data: np.ndarray) -> dict[str, np.ndarray]:
     """All column keys of an object from its concatenated data fragments."""
-    from zflow.tsdb import bitpack
+    from zflow.tsdb.layout import bitpack
 
     out = {}
     rows = np.arange(m.n_rows)

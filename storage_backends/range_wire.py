@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from zflow.tsdb.crc import crc32
+from storage_backends.crc import crc32
 
 COMPACT_TYPE = "application/x-zflow-ranges"
 RANGE_LIST_TYPE = "application/x-zflow-range-list"
@@ -183,7 +183,8 @@ def pack_compact_array(starts: np.ndarray, ends: np.ndarray, data: np.ndarray | 
     """Vectorised :func:`pack_compact`: ``data`` is the ranges' bytes concatenated in order."""
     entries = np.empty((len(starts), 2), dtype="<u8")
     entries[:, 0], entries[:, 1] = starts, np.asarray(ends) - np.asarray(starts)
-    body = b"".join([_HEAD.pack(_MAGIC, len(starts)), entries.tobytes(), memoryview(data).cast("B")])
+    view = data.data if isinstance(data, np.ndarray) else memoryview(data)
+    body = b"".join([_HEAD.pack(_MAGIC, len(starts)), entries.tobytes(), view.cast("B")])
     return body + struct.pack("<I", crc32(body))
 
 

@@ -9,7 +9,7 @@ computed once per source word and shared by every output row, so the inner loops
 straight-line bitwise code over uint64 arrays that LLVM turns into AVX2/AVX-512. Work is done
 in cache-sized blocks so the powers stay in L1.
 
-On x86 a faster path multiplies 32 bytes per instruction or two (:mod:`zflow.tsdb._simd`):
+On x86 a faster path multiplies 32 bytes per instruction or two (:mod:`zflow.tsdb.coding._kernels_simd`):
 ``vgf2p8affineqb`` where the CPU has GFNI (Ice Lake and later, Zen 4), ``vpshufb`` split tables
 where it has AVX2. numba is imported lazily (``cache=True``); without it the numpy fallback uses
 the 64 KiB product table, which is correct but an order of magnitude slower.
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from zflow.tsdb.gf256 import MUL
+from zflow.tsdb.coding.gf256 import MUL
 
 BLOCK_WORDS = 512  # 4 KiB of each source row per block: 8 powers x 4 KiB + outputs stay in L1/L2
 
@@ -50,7 +50,7 @@ def _numba_kernels() -> Any:
         _kernels = False
         return _kernels
     try:
-        from zflow.tsdb import _gfnumba
+        from zflow.tsdb.coding import _kernels_numba as _gfnumba
     except ImportError:
         _kernels = False
     else:
@@ -63,7 +63,7 @@ def _simd_kernel(kinds: tuple[str, ...] = ("gfni", "avx2")) -> Any:
     if not _numba_kernels():
         return False
     try:
-        from zflow.tsdb import _simd as mod
+        from zflow.tsdb.coding import _kernels_simd as mod
     except ImportError:  # pragma: no cover - numba without llvmlite's IR builder
         return False
     for kind in kinds:
@@ -180,7 +180,7 @@ def _length(rows: Any) -> int:
 
 
 def _matmul_simd(simd: Any, coefs: np.ndarray, rows: Any, length: int, out: Any = None) -> Any:
-    from zflow.tsdb._simd import VEC, constants
+    from zflow.tsdb.coding._kernels_simd import VEC, constants
 
     kind, kernel = simd
     r, k = coefs.shape

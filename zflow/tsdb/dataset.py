@@ -19,13 +19,14 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from storage_backends import open_location as open_backend
 from zflow.documents import load_document, validate
 from zflow.errors import Problem, RuntimeFailure, UserError
-from zflow.tsdb import catalog as cat
-from zflow.tsdb.ingest import Ingestor, ProgressBar
-from zflow.tsdb.query import Result, run, run_naive
+from zflow.tsdb.catalog import records as cat
+from zflow.tsdb.ingest.ingestor import Ingestor, ProgressBar
+from zflow.tsdb.query.planner import Result, run, run_naive
+from zflow.tsdb.query.selector import Query, parse_filter, parse_selector, parse_time_range
 from zflow.tsdb.schema import Schema
-from zflow.tsdb.selector import Query, parse_filter, parse_selector, parse_time_range
 
 LOCATION_SCHEMES = ("file://", "dir:", "http://", "zenoh:")
 
@@ -54,12 +55,10 @@ class DatasetConfig(BaseModel):
 
 def open_location(uri: str, zenoh: dict[str, Any] | None = None, session: Any = None) -> Any:
     """A fragment store for a location URI, named by its URI (the catalog's location names)."""
-    from storage_backends import open_location as factory
-
     if not uri.startswith(LOCATION_SCHEMES):
         raise UserError(Problem(f"location {uri!r}: expected file:///dir, http://host:port or zenoh:name"))
     try:
-        return factory(uri, name=uri, session=session if uri.startswith("zenoh:") else None,
+        return open_backend(uri, name=uri, session=session if uri.startswith("zenoh:") else None,
                        connect=(zenoh or {}).get("connect"))
     except ValueError as exc:
         raise UserError(Problem(f"location {uri!r}: {exc}")) from None
@@ -183,7 +182,7 @@ class Dataset:
         (buffered rows are sealed by size/age or on :meth:`flush`). Every value is checked
         against the schema first: a bad one raises :class:`UserError` and adds nothing (with
         ``skip_bad``, rows of files or row dicts that cannot be stored are left out instead)."""
-        from zflow.tsdb.readers import rows_to_columns
+        from zflow.tsdb.ingest.readers import rows_to_columns
 
         if isinstance(data, dict):
             self.ingestor.add(data)
@@ -198,10 +197,10 @@ class Dataset:
                      commit: bool = True) -> tuple[int, list]:
         """Ingest CSV/JSONL files all or nothing: every file is read and checked before any row
         is written, and (``commit``) the objects become visible together once all are stored.
-        Returns (rows added, rows skipped as :class:`~zflow.tsdb.readers.BadRow`)."""
+        Returns (rows added, rows skipped as :class:`~zflow.tsdb.ingest.readers.BadRow`)."""
         from contextlib import nullcontext
 
-        from zflow.tsdb.readers import parse_file
+        from zflow.tsdb.ingest.readers import parse_file
 
         parsed = [parse_file(p, self.schema, skip_bad) for p in paths]
         total = sum(p.rows for p in parsed)
@@ -303,13 +302,13 @@ class Dataset:
 
     def repair(self, only: list[str] | None = None) -> dict[str, Any]:
         """Rebuild every missing or corrupted fragment and catalog entry (on ``only`` locations)."""
-        from zflow.tsdb.maintenance import repair
+        from zflow.tsdb.catalog.maintenance import repair
 
         return repair(self, only)
 
     def verify(self) -> dict[str, Any]:
         """Check every fragment's chunk checksums; report missing/corrupt ones."""
-        from zflow.tsdb.maintenance import verify
+        from zflow.tsdb.catalog.maintenance import verify
 
         return verify(self)
 

@@ -9,7 +9,7 @@ single surviving location holds the whole catalog: losing n-k locations loses no
 Loading takes the union of entries over the locations that answer.
 
 Every fragment also ends with a piece of its object's entry (the *object record*, deflated
-and coded like the data: any k fragments give it back, see :mod:`zflow.tsdb.fragments`), so an
+and coded like the data: any k fragments give it back, see :mod:`storage_backends.fragment_format`), so an
 entry whose replicas are all corrupted or gone is read back from the data; an object listed in the catalog that neither a replica nor a fragment can
 describe is *lost* (``Catalog.lost``), and queries refuse to answer without it by default.
 """
@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from storage_backends.base import StoreError
+from storage_backends.fragment_format import HEADER_SIZE, FragmentError, FragmentHeader
 from zflow import codec
 from zflow.errors import RuntimeFailure
-from zflow.tsdb.dedup import Trend, join_keys, trend_keys
-from zflow.tsdb.layout import ObjectLayout
+from zflow.tsdb.dedup.generalized import Trend, join_keys, trend_keys
+from zflow.tsdb.layout.object_layout import ObjectLayout
 from zflow.tsdb.schema import Schema
 
 _CRC = struct.Struct("<I")
@@ -124,7 +126,6 @@ class ObjectMeta:
                    {k: ColumnMeta.from_dict(v) for k, v in d["columns"].items()},
                    list(d["placement"]), d.get("fragment_bytes", 0))
 
-
     def record(self) -> bytes:
         """The object record the fragments carry, coded: this entry, with ``fragment_bytes``
         left to the fragment header (it would count the record itself)."""
@@ -150,8 +151,6 @@ class Catalog:
 
 def write_entry(stores: list, key: str, value: Any) -> list[str]:
     """Write an entry to every location; names of locations that failed."""
-    from storage_backends.base import StoreError
-
     blob = pack_entry(value)
     failed = []
     for s in stores:
@@ -167,8 +166,7 @@ def write_entry(stores: list, key: str, value: Any) -> list[str]:
 def read_record(stores: list, dataset: str, oid: str) -> ObjectMeta | None:
     """An object's entry decoded from the record pieces its fragments carry (None: fewer than
     k intact pieces). Two small range reads per fragment: the header, then the piece."""
-    from storage_backends.base import StoreError
-    from zflow.tsdb.fragments import HEADER_SIZE, FragmentError, FragmentHeader, decode_record
+    from zflow.tsdb.coding.fragments import decode_record
 
     pieces: dict[int, tuple[tuple[int, ...], bytes]] = {}
     k = size = 0
@@ -203,8 +201,6 @@ def load(stores: list, dataset: str, header_fallback: dict | None = None) -> Cat
     """The catalog from whichever locations answer (union of entries, checksums verified;
     entries bad on every location read back from their fragments, else listed as lost).
     ``header_fallback`` stands in for a header unreadable everywhere (repair, from the config)."""
-    from storage_backends.base import StoreError
-
     header = None
     keys: dict[str, list] = {}
     live = []
@@ -266,10 +262,10 @@ def load(stores: list, dataset: str, header_fallback: dict | None = None) -> Cat
         if not key.startswith(prefix):
             continue
         oid = key[len(prefix):]
-        meta = read_record(live, dataset, oid)
-        if meta is None:
+        recovered = read_record(live, dataset, oid)
+        if recovered is None:
             cat.lost[oid] = f"catalog entry bad on every location ({why}) and no fragment record readable"
         else:
-            cat.objects[oid] = meta
+            cat.objects[oid] = recovered
             cat.recovered.append(oid)
     return cat

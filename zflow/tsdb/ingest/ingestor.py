@@ -19,14 +19,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from storage_backends.base import StoreError
+from storage_backends.fragment_format import fragment_size
 from zflow.errors import Problem, RuntimeFailure, UserError, did_you_mean
-from zflow.tsdb import bitpack, dedup, ordkeys
-from zflow.tsdb.catalog import ColumnMeta, ObjectMeta, fragment_key, object_key, write_entry
-from zflow.tsdb.layout import assemble, plan_layout
-from zflow.tsdb.placement import place
+from zflow.tsdb.catalog.records import ColumnMeta, ObjectMeta, fragment_key, object_key, write_entry
+from zflow.tsdb.dedup import generalized as dedup
+from zflow.tsdb.ingest.fragment_placement import place
+from zflow.tsdb.layout import bitpack, ordkeys
+from zflow.tsdb.layout.object_layout import assemble, plan_layout
 
 if TYPE_CHECKING:
-    from zflow.tsdb.store import Dataset
+    from zflow.tsdb.dataset import Dataset
 
 
 def new_object_id() -> str:
@@ -56,8 +59,8 @@ def seal(ds: Dataset, cols: dict[str, np.ndarray], commit: bool = True) -> Objec
     """Encode one object from stored-dtype columns and place its fragments (each carrying a
     piece of the object's catalog entry); ``commit`` also writes the catalog entry, which is
     what makes the rows visible."""
-    from zflow.tsdb.fragments import code_record, fragment_size, make_fragments
-    from zflow.tsdb.rlnc import CodingParams
+    from zflow.tsdb.coding.fragments import code_record, make_fragments
+    from zflow.tsdb.coding.rlnc import CodingParams
 
     schema = ds.schema
     n_rows = len(next(iter(cols.values())))
@@ -116,8 +119,6 @@ def commit_objects(ds: Dataset, metas: list[ObjectMeta]) -> None:
 
 def drop_fragments(ds: Dataset, meta: ObjectMeta) -> int:
     """Delete an uncommitted object's fragments, best effort; how many were deleted."""
-    from storage_backends.base import StoreError
-
     done = 0
     for i, loc in enumerate(meta.placement):
         try:
