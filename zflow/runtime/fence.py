@@ -68,13 +68,40 @@ class RouterWatch:
         self.thread = threading.Thread(target=self._watch, name="fence", daemon=True)
 
     def start(self) -> None:
-        if self.host.spec.session.mode == "client":  # a peer has no router to lose
-            self.thread.start()
+        if self.host.spec.session.mode != "client":  # a peer has no router to lose
+            return
+        # A newer generation written while this host runs (the race of a cut that heals while
+        # the leader re-places): the record's put reaches the host before the new copy starts.
+        self.host._subscribers.append(self.host.session.declare_subscriber(
+            keyexprs.instance_record(self.host.graph.flow, self.host.graph.instance), self._on_record))
+        self.thread.start()
+
+    def _on_record(self, sample: Any) -> None:
+        try:
+            rec = codec.decode(sample.payload.to_bytes(), str(sample.encoding))
+        except Exception:  # not a record: nothing to decide
+            return
+        if (isinstance(rec, dict) and int(rec.get("generation", 0)) > self.fence.generation
+                and still_current(self.fence, self.host.spec.nodes, [rec]) is False):
+            self.host.pause(True)
+            log.warning("host of %s: generation %s placed its nodes elsewhere; stopping (no end of stream)",
+                        ", ".join(self.host.spec.nodes), rec.get("generation"))
+            self.host.stop()
+
+    def _connected(self) -> bool | None:
+        """Whether the session has a router; None once it is closed (the host is ending)."""
+        try:
+            return any(True for _ in self.host.session.info.routers_zid())
+        except zenoh.ZError:
+            return None
 
     def _watch(self) -> None:
         host = self.host
         while not host.stop_event.wait(POLL_S):
-            if any(True for _ in host.session.info.routers_zid()):
+            connected = self._connected()
+            if connected is None:
+                return
+            if connected:
                 continue
             host.pause(True)
             log.warning("host of %s lost its router: outputs paused until its generation is confirmed",
@@ -90,7 +117,10 @@ class RouterWatch:
         host = self.host
         key = keyexprs.instance_record(host.graph.flow, host.graph.instance)
         while not host.stop_event.wait(POLL_S):
-            if not any(True for _ in host.session.info.routers_zid()):
+            connected = self._connected()
+            if connected is None:
+                return False
+            if not connected:
                 continue
             records = []
             try:

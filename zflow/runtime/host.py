@@ -250,8 +250,10 @@ def _publisher_send(out: _Output) -> Callable[..., None]:
 
     def publish(value: Any, metadata: dict[str, Any] | None = None) -> None:
         out.sent += 1
-        if out.sent > out.limit:  # a remote ``block`` consumer's queue is full: wait for credit
-            out.owner.host.await_credit(out)
+        # a remote ``block`` consumer's queue is full (or the host is paused): wait for credit;
+        # a host stopped meanwhile sends nothing more (a fenced copy must not, see fence.py)
+        if out.sent > out.limit and not out.owner.host.await_credit(out):
+            return
         if metadata is None and type(value) is bytes:
             put(value)  # the publisher's default encoding is octet-stream
             return
@@ -634,9 +636,10 @@ class Host:
                 if not self._gone(who[0], now)]
         out.limit = min(live) if live else math.inf
 
-    def await_credit(self, out: _Output) -> None:
+    def await_credit(self, out: _Output) -> bool:
         """Wait until every live ``block`` consumer of ``out`` has room, however long it stalls;
-        a consumer whose liveliness token is gone is not waited for (it says so once)."""
+        a consumer whose liveliness token is gone is not waited for (it says so once). False when
+        the host stopped meanwhile: what was waiting is not sent."""
         start = time.monotonic()
         said = False
         with self._receipts_changed:
@@ -654,6 +657,7 @@ class Host:
                     said = True
                     log.info("%s.%s waits for a stalled consumer (alive, so waiting on)",
                              out.owner.spec.id, out.spec.port)
+        return not self.stopping
 
     def _send_credit(self, key: str, taken: int, grant: int) -> None:
         self.session.put(key, f"{self.incarnation} {taken} {grant}".encode(),
@@ -879,8 +883,9 @@ class Host:
                 for value in result:
                     if put is not None and type(value) is bytes:
                         out.sent += 1  # type: ignore[union-attr]
-                        if out.sent > out.limit:  # type: ignore[union-attr]
-                            self.await_credit(out)  # type: ignore[arg-type]
+                        if out.sent > out.limit and not self.await_credit(out):  # type: ignore[union-attr, arg-type]
+                            result.close()
+                            break
                         put(value)
                     elif value is not None:
                         rt.emit(value)  # read each time: a tap found on the way changes it
