@@ -263,3 +263,20 @@ def test_replay_resumes_after_the_rows_it_sent(router, zsession, tmp_path):
         whats = [e["what"] for e in find_instance(zsession, "p1")[0].events]
         assert any("source replay resumes from its checkpoint on d2" in w for w in whats), whats
         assert wait_until(lambda: health(zsession, "p1") == "finished", 20), list_instances(zsession)
+
+
+def test_a_cut_off_host_resumes_only_while_the_records_still_place_it_there():
+    """The data-path fence (zflow/runtime/fence.py): what a host that lost its router decides
+    from the replicas' copies of its instance record."""
+    from zflow.runtime.fence import Fence, still_current
+
+    fence = Fence("edge-a", 100.0, 1)
+    rec = {"created": 100.0, "generation": 1, "revision": 3, "writer": "x", "state": "running",
+           "placement": {"src": "edge-a/default", "sink": "edge-b/default"}}
+    moved = {**rec, "generation": 2, "revision": 4, "placement": {**rec["placement"], "src": "edge-b/default"}}
+    assert still_current(fence, ["src"], []) is None  # nobody answered: ask again
+    assert still_current(fence, ["src"], [rec]) is True
+    assert still_current(fence, ["src"], [rec, moved]) is False  # the newest copy wins
+    assert still_current(fence, ["src"], [{**rec, "generation": 2, "revision": 5}]) is True  # another node moved
+    assert still_current(fence, ["src"], [{**rec, "state": "deleted", "revision": 9}]) is False
+    assert still_current(fence, ["src"], [{**rec, "created": 200.0}]) is False  # deleted and created again

@@ -39,12 +39,8 @@ PROMISES = [
         GAP + "what is published while a block link's consumer restarts after a SIGKILL is lost")),
     pytest.param("sink-sigkill", id="sink-sigkill", marks=_xfail(
         GAP + "what is published while a block link's consumer restarts after a SIGKILL is lost")),
-    pytest.param("daemon-sigkill", id="daemon-sigkill", marks=_xfail(
-        GAP + "a re-placed source whose consumer was also re-placed starts before it subscribes (first "
-        "messages lost); across daemons no data reached the sink after the kill in this scenario")),
-    pytest.param("netns-partition", id="netns-partition", marks=[pytest.mark.netns, _xfail(
-        GAP + "a partitioned host that returns still sends from its stale source, and the sink gets "
-        "nothing after the partition heals")]),
+    pytest.param("daemon-sigkill", id="daemon-sigkill"),
+    pytest.param("netns-partition", id="netns-partition", marks=pytest.mark.netns),
     pytest.param("netns-stall", id="netns-stall", marks=pytest.mark.netns),
     pytest.param("workflow-steps", id="workflow-steps"),
     pytest.param("workflow-runner-sigkill", id="workflow-runner-sigkill"),

@@ -32,6 +32,7 @@ from zflow.transport import control as ctl
 from zflow.transport.control_client import ControlClient
 
 UPDATE_TIMEOUT = 180.0
+READY_TIMEOUT = 30.0  # for re-placed nodes to subscribe before the start signal
 RECHECK_S = 0.3  # between the two liveliness queries that must both miss a daemon  # a daemon may have to fetch a bundle and pip-install its requirements
 
 
@@ -171,19 +172,31 @@ class Failover:
         self.daemon.log(f"{rec.key}: generation {committed.generation}: "
                         + "; ".join(e["what"] for e in committed.events[-max(1, len(lost_nodes)):]))
         self.daemon.manager.fence(committed)
-        self._send(committed, sorted(set(moved.values())))
+        # Re-placed nodes wait at a start barrier, as at creation: a consumer re-placed with its
+        # source subscribes before the source sends. Only tokens declared from now on count:
+        # the stale copy's may still be declared where the router has not yet dropped it.
+        with _Arrivals(self.daemon.session, committed) as arrivals:
+            started = self._send(committed, sorted(set(moved.values())))
+            missing = arrivals.wait(started, READY_TIMEOUT)
+        if missing:  # start what is there rather than nothing; status shows the rest
+            self.daemon.log(f"{rec.key}: re-placed node(s) {', '.join(missing)} not ready after "
+                            f"{READY_TIMEOUT:g}s; starting the others")
+        if started:
+            self.daemon.session.put(keyexprs.instance_ctl(rec.flow, rec.instance, "start"), b"")
         return committed
 
-    def _send(self, rec: InstanceRecord, targets: list[str]) -> None:
-        """Tell the daemons that must start re-placed nodes (the record is also in the storage)."""
+    def _send(self, rec: InstanceRecord, targets: list[str]) -> list[str]:
+        """Tell the daemons that must start re-placed nodes (the record is also in the storage);
+        they hold them at the start barrier. Returns the nodes they started."""
         client = ControlClient(self.daemon.session)
-        request = ctl.UpdateRequest(record=rec.to_dict())
+        request = ctl.UpdateRequest(record=rec.to_dict(), barrier=True)
+        started: list[str] = []
         for target in targets:
             try:
                 if target == self.id:
-                    self.daemon.manager.update_instance(request)
+                    started += self.daemon.manager.update_instance(request).started
                 else:
-                    client.ask(target, request, timeout=UPDATE_TIMEOUT)
+                    started += client.ask(target, request, timeout=UPDATE_TIMEOUT).get("started", [])
             except Exception as exc:  # RuntimeFailure or worse; status shows the node not running
                 self.daemon.log(f"{rec.key}: daemon {target} did not take its re-placed nodes: {exc}")
                 with contextlib.suppress(Exception):
@@ -193,3 +206,38 @@ class Failover:
                         note.event(f"daemon {target} did not start its re-placed nodes: {exc}", kind="node-unplaced",
                                    daemon=target)
                         self.daemon.replica.commit(note)
+        return sorted(started)
+
+
+class _Arrivals:
+    """Node liveliness tokens of an instance declared after this is opened."""
+
+    def __init__(self, session: Any, rec: InstanceRecord):
+        self.session = session
+        self.key = keyexprs.node_alive(rec.flow, rec.instance, "*")
+        self.seen: set[str] = set()
+        self.changed = threading.Condition()
+        self.sub: Any = None
+
+    def __enter__(self) -> _Arrivals:
+        self.sub = self.session.liveliness().declare_subscriber(self.key, self._on_token, history=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            self.sub.undeclare()
+
+    def _on_token(self, sample: Any) -> None:
+        node = keyexprs.parse_node_alive(str(sample.key_expr))
+        if node is not None and sample.kind == zenoh.SampleKind.PUT:
+            with self.changed:
+                self.seen.add(node)
+                self.changed.notify_all()
+
+    def wait(self, nodes: list[str], timeout: float) -> list[str]:
+        """The nodes whose token did not come within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not set(nodes) <= self.seen and time.monotonic() < deadline:
+                self.changed.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            return sorted(set(nodes) - self.seen)

@@ -183,7 +183,9 @@ class InstanceManager:
                 return ctl.UpdateAnswer(adopted=False, started=[])
             # the copy held may be newer than the one sent (an event written since), never of
             # another generation: check_generation refused older ones, and a newer one was merged
-            started = self.converge(rec, may_start=True)
+            # a re-placement holds its nodes at the start barrier: the sender puts the start
+            # signal once all of them (on every daemon) have subscribed
+            started = self.converge(rec, may_start=True, hold=request.barrier)
         if started:
             self.daemon.log(f"{new.key}: now running {', '.join(started)} (generation {new.generation})")
         return ctl.UpdateAnswer(adopted=True, started=started)
@@ -195,9 +197,10 @@ class InstanceManager:
         if stopped:
             self.daemon.log(f"{rec.key}: generation {rec.generation} stops {', '.join(stopped)} here")
 
-    def converge(self, rec: InstanceRecord, may_start: bool) -> list[str]:
+    def converge(self, rec: InstanceRecord, may_start: bool, hold: bool = False) -> list[str]:
         """Stop hosts of nodes not placed here any more; with ``may_start``, start the nodes
-        placed here that do not run. Returns the started (or, without ``may_start``, stopped) nodes."""
+        placed here that do not run (``hold``: they wait for the start signal). Returns the
+        started (or, without ``may_start``, stopped) nodes."""
         with self.lock:
             here = set() if rec.state in STOPPED else set(rec.nodes_on(self.id))
             stale = [r for r in self.runners.get(rec.key, []) if set(r.node_ids) - here]
@@ -212,7 +215,7 @@ class InstanceManager:
             running = {n for r in self.runners.get(rec.key, []) for n in r.node_ids}
             added = sorted(here - running)
             if added:
-                self._run(rec, added, wait_start=rec.state == "loaded")
+                self._run(rec, added, wait_start=hold or rec.state == "loaded")
             return added
 
     def resume(self, persisted: dict[str, InstanceRecord]) -> None:

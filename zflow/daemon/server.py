@@ -91,7 +91,9 @@ class Daemon:
         z = self.cfg.zenoh
         if self._local_endpoint:
             return SessionOptions(mode="client", connect=[self._local_endpoint])
-        quiet: dict[str, Any] = {"listen/endpoints": []}  # node hosts listen nowhere, whatever the file says
+        # node hosts listen nowhere, whatever the file says; they lose the router when this
+        # daemon does (the same lease), so they pause before its nodes are re-placed (fence.py)
+        quiet: dict[str, Any] = {"listen/endpoints": [], "transport/link/tx/lease": z.lease_ms}
         if z.mode == "peer":
             return SessionOptions(mode="peer", connect=list(z.connect), config_file=z.config_file, extra=quiet)
         return SessionOptions(mode="client", connect=list(z.connect), config_file=z.config_file, extra=quiet)
@@ -239,6 +241,7 @@ class Daemon:
         from zflow.daemon.identity import DAEMON_ENV, SITE_ENV
         from zflow.daemon.runner import DaemonRunner, localize
         from zflow.dataflow.graph import Graph
+        from zflow.runtime.fence import Fence
 
         self._authorize(rec)
         graph = Graph.from_dict(rec.graph)
@@ -256,8 +259,9 @@ class Daemon:
         env = {DAEMON_ENV: self.cfg.id, SITE_ENV: self.cfg.site}
         if opts.connect:  # code that opens its own session (Ryax actions) joins where the nodes do
             env["ZFLOW_CONNECT"] = ",".join(opts.connect)
+        fence = Fence(self.cfg.id, rec.created, rec.generation).to_dict()
         runner = DaemonRunner(graph, opts, node_ids=nodes, wait_start=wait_start,
-                              supervisor=self.supervisor, pythons=pythons, env=env)
+                              supervisor=self.supervisor, pythons=pythons, env=env, fence=fence)
         runner.start()
         return runner
 

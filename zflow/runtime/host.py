@@ -48,6 +48,7 @@ from zflow import codec, keyexprs
 from zflow.dataflow.graph import Graph, InputSpec, NodeSpec, OutputSpec, QoS
 from zflow.errors import UserError
 from zflow.runtime.api import Context, Message, Node
+from zflow.runtime.fence import Fence, RouterWatch
 from zflow.runtime.loader import load_node_class, node_config
 from zflow.runtime.stats import InputStats, NodeStats
 from zflow.transport.session import SessionOptions, make_config
@@ -76,6 +77,7 @@ class HostSpec:
     nodes: list[str]
     session: SessionOptions
     wait_start: bool = False
+    fence: dict[str, Any] | None = None  # a daemon's host: which copy it is (zflow.runtime.fence)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -83,6 +85,7 @@ class HostSpec:
             "nodes": self.nodes,
             "session": self.session.to_json(),
             "wait_start": self.wait_start,
+            "fence": self.fence,
         })
 
     @staticmethod
@@ -93,6 +96,7 @@ class HostSpec:
             nodes=list(data["nodes"]),
             session=SessionOptions.from_json(data["session"]),
             wait_start=bool(data.get("wait_start", False)),
+            fence=data.get("fence"),
         )
 
 
@@ -246,8 +250,10 @@ def _publisher_send(out: _Output) -> Callable[..., None]:
 
     def publish(value: Any, metadata: dict[str, Any] | None = None) -> None:
         out.sent += 1
-        if out.sent > out.limit:  # a remote ``block`` consumer's queue is full: wait for credit
-            out.owner.host.await_credit(out)
+        # a remote ``block`` consumer's queue is full (or the host is paused): wait for credit;
+        # a host stopped meanwhile sends nothing more (a fenced copy must not, see fence.py)
+        if out.sent > out.limit and not out.owner.host.await_credit(out):
+            return
         if metadata is None and type(value) is bytes:
             put(value)  # the publisher's default encoding is octet-stream
             return
@@ -466,6 +472,7 @@ class Host:
         self.incarnation = os.urandom(6).hex()  # tells this process's credits from a predecessor's  # nodes of this instance whose token went, since when
         self._seen_alive: set[str] = set()
         self._loop_lock = threading.Lock()
+        self.paused = False  # cut off from the router: send nothing until confirmed (fence.py)
 
     # -- helpers for nodes ------------------------------------------------------------------------
     def now(self) -> int:
@@ -518,6 +525,9 @@ class Host:
             for node_id in self.runtimes:
                 self._tokens.append(self.session.liveliness().declare_token(
                     keyexprs.node_alive(self.graph.flow, self.graph.instance, node_id)))
+            fence = Fence.from_dict(self.spec.fence)
+            if fence is not None:
+                RouterWatch(self, fence).start()
             while not start.wait(0.05):
                 if self.stopping:
                     return 0
@@ -595,23 +605,41 @@ class Host:
                 if current is not None:  # a new consumer process took over
                     out.retired[who].add(current)
                     out.base[who] = out.sent - taken
+                else:  # first word from it: what it took before may be a predecessor's (a
+                    out.base[who] = -taken  # re-placed producer): count from here, on the safe side
                 out.incarnation[who] = incarnation
-            out.allowed[who] = out.base.get(who, 0) + taken + grant
+                out.allowed.pop(who, None)
+            # credits sent from two threads (reader, re-announce) may cross: never step back
+            out.allowed[who] = max(out.allowed.get(who, -1), out.base.get(who, 0) + taken + grant)
             self._set_limit(out)
             self._receipts_changed.notify_all()
 
     def _gone(self, node: str, now: float) -> bool:
         return now - self._gone_since.get(node, now) > EOS_GONE_GRACE_S
 
+    def pause(self, paused: bool) -> None:
+        """Hold (or let go) every output that sends to other processes: a paused output's
+        limit is below what it sent, so its next remote send waits in ``await_credit``."""
+        with self._receipts_changed:
+            self.paused = paused
+            for rt in self.runtimes.values():
+                for out in rt.outputs.values():
+                    self._set_limit(out)
+            self._receipts_changed.notify_all()
+
     def _set_limit(self, out: _Output) -> None:
+        if self.paused:
+            out.limit = -math.inf
+            return
         now = time.monotonic()
         live = [out.allowed.get(who, window) for who, window in out.windows.items()
                 if not self._gone(who[0], now)]
         out.limit = min(live) if live else math.inf
 
-    def await_credit(self, out: _Output) -> None:
+    def await_credit(self, out: _Output) -> bool:
         """Wait until every live ``block`` consumer of ``out`` has room, however long it stalls;
-        a consumer whose liveliness token is gone is not waited for (it says so once)."""
+        a consumer whose liveliness token is gone is not waited for (it says so once). False when
+        the host stopped meanwhile: what was waiting is not sent."""
         start = time.monotonic()
         said = False
         with self._receipts_changed:
@@ -629,6 +657,7 @@ class Host:
                     said = True
                     log.info("%s.%s waits for a stalled consumer (alive, so waiting on)",
                              out.owner.spec.id, out.spec.port)
+        return not self.stopping
 
     def _send_credit(self, key: str, taken: int, grant: int) -> None:
         self.session.put(key, f"{self.incarnation} {taken} {grant}".encode(),
@@ -799,9 +828,17 @@ class Host:
         size = stats.queue_size
         next_credit = max(1, size // 4) if credits else math.inf
         send_credit = self._send_credit
+        granted = [size]  # the last grant, for the re-announce below
         try:
             if credits:  # announces this process: a restarted consumer is not owed the old count
                 send_credit(credit_key, 0, size)
+                # A producer that appears later (re-placed, restarted) starts with its queue-size
+                # window and would wait for a credit this reader sends only every grant/4
+                # messages: tell it at once what was taken and how much room there is.
+                self._subscribers.append(self.session.liveliness().declare_subscriber(
+                    keyexprs.node_alive(self.graph.flow, self.graph.instance, up.node),
+                    lambda s, st=stats, k=credit_key, g=granted: s.kind == _DELETE or send_credit(
+                        k, st.received, g[0])))
             while True:
                 try:
                     sample = recv()
@@ -813,7 +850,7 @@ class Host:
                     return
                 stats.received += 1
                 if stats.received >= next_credit:  # taken from the queue: room for that many more
-                    grant = _credit_grant(size, len(raw))
+                    grant = granted[0] = _credit_grant(size, len(raw))
                     next_credit = stats.received + max(1, grant // 4)
                     send_credit(credit_key, stats.received, grant)
                 value = raw if bytes_only or (encoding := sample.encoding) == octet else \
@@ -846,8 +883,9 @@ class Host:
                 for value in result:
                     if put is not None and type(value) is bytes:
                         out.sent += 1  # type: ignore[union-attr]
-                        if out.sent > out.limit:  # type: ignore[union-attr]
-                            self.await_credit(out)  # type: ignore[arg-type]
+                        if out.sent > out.limit and not self.await_credit(out):  # type: ignore[union-attr, arg-type]
+                            result.close()
+                            break
                         put(value)
                     elif value is not None:
                         rt.emit(value)  # read each time: a tap found on the way changes it

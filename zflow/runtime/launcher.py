@@ -47,6 +47,7 @@ class FlowRunner:
         wait_start: bool = False,
         supervisor: Supervisor | None = None,
         log: LogSink | None = print_prefixed,
+        fence: dict[str, Any] | None = None,
     ):
         self.graph = graph
         self.session_opts = session
@@ -54,6 +55,7 @@ class FlowRunner:
         self.wait_start = wait_start
         self.supervisor = supervisor or Supervisor(log=log)
         self.children: list[str] = []
+        self.fence = fence  # a daemon's hosts: which copy of the nodes they are (runtime/fence.py)
 
     def groups(self) -> dict[str, list[str]]:
         return {
@@ -76,9 +78,9 @@ class FlowRunner:
     def start(self) -> None:
         env = self.host_env()
         for group, nodes in self.groups().items():
-            spec = HostSpec(self.graph, nodes, self.session_opts, self.wait_start)
+            spec = HostSpec(self.graph, nodes, self.session_opts, self.wait_start, self.fence)
             # A restarted host joins a flow that is already running: it must not wait for start.
-            restarted = HostSpec(self.graph, nodes, self.session_opts, wait_start=False)
+            restarted = HostSpec(self.graph, nodes, self.session_opts, wait_start=False, fence=self.fence)
             name = self.child_name(group)
             self.supervisor.spawn(name, self.host_argv(nodes), env=env, restart=self._restart_for(nodes),
                                   stdin_data=spec.to_json().encode(),

@@ -113,6 +113,7 @@ class LoadRequest(Request):
 class UpdateRequest(Request):
     verb = "instances/update"
     record: dict[str, Any]
+    barrier: bool = False  # a re-placement: hold the started nodes for the instance's start signal
 
 
 @dataclass(frozen=True)
