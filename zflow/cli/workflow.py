@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zflow import settings
 from zflow.cli.args import positive_int, seconds
 from zflow.errors import Problem, RuntimeFailure, UserError
 
-DEFAULT_STATE = Path(os.environ.get("ZFLOW_STATE_DIR", Path.home() / ".local" / "state" / "zflow"))
+DEFAULT_STATE = settings.state_dir()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -274,7 +275,7 @@ def _wf_deploy(args: argparse.Namespace) -> int:
 
 def _daemon_connect(connect: list[str]) -> list[str]:
     """Daemon deployments talk to an existing network: --connect, $ZFLOW_CONNECT or the default router."""
-    return connect or [e for e in os.environ.get("ZFLOW_CONNECT", "").split(",") if e] or ["tcp/127.0.0.1:7447"]
+    return connect or settings.connect_or_default()
 
 
 def _start_storage(connect: list[str], directory: Path, blobs: list[str], log_file: Path,

@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from zflow import codec, keyexprs
+from zflow import codec, keyexprs, settings
 from zflow.daemon.auth import token_claim
 from zflow.daemon.bundles import BundleCache
 from zflow.daemon.client import ControlClient
@@ -324,7 +324,7 @@ class Daemon:
         opts = self.node_session()
         env = {DAEMON_ENV: self.cfg.id, SITE_ENV: self.cfg.site}
         if opts.connect:  # code that opens its own session (Ryax actions) joins where the nodes do
-            env["ZFLOW_CONNECT"] = ",".join(opts.connect)
+            env[settings.CONNECT] = ",".join(opts.connect)
         runner = DaemonRunner(graph, opts, node_ids=nodes, wait_start=wait_start,
                               supervisor=self.supervisor, pythons=pythons, env=env)
         runner.start()

@@ -44,7 +44,7 @@ from typing import Any
 import msgpack
 import zenoh
 
-from zflow import codec, keyexprs
+from zflow import codec, keyexprs, settings
 from zflow.dataflow.graph import Graph, InputSpec, NodeSpec, OutputSpec, QoS
 from zflow.errors import UserError
 from zflow.runtime.api import Context, Message, Node
@@ -924,8 +924,8 @@ class Host:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
 
-TEARDOWN_TIMEOUT_S = float(os.environ.get("ZFLOW_TEARDOWN_TIMEOUT", "5"))
-EOS_UNSEEN_GRACE_S = float(os.environ.get("ZFLOW_EOS_UNSEEN_GRACE", "10"))
+TEARDOWN_TIMEOUT_S = settings.teardown_timeout_s()
+EOS_UNSEEN_GRACE_S = settings.eos_unseen_grace_s()
 EOS_GONE_GRACE_S = 1.0
 CREDIT_WINDOW_MAX = 8192
 CREDIT_BYTES = 8 << 20
@@ -952,7 +952,7 @@ def stop_on_signals(host: Host) -> None:
 
 def _die_with_parent() -> None:
     """Ask the kernel to SIGTERM us when the supervisor dies: no orphans, even after kill -9."""
-    parent = int(os.environ.get("ZFLOW_PARENT_PID", "0") or 0)
+    parent = settings.parent_pid()
     with contextlib.suppress(Exception):
         import ctypes
 
@@ -964,7 +964,7 @@ def _die_with_parent() -> None:
 
 def main() -> int:
     _die_with_parent()
-    logging.basicConfig(level=os.environ.get("ZFLOW_LOG_LEVEL", "INFO"),
+    logging.basicConfig(level=settings.log_level(),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         spec = HostSpec.from_json(sys.stdin.read())

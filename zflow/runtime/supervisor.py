@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
+from zflow import settings
 from zflow.dataflow.graph import RestartPolicy
 
 State = Literal["starting", "running", "exited", "failed", "restarting", "stopped"]
@@ -110,7 +111,7 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         env = dict(os.environ if child.env is None else child.env)
-        env["ZFLOW_PARENT_PID"] = str(os.getpid())
+        env[settings.PARENT_PID] = str(os.getpid())
         env.setdefault("PYTHONUNBUFFERED", "1")
         child.proc = _SPAWNER.submit(
             subprocess.Popen,

@@ -23,7 +23,7 @@ from typing import Any
 import msgpack
 import zenoh
 
-from zflow import codec, keyexprs
+from zflow import codec, keyexprs, settings
 from zflow.dataflow.graph import Graph, NodeSpec
 from zflow.transport.session import SessionOptions, open_session
 
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.graph, encoding="utf-8") as f:
         graph = Graph.from_dict(json.load(f))
     opts = SessionOptions(mode="client", connect=args.connect)
-    os.environ["ZFLOW_CONNECT"] = ",".join(args.connect)  # actions that open their own session
+    os.environ[settings.CONNECT] = ",".join(args.connect)  # actions that open their own session
     try:
         return serve(graph, args.node, opts, args.activator, args.idle_exit)
     except KeyboardInterrupt:
