@@ -3,7 +3,7 @@
 Every ``import`` in every module of ``zflow``, ``operators`` and ``storage_backends`` counts,
 at module level AND inside functions (a hidden import is still a loop). The map, by package:
 
-    floor (errors <- documents, codec, keyexprs; settings)      imports nothing above it
+    floor (errors <- documents, codec, keyexprs; settings <- process) imports nothing above it
     transport (Zenoh sessions)                                   floor
     dataflow (descriptor -> graph)                               floor
     scheduler (placement)                                        dataflow, transport
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("zflow", "operators", "storage_backends")
 
-FLOOR = {"zflow.errors", "zflow.documents", "zflow.codec", "zflow.keyexprs", "zflow.settings"}
+FLOOR = {"zflow.errors", "zflow.documents", "zflow.codec", "zflow.keyexprs", "zflow.settings", "zflow.process"}
 BELOW_RUNTIME = FLOOR | {"zflow.transport", "zflow.dataflow"}
 NODE_API = {"zflow.runtime", "zflow"}  # ``import zflow`` is the node API (zflow/__init__.py)
 
@@ -29,6 +29,7 @@ NODE_API = {"zflow.runtime", "zflow"}  # ``import zflow`` is the node API (zflow
 ALLOWED: dict[str, set[str]] = {
     "zflow.errors": set(),
     "zflow.settings": set(),
+    "zflow.process": {"zflow.settings"},  # spawning, parent death, stop signals, readiness
     "zflow.codec": {"zflow.errors"},
     "zflow.documents": {"zflow.errors"},
     "zflow.keyexprs": {"zflow.errors"},

@@ -13,7 +13,8 @@ Layout (see DESIGN.md):
 - instance records      ``zflow/ctl/records/{flow}/{instance}`` (replicated by every daemon)
 - node checkpoints      ``zflow/ctl/checkpoint/{flow}/{instance}/{node}`` (replicated by every daemon)
 - liveliness            ``zflow/alive/daemon/{daemon_id}``, ``zflow/alive/node/{flow}/{instance}/{node}``,
-                        ``zflow/alive/runner/{workflow}/{runner_id}`` (a ``zflow workflow run``)
+                        ``zflow/alive/runner/{workflow}/{runner_id}`` (a ``zflow workflow run``),
+                        ``zflow/alive/storage/{kind}/{pid}`` (a storage process, e.g. ``runs``)
 - time-series store     ``zflow/tsdb/{dataset}/...``; fragment locations ``zflow/tsdb/_loc/{location}/...``
 - workflow runs         ``zflow/runs/{workflow}/{run_id}``
 - builds                ``zflow/build/...``
@@ -204,6 +205,12 @@ def runner_alive(workflow: str = "*", runner: str = "*") -> str:
     """Liveliness token of a workflow runner: its runs' records outlive it only as long as it lives."""
     return _join(ROOT, "alive", "runner", workflow if workflow in ("*", "**") else chunk(workflow, "workflow"),
                  runner if runner == "*" else chunk(runner, "runner id"))
+
+
+def storage_alive(kind: str, ident: str = "*") -> str:
+    """Liveliness token of a storage process (``kind`` e.g. ``runs``): declared once it serves,
+    so whoever started it knows it is ready without reading its log."""
+    return _join(ROOT, "alive", "storage", chunk(kind, "storage kind"), ident if ident == "*" else chunk(ident, "storage id"))
 
 
 def run_records(workflow: str = "*") -> str:

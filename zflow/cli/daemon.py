@@ -222,7 +222,7 @@ def cmd_instance_list(args: argparse.Namespace) -> int:
 
 # -- scheduler ------------------------------------------------------------------------------------
 def cmd_sched_serve(args: argparse.Namespace) -> int:
-    from zflow.runtime.signals import StopSignal
+    from zflow.process import StopSignal
     from zflow.scheduler.service import SchedulerService
     from zflow.transport.session import open_session
 

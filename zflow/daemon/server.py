@@ -37,7 +37,7 @@ from zflow.daemon.replica import Replica
 from zflow.daemon.signing import Verifier
 from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
-from zflow.runtime.signals import StopSignal
+from zflow.process import StopSignal
 from zflow.scheduler.model import Pool
 from zflow.transport.session import (
     Mode,

@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -47,6 +46,7 @@ import zenoh
 from zflow import codec, keyexprs, settings
 from zflow.dataflow.graph import Graph, InputSpec, NodeSpec, OutputSpec, QoS
 from zflow.errors import UserError
+from zflow.process import StopSignal, die_with_parent
 from zflow.runtime.api import Context, Message, Node
 from zflow.runtime.loader import load_node_class, node_config
 from zflow.runtime.stats import InputStats, NodeStats
@@ -943,27 +943,14 @@ def stop_on_signals(host: Host) -> None:
     taking a lock in a handler (``Event.set``) deadlocks when the signal lands while the main
     thread holds that lock, e.g. two signals in a row (the parent's SIGTERM and PDEATHSIG)."""
 
-    def on_signal(*_: object) -> None:
+    def on_signal() -> None:
         host.stopping = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGTERM us when the supervisor dies: no orphans, even after kill -9."""
-    parent = settings.parent_pid()
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if parent and os.getppid() != parent:
-        sys.exit(0)
+    StopSignal(on_request=on_signal).install()
 
 
 def main() -> int:
-    _die_with_parent()
+    die_with_parent()
     logging.basicConfig(level=settings.log_level(),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

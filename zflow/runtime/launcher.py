@@ -18,6 +18,7 @@ from typing import Any
 
 from zflow import keyexprs
 from zflow.dataflow.graph import Graph, RestartPolicy
+from zflow.process import StopSignal
 from zflow.runtime.host import HostSpec
 from zflow.runtime.supervisor import LogSink, Supervisor, print_prefixed
 from zflow.transport.session import SessionOptions
@@ -93,7 +94,7 @@ class FlowRunner:
             return RestartPolicy()
         return max(on_failure, key=lambda p: p.max_restarts)
 
-    def wait_ready(self, session: Any, timeout: float = 30.0, cancel: threading.Event | None = None) -> bool:
+    def wait_ready(self, session: Any, timeout: float = 30.0, cancel: StopSignal | threading.Event | None = None) -> bool:
         """Wait until every node of this runner has declared its liveliness token (False on
         timeout, a failed host, or ``cancel`` set, e.g. by Ctrl-C during a slow setup)."""
         expected = set(self.node_ids)

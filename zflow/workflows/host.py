@@ -9,13 +9,11 @@ work (scale to zero). Messages are de-duplicated by (port, run, branch).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import logging
 import os
 import queue
-import signal
 import sys
 import time
 from typing import Any
@@ -25,6 +23,7 @@ import zenoh
 
 from zflow import codec, keyexprs, settings
 from zflow.dataflow.graph import Graph, NodeSpec
+from zflow.process import StopSignal, die_with_parent
 from zflow.transport.session import SessionOptions, open_session
 
 log = logging.getLogger("zflow.workflows.host")
@@ -57,16 +56,8 @@ def _load_class(spec: NodeSpec) -> Any:
     return getattr(module, spec.run.attr or "")
 
 
-def _stop_on_term() -> None:
-    def handler(signum: int, frame: Any) -> None:
-        del signum, frame
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def serve(graph: Graph, node_id: str, opts: SessionOptions, activator: bool = False,
-          idle_exit: float | None = None) -> int:
+          idle_exit: float | None = None, stop: StopSignal | None = None) -> int:
     spec = graph.nodes[node_id]
     with open_session(opts) as session:
         ctx = NodeContext(session, graph, spec)
@@ -74,14 +65,14 @@ def serve(graph: Graph, node_id: str, opts: SessionOptions, activator: bool = Fa
         if hasattr(node, "setup"):
             node.setup(ctx)
         try:
-            return _serve_inputs(session, graph, spec, node, ctx, activator, idle_exit)
+            return _serve_inputs(session, graph, spec, node, ctx, activator, idle_exit, stop or StopSignal())
         finally:
             if hasattr(node, "teardown"):
                 node.teardown(ctx)
 
 
 def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: NodeContext,
-                  activator: bool, idle_exit: float | None) -> int:
+                  activator: bool, idle_exit: float | None, stop: StopSignal) -> int:
     inbox: queue.SimpleQueue[tuple[str, bytes, str]] = queue.SimpleQueue()
     subs = []
     for port, inp in spec.inputs.items():
@@ -104,12 +95,13 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: No
                     inbox.put((port, payload, ctype))
     token = session.liveliness().declare_token(keyexprs.node_alive(graph.flow, graph.instance, spec.id))
     seen: set[tuple[str, str, str]] = set()
+    idle_since = time.monotonic()
     try:
-        while True:
+        while not stop.is_set():
             try:
-                port, payload, ctype = inbox.get(timeout=idle_exit if idle_exit else 0.5)
+                port, payload, ctype = inbox.get(timeout=0.2)
             except queue.Empty:
-                if idle_exit:
+                if idle_exit and time.monotonic() - idle_since >= idle_exit:
                     return 0  # scale to zero
                 continue
             value = codec.decode(payload, ctype)
@@ -124,18 +116,12 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: No
                 log.exception("node %s failed on input %s", spec.id, port)
             if ack_pub is not None and ident is not None:
                 ack_pub.put(msgpack.packb(list(ident)))
+            idle_since = time.monotonic()
+        return 0
     finally:
         token.undeclare()
         for s in subs:
             s.undeclare()
-
-
-def _die_with_parent() -> None:
-    """SIGTERM when the runner dies (Linux), so no on-demand step outlives its owner."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-exit", type=float, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    _stop_on_term()
-    _die_with_parent()
+    stop = StopSignal().install()
+    die_with_parent()  # no on-demand step outlives its runner
     with open(args.graph, encoding="utf-8") as f:
         graph = Graph.from_dict(json.load(f))
     opts = SessionOptions(mode="client", connect=args.connect)
     os.environ[settings.CONNECT] = ",".join(args.connect)  # actions that open their own session
     try:
-        return serve(graph, args.node, opts, args.activator, args.idle_exit)
+        return serve(graph, args.node, opts, args.activator, args.idle_exit, stop)
     except KeyboardInterrupt:
         return 0
 
