@@ -103,9 +103,9 @@ class FlowRunner:
         prefix = keyexprs.node_alive(self.graph.flow, self.graph.instance, "*")
 
         def on_token(sample: Any) -> None:
-            node = str(sample.key_expr).rsplit("/", 1)[-1]
+            node = keyexprs.parse_node_alive(str(sample.key_expr))
             with lock:
-                if str(sample.kind) == "SampleKind.PUT":
+                if node is not None and str(sample.kind) == "SampleKind.PUT":
                     seen.add(node)
                 lock.notify_all()
 
