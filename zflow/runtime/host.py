@@ -49,6 +49,8 @@ from zflow.errors import UserError
 from zflow.process import StopSignal, die_with_parent
 from zflow.runtime.api import Context, Message, Node
 from zflow.runtime.loader import load_node_class, node_config
+from zflow.runtime.on_demand import hlc_now
+from zflow.runtime.on_demand import main as on_demand_main
 from zflow.runtime.stats import InputStats, NodeStats
 from zflow.transport.session import SessionOptions, make_config
 
@@ -469,7 +471,7 @@ class Host:
 
     # -- helpers for nodes ------------------------------------------------------------------------
     def now(self) -> int:
-        return int(self.session.new_timestamp().get_time().timestamp() * 1e9)
+        return hlc_now(self.session)
 
     def run_async(self, coro: Any) -> Any:
         """Run a coroutine on the host's event loop thread and wait for its result."""
@@ -949,7 +951,12 @@ def stop_on_signals(host: Host) -> None:
     StopSignal(on_request=on_signal).install()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """A host of the nodes its stdin's ``HostSpec`` names; ``--on-demand ...`` runs one workflow
+    step in scale-to-zero mode instead (:mod:`zflow.runtime.on_demand`)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--on-demand"]:
+        return on_demand_main(args[1:])
     die_with_parent()
     logging.basicConfig(level=settings.log_level(),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -1,15 +1,17 @@
-"""The host of an on-demand workflow step (``python -m zflow.workflows.host``).
+"""The on-demand (scale-to-zero) mode of the node host: ``python -m zflow.runtime.host --on-demand``.
 
-Warm steps and triggers run on the runtime (:mod:`zflow.runtime`); an on-demand step runs
-here: it first collects the messages its activator kept while it was scaled to zero,
-acknowledges each message once handled, and exits after ``--idle-exit`` seconds without
-work (scale to zero). Messages are de-duplicated by (port, run, branch).
+Warm steps and triggers run in the ordinary host loop; an on-demand workflow step runs here:
+it first collects the messages its activator kept while it was scaled to zero, acknowledges
+each message once handled, and exits after ``--idle-exit`` seconds without work (scale to
+zero). Messages are de-duplicated by (port, run, branch). The node, its context (HLC time,
+metadata in the attachment), its loading and the process path (parent death, stop signals)
+are the runtime host's own; only the input loop differs, and the host's hot path is untouched.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import inspect
 import json
 import logging
 import os
@@ -24,56 +26,59 @@ import zenoh
 from zflow import codec, keyexprs, settings
 from zflow.dataflow.graph import Graph, NodeSpec
 from zflow.process import StopSignal, die_with_parent
-from zflow.transport.session import SessionOptions, open_session
+from zflow.runtime.api import Context, Message
+from zflow.runtime.loader import load_node_class, node_config
+from zflow.transport.session import SessionOptions, make_config, open_session
 
-log = logging.getLogger("zflow.workflows.host")
+log = logging.getLogger("zflow.runtime.on_demand")
 _BLOCK = zenoh.CongestionControl.BLOCK  # a run's messages are never dropped
+_ENCODINGS = {codec.OCTET: zenoh.Encoding(codec.OCTET), codec.MSGPACK: zenoh.Encoding(codec.MSGPACK)}
 
 
-class NodeContext:
-    """The node API's ``ctx`` (flow, instance, node, config, log, now, put) on a Zenoh session."""
+def hlc_now(session: Any) -> int:
+    """Zenoh HLC time of ``session`` in nanoseconds since the Unix epoch (``ctx.now``)."""
+    return int(session.new_timestamp().get_time().timestamp() * 1e9)
 
-    def __init__(self, session: Any, graph: Graph, spec: NodeSpec):
-        self.session = session
-        self.flow = graph.flow
-        self.instance = graph.instance
-        self.node = spec.id
-        self.config = dict(spec.config)
-        self.log = logging.getLogger(f"zflow.node.{spec.id}")
-        self._pubs = {port: session.declare_publisher(out.key, congestion_control=_BLOCK) for port, out in spec.outputs.items()}
 
-    def now(self) -> int:
-        return time.time_ns()
+def node_context(session: Any, graph: Graph, spec: NodeSpec, opts: SessionOptions) -> Context:
+    """The runtime's node ``Context`` for a step that publishes straight on Zenoh."""
+    pubs = {port: session.declare_publisher(out.key, congestion_control=_BLOCK) for port, out in spec.outputs.items()}
 
-    def put(self, port: str, value: Any, metadata: dict[str, Any] | None = None) -> None:
-        del metadata
+    def put(port: str, value: Any, metadata: dict[str, Any] | None = None) -> None:
         payload, ctype = codec.encode(value)
-        self._pubs[port].put(payload, encoding=ctype)
+        attachment = msgpack.packb(metadata, default=str) if metadata else None
+        pubs[port].put(payload, encoding=_ENCODINGS[ctype], attachment=attachment)
+
+    return Context(flow=graph.flow, instance=graph.instance, node=spec.id, config=node_config(spec),
+                   outputs=tuple(spec.outputs), put=put, now=lambda: hlc_now(session), session=session,
+                   open_session=lambda: zenoh.open(make_config(opts)))
 
 
-def _load_class(spec: NodeSpec) -> Any:
-    module = importlib.import_module(spec.run.target)
-    return getattr(module, spec.run.attr or "")
+def _call(result: Any) -> None:
+    if inspect.iscoroutine(result):
+        import asyncio
+
+        asyncio.run(result)
 
 
 def serve(graph: Graph, node_id: str, opts: SessionOptions, activator: bool = False,
           idle_exit: float | None = None, stop: StopSignal | None = None) -> int:
     spec = graph.nodes[node_id]
     with open_session(opts) as session:
-        ctx = NodeContext(session, graph, spec)
-        node = _load_class(spec)()
+        ctx = node_context(session, graph, spec, opts)
+        node = load_node_class(spec.run)()
         if hasattr(node, "setup"):
-            node.setup(ctx)
+            _call(node.setup(ctx))
         try:
             return _serve_inputs(session, graph, spec, node, ctx, activator, idle_exit, stop or StopSignal())
         finally:
             if hasattr(node, "teardown"):
-                node.teardown(ctx)
+                _call(node.teardown(ctx))
 
 
-def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: NodeContext,
+def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: Context,
                   activator: bool, idle_exit: float | None, stop: StopSignal) -> int:
-    inbox: queue.SimpleQueue[tuple[str, bytes, str]] = queue.SimpleQueue()
+    inbox: queue.SimpleQueue[tuple[str, bytes, str, bytes | None]] = queue.SimpleQueue()
     subs = []
     for port, inp in spec.inputs.items():
         if inp.upstream is None:
@@ -82,7 +87,9 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: No
         def on_sample(sample: Any, port: str = port) -> None:
             if sample.kind == zenoh.SampleKind.DELETE:
                 return  # end of stream from a runtime host: an on-demand step outlives streams
-            inbox.put((port, sample.payload.to_bytes(), str(sample.encoding)))
+            attachment = sample.attachment
+            inbox.put((port, sample.payload.to_bytes(), str(sample.encoding),
+                       None if attachment is None else attachment.to_bytes()))
 
         subs.append(session.declare_subscriber(inp.upstream.key, on_sample))
     ack_pub = None
@@ -92,14 +99,14 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: No
         for reply in session.get(keyexprs.activator(graph.flow, graph.instance, spec.id, "pending"), timeout=5):
             if reply.ok is not None:
                 for port, payload, ctype in msgpack.unpackb(reply.ok.payload.to_bytes()):
-                    inbox.put((port, payload, ctype))
+                    inbox.put((port, payload, ctype, None))
     token = session.liveliness().declare_token(keyexprs.node_alive(graph.flow, graph.instance, spec.id))
     seen: set[tuple[str, str, str]] = set()
     idle_since = time.monotonic()
     try:
         while not stop.is_set():
             try:
-                port, payload, ctype = inbox.get(timeout=0.2)
+                port, payload, ctype, attachment = inbox.get(timeout=0.2)
             except queue.Empty:
                 if idle_exit and time.monotonic() - idle_since >= idle_exit:
                     return 0  # scale to zero
@@ -110,8 +117,9 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: No
                 if ident in seen:
                     continue
                 seen.add(ident)
+            ctx.message = Message(port, value, metadata=None if attachment is None else msgpack.unpackb(attachment))
             try:
-                node.on_input(port, value, ctx)
+                _call(node.on_input(port, value, ctx))
             except Exception:
                 log.exception("node %s failed on input %s", spec.id, port)
             if ack_pub is not None and ident is not None:
@@ -125,7 +133,7 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zflow.workflows.host")
+    parser = argparse.ArgumentParser(prog="python -m zflow.runtime.host --on-demand")
     parser.add_argument("--graph", required=True, help="compiled graph JSON file")
     parser.add_argument("--node", required=True)
     parser.add_argument("--connect", action="append", default=[])
@@ -139,10 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         graph = Graph.from_dict(json.load(f))
     opts = SessionOptions(mode="client", connect=args.connect)
     os.environ[settings.CONNECT] = ",".join(args.connect)  # actions that open their own session
-    try:
-        return serve(graph, args.node, opts, args.activator, args.idle_exit, stop)
-    except KeyboardInterrupt:
-        return 0
+    return serve(graph, args.node, opts, args.activator, args.idle_exit, stop)
 
 
 if __name__ == "__main__":
