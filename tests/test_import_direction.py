@@ -124,7 +124,7 @@ def test_function_level_and_relative_imports_are_seen():
     hidden = "def f():\n    from operators import window\n"
     assert violations(hidden, "zflow.dataflow.targets") == [(2, "zflow.dataflow", "operators")]
     relative = "from ..daemon import client\n"
-    assert violations(relative, "zflow.runtime.host") == [(1, "zflow.runtime", "zflow.daemon")]
+    assert violations(relative, "zflow.runtime.node_host") == [(1, "zflow.runtime", "zflow.daemon")]
     floor = "from zflow import keyexprs, runtime\n"
     assert violations(floor, "zflow.codec") == [(1, "zflow.codec", "zflow.keyexprs"),
                                                 (1, "zflow.codec", "zflow.runtime")]

@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     from zflow.dataflow import compile_file
-    from zflow.runtime.run import run_flow
+    from zflow.runtime.local_run import run_flow
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="zflow-demo-"))
     try:

@@ -205,9 +205,9 @@ def _summary_line(r: dict[str, Any]) -> str:
 def _wf_run(args: argparse.Namespace) -> int:
     """Exit code 0 only when every finished run completed, 1 when one did not; Ctrl-C is 130.
     Runs still in flight when it stops (--duration, Ctrl-C) are canceled and said so."""
-    from zflow.workflows.runner import WorkflowRunner
     from zflow.workflows.runs import COMPLETED
     from zflow.workflows.workflow import load_workflow
+    from zflow.workflows.workflow_runner import WorkflowRunner
 
     wf = load_workflow(args.file)
     runner = WorkflowRunner(wf, Path(args.state_dir) / "workflows" / wf.name, connect=args.connect,

@@ -19,7 +19,7 @@ from typing import Any
 from zflow import keyexprs
 from zflow.dataflow.graph import Graph, RestartPolicy
 from zflow.process import StopSignal
-from zflow.runtime.host import HostSpec
+from zflow.runtime.node_host import HostSpec
 from zflow.runtime.supervisor import LogSink, Supervisor, print_prefixed
 from zflow.transport.session import SessionOptions
 
@@ -27,7 +27,7 @@ _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def host_argv() -> list[str]:
-    return [sys.executable, "-m", "zflow.runtime.host"]
+    return [sys.executable, "-m", "zflow.runtime.node_host"]
 
 
 def host_env() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The on-demand (scale-to-zero) mode of the node host: ``python -m zflow.runtime.host --on-demand``.
+"""The on-demand (scale-to-zero) mode of the node host: ``python -m zflow.runtime.node_host --on-demand``.
 
 Warm steps and triggers run in the ordinary host loop; an on-demand workflow step runs here:
 it first collects the messages its activator kept while it was scaled to zero, acknowledges
@@ -133,7 +133,7 @@ def _serve_inputs(session: Any, graph: Graph, spec: NodeSpec, node: Any, ctx: Co
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zflow.runtime.host --on-demand")
+    parser = argparse.ArgumentParser(prog="python -m zflow.runtime.node_host --on-demand")
     parser.add_argument("--graph", required=True, help="compiled graph JSON file")
     parser.add_argument("--node", required=True)
     parser.add_argument("--connect", action="append", default=[])
