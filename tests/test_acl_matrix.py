@@ -25,7 +25,7 @@ from zflow.transport.session import EmbeddedRouter, SessionOptions, free_port, o
 
 SUBJECTS = {"router": "router", "daemon": "edge-1", "deployer": "zflow-ops", "observer": "zflow-observer",
             "unknown": "rogue"}
-FAMILIES = ("data", "ctl", "alive", "runs", "tsdb", "build", "records", "checkpoint", "stats",
+FAMILIES = ("data", "ctl", "alive", "runs", "tsdb", "build-req", "build-result", "records", "checkpoint", "stats",
             "runner")
 OPS = ("put", "delete", "get", "subscribe", "queryable", "liveliness")
 
@@ -38,7 +38,8 @@ KEYS: dict[str, dict[str, str]] = {
     "alive": dict.fromkeys(OPS, "zflow/alive/daemon/edge-1"),
     "runs": dict.fromkeys(OPS, "zflow/runs/wf/r1"),
     "tsdb": dict.fromkeys(OPS, "zflow/tsdb/ds/x"),
-    "build": dict.fromkeys(OPS, "zflow/build/action/req/b1"),
+    "build-req": dict.fromkeys(OPS, "zflow/build/action/req/b1"),  # only deployers ask for builds
+    "build-result": dict.fromkeys(OPS, "zflow/build/action/result/b1"),  # only builders answer
     "records": dict.fromkeys(OPS, "zflow/ctl/records/f/i"),  # the daemons' replicated instance records
     "checkpoint": dict.fromkeys(OPS, "zflow/ctl/checkpoint/f/i/n"),
     "stats": dict.fromkeys(OPS, "zflow/ctl/instance/f/i/stats/n"),  # a node's statistics
@@ -52,14 +53,16 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
     "router": {f: set(OPS) for f in FAMILIES},
     # daemon edge-1: its own control queryable and token; instance signals it only receives
     "daemon": {"data": _RW, "ctl": {"get", "subscribe", "queryable"}, "alive": {"liveliness"},
-               "runs": _RW, "tsdb": _RW, "build": _RW, "records": _RW - {"delete"}, "checkpoint": _RW,
+               "runs": _RW, "tsdb": _RW, "build-req": _READ, "build-result": _RW - {"delete"},
+               "records": _RW - {"delete"}, "checkpoint": _RW,
                "stats": _RW - {"delete"}, "runner": {"liveliness"}},
     # deployer: commands everything, but never takes a daemon's identity nor writes its records
     "deployer": {"data": _RW, "ctl": {"put", "delete", "get", "subscribe"}, "alive": set(),
-                 "runs": _RW, "tsdb": _RW, "build": _RW, "records": {"get"}, "checkpoint": {"get"},
+                 "runs": _RW, "tsdb": _RW, "build-req": _READ | {"put"}, "build-result": _READ,
+                 "records": {"get"}, "checkpoint": {"get"},
                  "stats": _RW, "runner": {"liveliness"}},
     "observer": {"data": _READ, "ctl": {"subscribe"}, "alive": set(), "runs": _READ, "tsdb": _READ,
-                 "build": _READ, "records": _READ, "checkpoint": _READ, "stats": _READ,
+                 "build-req": _READ, "build-result": _READ, "records": _READ, "checkpoint": _READ, "stats": _READ,
                  "runner": set()},
     "unknown": {f: set() for f in FAMILIES},
 }

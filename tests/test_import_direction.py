@@ -9,7 +9,7 @@ at module level AND inside functions (a hidden import is still a loop). The map,
     scheduler (placement)                                        dataflow, transport
     runtime (node hosts, supervisor)                             dataflow, transport
     operators (built-in library, registered by name in dataflow) runtime and below
-    daemon, workflows, tsdb -> storage_backends, cli             as listed below
+    daemon, workflows, build, tsdb -> storage_backends, cli      as listed below
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ ALLOWED: dict[str, set[str]] = {
     "operators": BELOW_RUNTIME | NODE_API,
     "zflow.daemon": BELOW_RUNTIME | NODE_API | {"zflow.scheduler"},
     "zflow.workflows": BELOW_RUNTIME | NODE_API | {"zflow.scheduler", "zflow.daemon"},
+    # action images (zflow build): builds what workflows and daemons run
+    "zflow.build": BELOW_RUNTIME | NODE_API | {"zflow.workflows", "zflow.daemon"},
     "storage_backends": FLOOR | {"zflow.transport"},
     "zflow.tsdb": FLOOR | {"zflow.transport", "storage_backends"},
     "zflow": FLOOR | {"zflow.runtime", "zflow.dataflow"},  # the public API re-exports
     "zflow.__main__": {"zflow.cli"},
     "zflow.cli": FLOOR | NODE_API | {"zflow.transport", "zflow.dataflow", "zflow.scheduler", "zflow.runtime",
-                          "zflow.daemon", "zflow.workflows", "zflow.tsdb", "storage_backends"},
+                          "zflow.daemon", "zflow.workflows", "zflow.build", "zflow.tsdb", "storage_backends"},
 }
 
 # Loops being removed by the other parts of issue 9 while this test landed; the lead deletes

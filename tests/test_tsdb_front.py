@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from runtime_helpers import wait_for
 
 from zflow import codec, keyexprs
 from zflow.transport import open_session
@@ -19,17 +19,6 @@ from zflow.tsdb.store import Dataset
 
 def _get(session, selector: str, timeout: float = 10.0) -> list:
     return list(session.get(selector, timeout=timeout))
-
-
-def _wait_for(cond, what: str, timeout: float = 30.0):
-    """Poll ``cond`` until it returns something truthy (never a fixed sleep: loaded CI)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _ok(session, selector: str):
@@ -46,7 +35,7 @@ def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> Non
     with open_session(router.client_options()) as fs, Front(ds, fs) as front:
         # The front declares its subscriber, then its queryables, on one session: once the last
         # queryable answers through the router, the subscriber has reached it too.
-        _wait_for(lambda: _ok(zsession, keyexprs.tsdb("intel", "stats")), "the front's declarations")
+        wait_for(lambda: _ok(zsession, keyexprs.tsdb("intel", "stats")), "the front's declarations")
         payload, ctype = codec.encode({k: v for k, v in data.items()})
         zsession.put(keyexprs.tsdb("intel", "ingest"), payload, encoding=ctype)
         rows = [{k: data[k][i].item() for k in data} for i in range(5)]
@@ -63,7 +52,7 @@ def test_front_ingest_put_and_plain_get(router, zsession, tmp_path: Path) -> Non
                 codec.decode(ok.payload.to_bytes(), str(ok.encoding))["columns"]["moteid"]) == 3005
 
         # the first ingest may compile numba kernels, slow on a loaded machine
-        _wait_for(rows_stored, "3005 ingested rows", timeout=90)
+        wait_for(rows_stored, "3005 ingested rows", timeout=90)
         replies = _get(zsession, sel)
         value = codec.decode(replies[0].ok.payload.to_bytes(), str(replies[0].ok.encoding))
         mask = ((full["temperature"] > 21) & (full["moteid"] == 7)) | (full["light"] > 600)
@@ -97,7 +86,7 @@ def test_serve_command_answers_a_raw_zenoh_get(router, zsession, tmp_path: Path,
     with spawn(["-m", "zflow", "tsdb", "serve", str(tmp_path / "ds.yaml"), "--connect", router.endpoint],
                "serving dataset 'lab'") as (proc, _line):
         sel = keyexprs.tsdb("lab", "query") + "?filter=light>100;voltage<2.7&cols=time,light&format=json"
-        value = json.loads(_wait_for(lambda: _ok(zsession, sel), "the served dataset").payload.to_bytes())
+        value = json.loads(wait_for(lambda: _ok(zsession, sel), "the served dataset").payload.to_bytes())
         mask = (data["light"] > 100) & (data["voltage"] < 2.7)
         assert value["columns"]["light"] == data["light"][mask].tolist()
         proc.terminate()

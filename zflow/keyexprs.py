@@ -17,7 +17,7 @@ Layout (see DESIGN.md):
                         ``zflow/alive/storage/{kind}/{pid}`` (a storage process, e.g. ``runs``)
 - time-series store     ``zflow/tsdb/{dataset}/...``; fragment locations ``zflow/tsdb/_loc/{location}/...``
 - workflow runs         ``zflow/runs/{workflow}/{run_id}``
-- builds                ``zflow/build/...``
+- builds                ``zflow/build/action/{req|status|result}/{id}``; builders ``zflow/alive/builder/{id}``
 """
 
 from __future__ import annotations
@@ -206,6 +206,28 @@ def parse_runs(key: str) -> tuple[str, str] | None:
 
 def build(*rest: str) -> str:
     return _join(ROOT, "build", *rest)
+
+
+BUILD_KINDS = ("req", "status", "result")
+
+
+def build_action(kind: str, build_id: str = "*") -> str:
+    """A builder operator's keys: requests, progress and results of one build (``*``: all)."""
+    if kind not in BUILD_KINDS:
+        raise ValueError(f"build key kind must be one of {BUILD_KINDS}, got {kind!r}")
+    return build("action", kind, build_id if build_id == "*" else chunk(build_id, "build id"))
+
+
+def parse_build_action(key: str) -> tuple[str, str]:
+    """``zflow/build/action/{kind}/{id}`` -> (kind, id); anything else is a UserError."""
+    parts = str(key).split("/")
+    if len(parts) != 5 or parts[:3] != [ROOT, "build", "action"] or parts[3] not in BUILD_KINDS:
+        raise UserError(f"{key!r} is not a build key (expected {ROOT}/build/action/{{req|status|result}}/ID)")
+    return parts[3], chunk(parts[4], "build id")
+
+
+def builder_alive(builder_id: str = "*") -> str:
+    return _join(ROOT, "alive", "builder", builder_id if builder_id == "*" else chunk(builder_id, "builder id"))
 
 
 def run_event(workflow: str, run_id: str = "*", step: str = "*") -> str:

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "zflow.cli.workflow",
     "zflow.cli.tsdb",
     "zflow.cli.daemon",
+    "zflow.cli.build",
 )
 
 

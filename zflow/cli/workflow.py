@@ -87,6 +87,9 @@ def _zenoh_args(p: argparse.ArgumentParser) -> None:
 def _register_workflow(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("workflow", help="Ryax-style workflows: check, compile, run, runs")
     wsub = p.add_subparsers(dest="workflow_cmd", metavar="SUBCOMMAND")
+    from zflow.cli.build import register_workflow as register_build  # zflow workflow build
+
+    register_build(wsub)
 
     c = wsub.add_parser("check", help="validate a workflow file and its actions")
     c.add_argument("file")

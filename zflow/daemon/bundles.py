@@ -252,6 +252,35 @@ def ship_graph(graph: Any, log: Any = None) -> tuple[Any, dict[str, bytes]]:
     return replace(graph, nodes=nodes), payloads
 
 
+def fetch_bundle(session: Any, digest: str, timeout: float = 30.0) -> tuple[dict[str, bytes], tuple[str, ...]]:
+    """A bundle's files and requirements from whoever serves it, verified against its digest."""
+    data = None
+    for reply in session.get(keyexprs.bundle(digest), timeout=timeout):
+        if reply.ok is not None:
+            data = codec.decode(reply.ok.payload.to_bytes(), str(reply.ok.encoding))
+            break
+    if data is None:
+        raise RuntimeFailure(f"bundle {digest[:12]} is not served by anyone (deployer gone?)")
+    files = {k: bytes(v) for k, v in data["files"].items()}
+    reqs = tuple(data.get("requirements") or ())
+    actual = digest_of(files, reqs)
+    if actual != digest:
+        raise RuntimeFailure(f"bundle {digest[:12]} failed verification (content hashes to {actual[:12]})")
+    return files, reqs
+
+
+def write_bundle_files(files: dict[str, bytes], target: Path, digest: str) -> None:
+    """Write a verified bundle's files under ``target``, refusing any path that leaves it."""
+    root = str(target.resolve()) + os.sep
+    for rel, blob in files.items():
+        dest = (target / rel).resolve()
+        if not str(dest).startswith(root):
+            raise RuntimeFailure(f"bundle {digest[:12]} has a path outside itself: {rel!r}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(blob)
+    target.mkdir(parents=True, exist_ok=True)
+
+
 class BundleCache:
     """A daemon's bundle store: ``<data>/bundles/<digest>/{files,env}``."""
 
@@ -281,27 +310,10 @@ class BundleCache:
         with self._lock:
             if self.has(digest):
                 return self.files_dir(digest)
-            data = None
-            for reply in session.get(keyexprs.bundle(digest), timeout=timeout):
-                if reply.ok is not None:
-                    data = codec.decode(reply.ok.payload.to_bytes(), str(reply.ok.encoding))
-                    break
-            if data is None:
-                raise RuntimeFailure(f"bundle {digest[:12]} is not served by anyone (deployer gone?)")
-            files = {k: bytes(v) for k, v in data["files"].items()}
-            reqs = tuple(data.get("requirements") or ())
-            actual = digest_of(files, reqs)
-            if actual != digest:
-                raise RuntimeFailure(f"bundle {digest[:12]} failed verification (content hashes to {actual[:12]})")
+            files, reqs = fetch_bundle(session, digest, timeout)
             tmp = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=self.root))
             try:
-                for rel, blob in files.items():
-                    dest = (tmp / "files" / rel).resolve()
-                    if not str(dest).startswith(str((tmp / "files").resolve()) + os.sep):
-                        raise RuntimeFailure(f"bundle {digest[:12]} has a path outside itself: {rel!r}")
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.write_bytes(blob)
-                (tmp / "files").mkdir(exist_ok=True)
+                write_bundle_files(files, tmp / "files", digest)
                 (tmp / "requirements").write_text("\n".join(reqs))
                 if reqs:
                     install_requirements(tmp / "env", reqs, tmp / "files")

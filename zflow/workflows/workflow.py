@@ -222,8 +222,8 @@ class _Planner:
             versions = self.library.versions(ref)
             broken = self.library.broken(ref)
             if broken and not versions:
-                for directory, exc in broken:
-                    self.problems += exc.problems
+                for directory, error in broken:
+                    self.problems += error.problems
                     self.err(("actions", i, "from"), f"action {ref!r} in {directory} is not a valid action "
                                                      "(see its errors)")
             elif versions:
