@@ -197,7 +197,7 @@ def bridge_graph():
 
 
 def run_bridge(endpoint: str, n: int, size: int, tmp: str) -> dict:
-    from zflow.runtime.run import run_flow
+    from zflow.runtime.local_run import run_flow
 
     def start(out: str):
         stop = threading.Event()

@@ -77,7 +77,7 @@ def idle_daemon(endpoint: str, tmp: Path) -> dict[str, float]:
 
 def create_to_first_data(endpoint: str, tmp: Path, router_session) -> dict[str, float]:
     from zflow.daemon.instance_deploy import create_instance, delete_instance
-    from zflow.runtime.run import run_flow
+    from zflow.runtime.local_run import run_flow
 
     ops = write_operators(tmp / "ops")
     # baseline: the same flow, run locally by the runtime, until its first sample arrives

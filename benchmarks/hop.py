@@ -144,7 +144,7 @@ def run_zflow(endpoint: str, n: int, size: int, rate: float, in_memory: bool) ->
     from runtime_helpers import graph, node
 
     from zflow.dataflow.graph import QoS
-    from zflow.runtime.run import run_flow
+    from zflow.runtime.local_run import run_flow
 
     nodes_file = str(Path(__file__).with_name("hop_nodes.py"))
     group = "one" if in_memory else None

@@ -35,7 +35,7 @@ def bare_processes(endpoint: str) -> float:
 def zflow_ready(endpoint: str, tmp: str) -> float:
     from runtime_helpers import graph, node
 
-    from zflow.runtime.run import run_flow
+    from zflow.runtime.local_run import run_flow
 
     nodes = str(ROOT / "tests" / "nodes" / "basic.py")
     g = graph("startup", [

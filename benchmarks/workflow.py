@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from zflow.transport.session import EmbeddedRouter, open_session  # noqa: E402
-from zflow.workflows.runner import WorkflowRunner  # noqa: E402
 from zflow.workflows.workflow import load_workflow  # noqa: E402
+from zflow.workflows.workflow_runner import WorkflowRunner  # noqa: E402
 
 ACTIONS = ROOT / "tests" / "workflow_data" / "actions"
 

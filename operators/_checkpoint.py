@@ -7,14 +7,12 @@ keep them, so nothing is asked or written there. ``Sequence`` numbers what a sou
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import zenoh
 
-from zflow import codec, keyexprs
-from zflow.daemon.identity import DAEMON_ENV
+from zflow import codec, keyexprs, settings
 from zflow.runtime.api import Context
 
 LOAD_TIMEOUT = 3.0
@@ -28,7 +26,7 @@ class Checkpoint:
     def __init__(self, ctx: Context):
         self.session = ctx.session
         self.key = keyexprs.checkpoint(ctx.flow, ctx.instance, ctx.node)
-        self.enabled = self.session is not None and bool(os.environ.get(DAEMON_ENV))
+        self.enabled = self.session is not None and settings.daemon_id() is not None
 
     def load(self) -> list[dict[str, Any]]:
         """Every replica's copy (none on a first start, or where no daemon keeps checkpoints)."""

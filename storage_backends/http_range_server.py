@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -58,6 +57,7 @@ from storage_backends.range_wire import (
     parse_range_header,
     unpack_range_array,
 )
+from zflow.process import StopSignal
 
 MAX_PUT = 1 << 31
 
@@ -235,15 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"range_server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
 
-    def stop(*_: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop = StopSignal().install()
+    serving = threading.Thread(target=server.serve_forever, name="range-server", daemon=True)
+    serving.start()
     print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
-        server.serve_forever()
+        stop.wait()
     finally:
+        server.shutdown()
         server.server_close()
     return 0
 

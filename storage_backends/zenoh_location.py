@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import queue
-import signal
 import struct
 import sys
 import threading
@@ -62,6 +61,7 @@ from storage_backends.range_wire import (
 )
 from zflow import keyexprs
 from zflow.errors import UserError
+from zflow.process import StopSignal
 
 MAX_RANGES_IN_SELECTOR = 256
 
@@ -346,9 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     name = args.name or os.path.basename(os.path.abspath(args.dir))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopSignal().install()
     try:
         with open_session(SessionOptions(mode=args.mode, connect=args.connect, listen=args.listen)) as s, \
                 LocationServer(s, name, args.dir, args.workers, args.fsync):

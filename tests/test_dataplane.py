@@ -26,7 +26,7 @@ from zflow import keyexprs
 from zflow.dataflow import compile_dict
 from zflow.dataflow.graph import QoS
 from zflow.runtime.launcher import FlowRunner
-from zflow.runtime.run import run_flow
+from zflow.runtime.local_run import run_flow
 from zflow.runtime.stats import NodeStats
 
 NODES = str(Path(__file__).parent / "nodes" / "dataplane.py")

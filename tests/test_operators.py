@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from operator_helpers import Harness
 
-from operators import BUILTINS
 from operators._tables import batch_metadata, columns, is_batch, parse_time, rows
 from operators.replay import CsvReplay, JsonlReplay
 from operators.sensor_sim import FIELDS, SensorSim
@@ -18,6 +17,7 @@ from operators.sinks import JsonlSink, Print
 from operators.threshold import Threshold, Welford
 from operators.timer import Timer
 from operators.window import Window
+from zflow.dataflow.builtins import BUILTINS
 from zflow.dataflow.graph import RunSpec
 from zflow.errors import UserError
 from zflow.runtime.loader import load_node_class
@@ -61,7 +61,7 @@ def test_configuration_models_are_documented_and_checkable_without_the_operators
 
 
 def test_builtin_ports_table_matches_the_classes():
-    from operators import BUILTIN_PORTS
+    from zflow.dataflow.builtins import BUILTIN_PORTS
 
     for name, ports in BUILTIN_PORTS.items():
         cls = load_node_class(RunSpec(kind="builtin", target=name))

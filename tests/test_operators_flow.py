@@ -11,7 +11,7 @@ from operator_helpers import Harness
 from runtime_helpers import graph, node
 
 from operators.sensor_sim import SensorSim
-from zflow.runtime.run import run_flow
+from zflow.runtime.local_run import run_flow
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from runtime_helpers import graph, node
 
-from zflow.runtime.run import run_flow
+from zflow.runtime.local_run import run_flow
 
 QA = str(Path(__file__).parent / "nodes" / "qa.py")
 
@@ -28,7 +28,7 @@ def test_host_signal_handler_takes_no_lock():
     script = textwrap.dedent("""
         import os, signal, time
         from zflow.dataflow.graph import Graph
-        from zflow.runtime.host import Host, HostSpec, stop_on_signals
+        from zflow.runtime.node_host import Host, HostSpec, stop_on_signals
         from zflow.transport.session import SessionOptions
         host = Host(HostSpec(Graph(flow="f", instance="i", nodes={}, links=()), [], SessionOptions()))
         stop_on_signals(host)

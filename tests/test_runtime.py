@@ -18,7 +18,7 @@ from runtime_helpers import graph, node
 
 from zflow import codec
 from zflow.dataflow.graph import QoS, RestartPolicy
-from zflow.runtime.run import run_flow
+from zflow.runtime.local_run import run_flow
 
 NODES = str(Path(__file__).parent / "nodes" / "basic.py")
 

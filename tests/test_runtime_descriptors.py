@@ -9,7 +9,7 @@ from pathlib import Path
 
 from zflow import codec
 from zflow.dataflow import compile_file
-from zflow.runtime.run import run_flow
+from zflow.runtime.local_run import run_flow
 
 NODES = Path(__file__).parent / "nodes" / "basic.py"
 

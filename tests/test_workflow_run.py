@@ -13,8 +13,8 @@ import pytest
 
 from zflow import codec
 from zflow.transport.session import free_port
-from zflow.workflows.runner import WorkflowRunner
 from zflow.workflows.workflow import load_workflow
+from zflow.workflows.workflow_runner import WorkflowRunner
 
 DATA = Path(__file__).parent / "workflow_data"
 EXAMPLES = Path(__file__).parent.parent / "examples" / "workflows"

@@ -13,7 +13,8 @@ Layout (see DESIGN.md):
 - instance records      ``zflow/ctl/records/{flow}/{instance}`` (replicated by every daemon)
 - node checkpoints      ``zflow/ctl/checkpoint/{flow}/{instance}/{node}`` (replicated by every daemon)
 - liveliness            ``zflow/alive/daemon/{daemon_id}``, ``zflow/alive/node/{flow}/{instance}/{node}``,
-                        ``zflow/alive/runner/{workflow}/{runner_id}`` (a ``zflow workflow run``)
+                        ``zflow/alive/runner/{workflow}/{runner_id}`` (a ``zflow workflow run``),
+                        ``zflow/alive/storage/{kind}/{pid}`` (a storage process, e.g. ``runs``)
 - time-series store     ``zflow/tsdb/{dataset}/...``; fragment locations ``zflow/tsdb/_loc/{location}/...``
 - workflow runs         ``zflow/runs/{workflow}/{run_id}``
 - builds                ``zflow/build/action/{req|status|result}/{id}``; builders ``zflow/alive/builder/{id}``
@@ -211,7 +212,21 @@ def tsdb_fragment(location: str, key: str) -> str:
 
 
 def runs(workflow: str, run_id: str = "*") -> str:
-    return _join(ROOT, "runs", chunk(workflow, "workflow"), run_id if run_id in ("*", "**") else chunk(run_id, "run id"))
+    """A run record (``*`` for the workflow selects one run id across every workflow)."""
+    return _join(ROOT, "runs", workflow if workflow in ("*", "**") else chunk(workflow, "workflow"),
+                 run_id if run_id in ("*", "**") else chunk(run_id, "run id"))
+
+
+def parse_runs(key: str) -> tuple[str, str] | None:
+    """(workflow, run id) of a :func:`runs` key or selector (``**`` alone: every run), or None."""
+    parts = str(key).split("/")
+    if parts[:2] != [ROOT, "runs"]:
+        return None
+    if len(parts) == 4:
+        return parts[2], parts[3]
+    if parts[2:] == ["**"]:
+        return "**", "**"
+    return None
 
 
 def build(*rest: str) -> str:
@@ -253,6 +268,20 @@ def runner_alive(workflow: str = "*", runner: str = "*") -> str:
                  runner if runner == "*" else chunk(runner, "runner id"))
 
 
+def parse_runner_alive(key: str) -> tuple[str, str] | None:
+    """(workflow, runner id) of a :func:`runner_alive` key, or None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 5 or parts[:3] != [ROOT, "alive", "runner"]:
+        return None
+    return parts[3], parts[4]
+
+
+def storage_alive(kind: str, ident: str = "*") -> str:
+    """Liveliness token of a storage process (``kind`` e.g. ``runs``): declared once it serves,
+    so whoever started it knows it is ready without reading its log."""
+    return _join(ROOT, "alive", "storage", chunk(kind, "storage kind"), ident if ident == "*" else chunk(ident, "storage id"))
+
+
 def run_records(workflow: str = "*") -> str:
     """Selector for every run record (of one workflow, or of all with ``*``)."""
     return _join(ROOT, "runs", workflow if workflow in ("*", "**") else chunk(workflow, "workflow"), "*")
@@ -262,6 +291,14 @@ def blob(store: str, digest: str = "*") -> str:
     """Content-addressed file blobs in a site's store (or the ``global`` store)."""
     return _join(ROOT, "blobs", store if store == "*" else chunk(store, "store"),
                  digest if digest == "*" else chunk(digest, "digest"))
+
+
+def parse_blob(key: str) -> tuple[str, str] | None:
+    """(store, digest) of a :func:`blob` key, or None for any other key."""
+    parts = str(key).split("/")
+    if len(parts) != 4 or parts[:2] != [ROOT, "blobs"]:
+        return None
+    return parts[2], parts[3]
 
 
 def activator(workflow: str, instance: str, step: str, *rest: str) -> str:

@@ -99,7 +99,7 @@ def seq_flow(ctx: Run, flow: str, *, n: int, rate: float = 0, size: int = 0, rel
 def flow_running(ctx: Run, g: Graph, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """``run_flow`` on a thread, its hosts' output in ``<dir>/<flow>.log``; yields a dict that
     holds ``result`` once the flow has ended."""
-    from zflow.runtime.run import run_flow
+    from zflow.runtime.local_run import run_flow
 
     box: dict[str, Any] = {"stop": threading.Event()}
     lock = threading.Lock()
@@ -336,7 +336,7 @@ def _host_pids(ctx: Run) -> list[int]:
     """Node-host processes of this scenario (found by their mark: not every node writes a pid file)."""
     from faultlib.inject import marked_processes
 
-    return sorted(pid for pid, cmd in marked_processes(ctx.mark) if "zflow.runtime.host" in cmd)
+    return sorted(pid for pid, cmd in marked_processes(ctx.mark) if "zflow.runtime.node_host" in cmd)
 
 
 def _deploy(g: Graph, hints: dict[str, dict[str, Any]]) -> Graph:
@@ -512,8 +512,8 @@ def workflow_steps(ctx: Run) -> None:
     """Workflow steps (a Ryax trigger and three warm steps, each in its own host): every
     step host is SIGSTOPped for 1.5 s while runs flow. Each run (numbered by the trigger's
     index) must complete exactly once, in order, with the right result."""
-    from zflow.workflows.runner import WorkflowRunner
     from zflow.workflows.workflow import load_workflow
+    from zflow.workflows.workflow_runner import WorkflowRunner
 
     n = int(150 * ctx.scale)
     wf = load_workflow(WORKFLOWS / "three-steps.yaml")

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from zflow import settings
 from zflow.cli.args import positive_int, seconds
 
 
@@ -28,7 +29,7 @@ def _conn_args(p: argparse.ArgumentParser) -> None:
 def _session_options(args: argparse.Namespace) -> Any:
     from zflow.transport.session import SessionOptions
 
-    connect = args.connect or [e for e in os.environ.get("ZFLOW_CONNECT", "").split(",") if e]
+    connect = args.connect or settings.connect()
     if not connect and not args.zenoh_config:
         connect = ["tcp/127.0.0.1:7447"]
     return SessionOptions(mode=args.mode or "client", connect=connect, config_file=args.zenoh_config)
@@ -222,7 +223,7 @@ def cmd_instance_list(args: argparse.Namespace) -> int:
 
 # -- scheduler ------------------------------------------------------------------------------------
 def cmd_sched_serve(args: argparse.Namespace) -> int:
-    from zflow.runtime.signals import StopSignal
+    from zflow.process import StopSignal
     from zflow.scheduler.service import SchedulerService
     from zflow.transport.session import open_session
 

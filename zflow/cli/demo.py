@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from zflow import settings
 from zflow.cli.args import non_negative, positive_int, seconds
 from zflow.errors import RuntimeFailure, UserError
 
-DEMO_ENV = "ZFLOW_DEMO_FLOW"
+DEMO_ENV = settings.DEMO_FLOW
 
 
 def demo_flow() -> Path:
     """The demo descriptor: ``$ZFLOW_DEMO_FLOW``, else ``examples/demo/demo.yaml`` of the source
     checkout (editable install), else the copy a wheel installs under ``<prefix>/share/zflow``."""
-    if os.environ.get(DEMO_ENV):
-        return Path(os.environ[DEMO_ENV])
+    forced = settings.demo_flow()
+    if forced:
+        return Path(forced)
     import site
     import sysconfig
 
@@ -65,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     from zflow.dataflow import compile_file
-    from zflow.runtime.run import run_flow
+    from zflow.runtime.local_run import run_flow
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="zflow-demo-"))
     try:

@@ -76,7 +76,7 @@ def _show_tails(tails: dict[str, deque[str]]) -> None:
 
 
 def _run_flow(args: argparse.Namespace, graph: Any, log: Any) -> Any:
-    from zflow.runtime.run import run_flow
+    from zflow.runtime.local_run import run_flow
 
     return run_flow(
         graph,

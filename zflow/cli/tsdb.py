@@ -240,7 +240,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
 
-    from zflow.runtime.signals import StopSignal
+    from zflow.process import StopSignal
     from zflow.transport.session import SessionOptions, open_session
     from zflow.tsdb.serving.zenoh_front import Front
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -13,10 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zflow import keyexprs, process, settings
 from zflow.cli.args import positive_int, seconds
 from zflow.errors import Problem, RuntimeFailure, UserError
 
-DEFAULT_STATE = Path(os.environ.get("ZFLOW_STATE_DIR", Path.home() / ".local" / "state" / "zflow"))
+DEFAULT_STATE = settings.state_dir()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -208,9 +208,9 @@ def _summary_line(r: dict[str, Any]) -> str:
 def _wf_run(args: argparse.Namespace) -> int:
     """Exit code 0 only when every finished run completed, 1 when one did not; Ctrl-C is 130.
     Runs still in flight when it stops (--duration, Ctrl-C) are canceled and said so."""
-    from zflow.workflows.runner import WorkflowRunner
     from zflow.workflows.runs import COMPLETED
     from zflow.workflows.workflow import load_workflow
+    from zflow.workflows.workflow_runner import WorkflowRunner
 
     wf = load_workflow(args.file)
     runner = WorkflowRunner(wf, Path(args.state_dir) / "workflows" / wf.name, connect=args.connect,
@@ -258,48 +258,41 @@ def _wf_deploy(args: argparse.Namespace) -> int:
         if info.get("mode") == "daemons":
             raise UserError(f"workflow {wf.name} is already deployed on daemons (instance {wf.name}/"
                             f"{info['instance']}); undeploy it first")
-        if _alive(info["pid"]):
+        if process.alive(info["pid"]):
             raise UserError(f"workflow {wf.name} is already deployed (pid {info['pid']}); undeploy it first")
     info_file.parent.mkdir(parents=True, exist_ok=True)
     if args.daemons:
         return _deploy_on_daemons(args, wf, info_file)
-    log = (info_file.parent / f"{wf.name}.log").open("ab")
+    log = info_file.parent / f"{wf.name}.log"
     cmd = [sys.executable, "-m", "zflow", "workflow", "run", str(Path(args.file).resolve()),
            "--state-dir", args.state_dir, "--site", args.site, "--duration", str(10 * 365 * 86400)]
     for c in args.connect:
         cmd += ["--connect", c]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+    proc = process.spawn_detached(cmd, log)
     info_file.write_text(json.dumps({"pid": proc.pid, "file": str(Path(args.file).resolve()),
                                      "started": time.time()}))
-    print(f"deployed {wf.name} (pid {proc.pid}); logs in {log.name}")
+    print(f"deployed {wf.name} (pid {proc.pid}); logs in {log}")
     return 0
 
 
 def _daemon_connect(connect: list[str]) -> list[str]:
     """Daemon deployments talk to an existing network: --connect, $ZFLOW_CONNECT or the default router."""
-    return connect or [e for e in os.environ.get("ZFLOW_CONNECT", "").split(",") if e] or ["tcp/127.0.0.1:7447"]
+    return connect or settings.connect_or_default()
 
 
-def _start_storage(connect: list[str], directory: Path, blobs: list[str], log_file: Path,
+def _start_storage(session: Any, connect: list[str], directory: Path, blobs: list[str], log_file: Path,
                    timeout: float = 30.0) -> subprocess.Popen[bytes]:
-    """A detached ``zflow workflow storage`` (runs and blob stores), returned once it serves."""
+    """A detached ``zflow workflow storage`` (runs and blob stores), returned once its liveliness
+    token says it serves."""
     cmd = [sys.executable, "-m", "zflow", "workflow", "storage", "--dir", str(directory)]
     for c in connect:
         cmd += ["--connect", c]
     for b in blobs:
         cmd += ["--blobs", b]
-    with log_file.open("ab") as log:
-        start = log_file.stat().st_size
-        proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        with log_file.open("rb") as fh:
-            fh.seek(start)
-            if b"runs storage serving" in fh.read():
-                return proc
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    proc = process.spawn_detached(cmd, log_file)
+    if process.wait_alive(session, keyexprs.storage_alive("runs", str(proc.pid)), timeout, proc):
+        return proc
+    process.kill_group(proc.pid)
     proc.wait()
     raise RuntimeFailure(f"the runs storage did not start (see {log_file})")
 
@@ -316,14 +309,14 @@ def _deploy_on_daemons(args: argparse.Namespace, wf: Any, info_file: Path) -> in
     with open_session(SessionOptions(mode="client", connect=connect)) as session:
         plan = placeable_plan(session, wf, args.id, args.policy, secret)
         if not args.no_storage:  # recording starts before the first run can happen
-            storage = _start_storage(connect, Path(args.state_dir) / "workflows" / wf.name,
+            storage = _start_storage(session, connect, Path(args.state_dir) / "workflows" / wf.name,
                                      sorted({GLOBAL, *plan.sites.values()}), info_file.with_suffix(".storage.log"))
         try:
             rec, plan = deploy_workflow(session, wf, args.id, args.policy, secret, ready_timeout=args.timeout,
                                         log=lambda m: print(m, file=sys.stderr), plan=plan)
         except BaseException:
             if storage is not None:
-                _stop_pid(storage.pid)
+                process.stop_pid(storage.pid)
             raise
     info_file.write_text(json.dumps({"mode": "daemons", "instance": rec.instance, "connect": connect,
                                      "storage_pid": storage.pid if storage else None,
@@ -333,27 +326,6 @@ def _deploy_on_daemons(args: argparse.Namespace, wf: Any, info_file: Path) -> in
     if storage is not None:
         print(f"runs storage pid {storage.pid}, records in {Path(args.state_dir) / 'workflows' / wf.name}")
     return 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
-def _stop_pid(pid: int, signum: int = signal.SIGINT) -> None:
-    """Ask a process we started to stop (it cleans up on Ctrl-C), kill it after 10 s."""
-    if not _alive(pid):
-        return
-    os.kill(pid, signum)
-    for _ in range(100):
-        if not _alive(pid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
 
 
 def _wf_undeploy(args: argparse.Namespace) -> int:
@@ -373,11 +345,11 @@ def _wf_undeploy(args: argparse.Namespace) -> int:
             except UserError:  # already deleted (`zflow instance delete`) or its daemons are gone
                 what = f"instance {key} was not on any reachable daemon"
         if info.get("storage_pid"):
-            _stop_pid(info["storage_pid"], signal.SIGTERM)
+            process.stop_pid(info["storage_pid"], signal.SIGTERM)
         info_file.unlink()
         print(f"undeployed {args.name} ({what})")
         return 0
-    _stop_pid(info["pid"])  # the runner stops its steps and storages on Ctrl-C
+    process.stop_pid(info["pid"])  # the runner stops its steps and storages on Ctrl-C
     info_file.unlink()
     print(f"undeployed {args.name}")
     return 0
@@ -398,12 +370,12 @@ def _wf_explain(args: argparse.Namespace) -> int:
 
 def _wf_storage(args: argparse.Namespace) -> int:
 
-    from zflow.runtime.signals import StopSignal
+    from zflow.process import StopSignal
     from zflow.transport.session import EmbeddedRouter, SessionOptions, open_session
     from zflow.workflows.files import BlobStorage
     from zflow.workflows.runs import RunsStorage
 
-    stop = StopSignal().install((signal.SIGTERM,))
+    stop = StopSignal().install()
     router = EmbeddedRouter() if not args.connect else None
     try:
         if router is not None:
@@ -413,13 +385,12 @@ def _wf_storage(args: argparse.Namespace) -> int:
         with open_session(SessionOptions(mode="client", connect=connect)) as session:
             runs = RunsStorage(session, Path(args.dir) / "runs")
             blobs = [BlobStorage(session, b, Path(args.dir) / "blobs" / b) for b in args.blobs]
+            ready = session.liveliness().declare_token(keyexprs.storage_alive("runs", str(os.getpid())))
             print(f"runs storage serving zflow/runs/** from {args.dir}", flush=True)
             try:
-                while not stop.wait(0.2):
-                    pass
-            except KeyboardInterrupt:
-                pass
+                stop.wait()
             finally:
+                ready.undeclare()
                 for b in blobs:
                     b.close()
                 runs.close()

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from zflow import settings
 from zflow.daemon.identity import Identity, ZenohSettings, detect_gpus, detect_memory, sanitize
 from zflow.scheduler.model import norm_arch, parse_memory
 
@@ -113,7 +114,7 @@ class DaemonConfig(_Strict):
                 from zflow.errors import UserError
 
                 raise UserError(f"{self.token_file}: cannot read the bootstrap token: {exc.strerror}") from None
-        token = token or os.environ.get("ZFLOW_TOKEN") or None
+        token = token or settings.token()
         data = self.model_dump(exclude={"token", "token_file", "zenoh", "pools"})
         return Identity(**data, token=token, zenoh=ZenohSettings(**self.zenoh.model_dump()),
                         pools=[p.model_dump() for p in self.pools])

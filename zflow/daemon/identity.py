@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zflow import settings
 from zflow.scheduler.model import MiB, Pool
 
 #: Environment of the node hosts a daemon starts: which daemon and site they run on (workflow
 #: steps record it in their run events, and it stays true after a re-placement).
-DAEMON_ENV, SITE_ENV = "ZFLOW_DAEMON_ID", "ZFLOW_DAEMON_SITE"
+DAEMON_ENV, SITE_ENV = settings.DAEMON_ID, settings.DAEMON_SITE
 
 
 @dataclass

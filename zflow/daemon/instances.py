@@ -26,7 +26,7 @@ STOPPED = ("stopped", "deleted")
 def source_events(rec: InstanceRecord, nodes: list[str], where: str) -> list[str]:
     """What restarting ``nodes`` on daemon ``where`` means for their sources: the built-ins that
     keep a checkpoint resume from it; any other source starts over, and says so."""
-    from operators import CHECKPOINTED
+    from zflow.dataflow.builtins import CHECKPOINTED
 
     out = []
     for nid in nodes:

@@ -31,7 +31,7 @@ from typing import Any
 
 import zenoh
 
-from zflow import keyexprs
+from zflow import keyexprs, settings
 from zflow.daemon.bundles import BundleCache
 from zflow.daemon.control_server import ControlServer
 from zflow.daemon.failover import Failover
@@ -42,7 +42,7 @@ from zflow.daemon.replica import Replica
 from zflow.daemon.signing import Verifier
 from zflow.daemon.state import InstanceRecord, RecordStore
 from zflow.errors import RuntimeFailure, UserError
-from zflow.runtime.signals import StopSignal
+from zflow.process import StopSignal
 from zflow.scheduler.model import Pool
 from zflow.transport import control as ctl
 from zflow.transport.control_client import ControlClient
@@ -258,7 +258,7 @@ class Daemon:
         opts = self.node_session()
         env = {DAEMON_ENV: self.cfg.id, SITE_ENV: self.cfg.site}
         if opts.connect:  # code that opens its own session (Ryax actions) joins where the nodes do
-            env["ZFLOW_CONNECT"] = ",".join(opts.connect)
+            env[settings.CONNECT] = ",".join(opts.connect)
         fence = Fence(self.cfg.id, rec.created, rec.generation).to_dict()
         runner = DaemonRunner(graph, opts, node_ids=nodes, wait_start=wait_start,
                               supervisor=self.supervisor, pythons=pythons, env=env, fence=fence)

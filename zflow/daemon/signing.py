@@ -28,15 +28,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from zflow import settings
 from zflow.errors import UserError
 
-KEY_ENV = "ZFLOW_DEPLOYER_KEY"
+KEY_ENV = settings.DEPLOYER_KEY
 PUB_PREFIX = "ed25519:"
 SIGNED_VERSION = 1
 
 
 def default_key_path() -> Path:
-    env = os.environ.get(KEY_ENV)
+    env = settings.deployer_key()
     if env:
         return Path(env).expanduser()
     base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")

@@ -18,7 +18,8 @@ from typing import Any
 
 from zflow import keyexprs
 from zflow.dataflow.graph import Graph, RestartPolicy
-from zflow.runtime.host import HostSpec
+from zflow.process import StopSignal
+from zflow.runtime.node_host import HostSpec
 from zflow.runtime.supervisor import LogSink, Supervisor, print_prefixed
 from zflow.transport.session import SessionOptions
 
@@ -26,7 +27,7 @@ _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def host_argv() -> list[str]:
-    return [sys.executable, "-m", "zflow.runtime.host"]
+    return [sys.executable, "-m", "zflow.runtime.node_host"]
 
 
 def host_env() -> dict[str, str]:
@@ -95,7 +96,7 @@ class FlowRunner:
             return RestartPolicy()
         return max(on_failure, key=lambda p: p.max_restarts)
 
-    def wait_ready(self, session: Any, timeout: float = 30.0, cancel: threading.Event | None = None) -> bool:
+    def wait_ready(self, session: Any, timeout: float = 30.0, cancel: StopSignal | threading.Event | None = None) -> bool:
         """Wait until every node of this runner has declared its liveliness token (False on
         timeout, a failed host, or ``cancel`` set, e.g. by Ctrl-C during a slow setup)."""
         expected = set(self.node_ids)
@@ -104,9 +105,9 @@ class FlowRunner:
         prefix = keyexprs.node_alive(self.graph.flow, self.graph.instance, "*")
 
         def on_token(sample: Any) -> None:
-            node = str(sample.key_expr).rsplit("/", 1)[-1]
+            node = keyexprs.parse_node_alive(str(sample.key_expr))
             with lock:
-                if str(sample.kind) == "SampleKind.PUT":
+                if node is not None and str(sample.kind) == "SampleKind.PUT":
                     seen.add(node)
                 lock.notify_all()
 

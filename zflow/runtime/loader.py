@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from zflow.dataflow.builtins import BUILTINS
 from zflow.dataflow.graph import NodeSpec, RunSpec
 from zflow.errors import Problem, UserError, did_you_mean
 from zflow.runtime.api import Node
@@ -18,8 +19,6 @@ _BRIDGES = {"zenoh-subscriber": "zenoh-subscribe", "zenoh-publisher": "zenoh-pub
 
 
 def builtins() -> dict[str, str]:
-    from operators import BUILTINS
-
     return BUILTINS
 
 

@@ -1,6 +1,6 @@
 """Per-node statistics: messages in and out, drops per input, queue depth.
 
-A node host keeps the live counters (:mod:`zflow.runtime.host`), answers a Zenoh queryable on
+A node host keeps the live counters (:mod:`zflow.runtime.node_host`), answers a Zenoh queryable on
 ``keyexprs.node_stats(flow, instance, node)`` with :class:`NodeStats` as JSON, and puts the
 final figures on the same key when it ends (``zflow run`` collects them for its summary).
 

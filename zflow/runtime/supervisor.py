@@ -2,14 +2,14 @@
 
 Trio-nursery style: a child never outlives its supervisor. Children run in their own session
 (so a terminal's Ctrl-C reaches only the supervisor, which then stops them in order) and ask the
-kernel to SIGTERM them if the supervisor dies anyway (see ``zflow.runtime.host``).
+kernel to SIGTERM them if the supervisor dies anyway: spawning and parent death are
+:mod:`zflow.process`; this module adds restart policy and ordered stops.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import IO, Literal
 
 from zflow.dataflow.graph import RestartPolicy
+from zflow.process import kill_group, spawn_child
 
 State = Literal["starting", "running", "exited", "failed", "restarting", "stopped"]
 LogSink = Callable[[str, str], None]
@@ -109,18 +110,9 @@ class Supervisor:
         return child
 
     def _start(self, child: Child) -> None:
-        env = dict(os.environ if child.env is None else child.env)
-        env["ZFLOW_PARENT_PID"] = str(os.getpid())
-        env.setdefault("PYTHONUNBUFFERED", "1")
         child.proc = _SPAWNER.submit(
-            subprocess.Popen,
-            child.argv,
+            spawn_child, child.argv, env=child.env, cwd=child.cwd,
             stdin=subprocess.PIPE if child.stdin_data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=child.cwd,
-            start_new_session=True,
         ).result()
         if child.stdin_data is not None and child.proc.stdin is not None:
             with contextlib.suppress(BrokenPipeError):
@@ -248,8 +240,7 @@ class Supervisor:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self._event(child, "did not stop in time; killed")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                kill_group(proc.pid)
                 proc.wait()
         for child in children:
             child.done.wait(timeout=2.0)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
+from zflow import settings
 from zflow.errors import UserError
 
 PREFIX = "zft1"
@@ -92,5 +92,5 @@ def load_secret(path: str | None = None) -> bytes | None:
         if len(data) < 16:
             raise UserError(f"{path}: cluster secret is too short ({len(data)} bytes, need at least 16)")
         return data
-    env = os.environ.get("ZFLOW_SECRET")
+    env = settings.secret()
     return env.encode() if env else None

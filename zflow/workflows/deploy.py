@@ -85,7 +85,7 @@ def unplaced_steps(wf: Workflow, plan: Plan) -> list[Problem]:
 def placeable_plan(session: Any, wf: Workflow, instance: str = DEFAULT_INSTANCE, policy: str = "weighted",
                    secret: bytes | None = None) -> Plan:
     """A plan where every step found a daemon; otherwise a UserError naming each step's line."""
-    from zflow.workflows.runner import check_runnable
+    from zflow.workflows.workflow_runner import check_runnable
 
     check_runnable(wf)
     if not ControlClient(session).alive():

@@ -58,7 +58,10 @@ class BlobStorage:
 
     def _on_query(self, query: Any) -> None:
         key = str(query.key_expr)
-        digest = key.rsplit("/", 1)[-1]
+        parsed = keyexprs.parse_blob(key)
+        if parsed is None:
+            return
+        digest = parsed[1]
         if query.payload is not None:  # a write: verify the address, persist, acknowledge
             data = query.payload.to_bytes()
             if _digest(data) != digest:

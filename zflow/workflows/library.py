@@ -6,10 +6,10 @@ Search order: folders the workflow lists (``spec.actions_path``), then ``ZFLOW_A
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from zflow import settings
 from zflow.documents import load_document
 from zflow.errors import UserError
 from zflow.workflows.action import METADATA_FILE, Action, load_action
@@ -19,9 +19,7 @@ BUILTIN = Path(__file__).resolve().parent.parent.parent / "operators" / "ryax"
 
 def search_path(extra: Sequence[str | Path] | None = None) -> list[Path]:
     paths = [Path(p) for p in extra or []]
-    env = os.environ.get("ZFLOW_ACTIONS_PATH")
-    if env:
-        paths += [Path(p) for p in env.split(os.pathsep) if p]
+    paths += settings.actions_path()
     paths.append(BUILTIN)
     return paths
 

@@ -21,8 +21,7 @@ from typing import Any
 import zenoh
 
 import zflow
-from zflow import codec, keyexprs
-from zflow.daemon.identity import DAEMON_ENV, SITE_ENV
+from zflow import codec, keyexprs, settings
 from zflow.workflows.action import DynamicOutput, IOType, load_action
 from zflow.workflows.files import Blobs, is_blob
 from zflow.workflows.handlers import Handler, StepFailure, TriggerService, load_trigger
@@ -63,19 +62,19 @@ class _StepBase:
             self.action = self.action.with_dynamic_outputs(
                 [DynamicOutput(**o) for o in cfg["dynamic_outputs"] if o["name"] not in declared])
         # On a daemon, where it really runs (it may have been re-placed since compile time).
-        self.daemon: str | None = os.environ.get(DAEMON_ENV) or None
-        self.site: str = os.environ.get(SITE_ENV) or cfg.get("site") or "local"
+        self.daemon: str | None = settings.daemon_id()
+        self.site: str = settings.daemon_site() or cfg.get("site") or "local"
         self.host = socket.gethostname()
         self.children: list[str] = list(cfg.get("children", []))
         self.file_outputs: dict[str, bool] = dict(cfg.get("file_outputs", {}))
         self._own_session: contextlib.ExitStack | None = None
         if cfg.get("zenoh_connect"):  # actions that open their own session (zenoh-subscribe, tsdb-publish)
-            os.environ.setdefault("ZFLOW_CONNECT", ",".join(cfg["zenoh_connect"]))
+            os.environ.setdefault(settings.CONNECT, ",".join(cfg["zenoh_connect"]))
         session = getattr(ctx, "session", None)
         if session is None:  # a runtime that does not lend its session: open our own
             from zflow.transport.session import SessionOptions, open_session
 
-            connect = cfg.get("zenoh_connect") or os.environ.get("ZFLOW_CONNECT", "").split(",")
+            connect = cfg.get("zenoh_connect") or settings.connect()
             self._own_session = contextlib.ExitStack()
             session = self._own_session.enter_context(
                 open_session(SessionOptions(mode="client", connect=[c for c in connect if c])))

@@ -227,7 +227,10 @@ class RunsStorage:
 
     # -- runners that are gone ---------------------------------------------------------------------
     def _on_runner(self, sample: Any) -> None:
-        runner = str(sample.key_expr).rsplit("/", 1)[-1]
+        parsed = keyexprs.parse_runner_alive(str(sample.key_expr))
+        if parsed is None:
+            return
+        runner = parsed[1]
         with self._lock:
             if sample.kind == zenoh.SampleKind.DELETE:
                 self._gone[runner] = time.monotonic() + self.grace_s
@@ -240,8 +243,9 @@ class RunsStorage:
         try:
             for _ in range(2):
                 for reply in self.session.liveliness().get(keyexprs.runner_alive(workflow, "*"), timeout=1.0):
-                    if reply.ok is not None:
-                        alive.add(str(reply.ok.key_expr).rsplit("/", 1)[-1])
+                    parsed = None if reply.ok is None else keyexprs.parse_runner_alive(str(reply.ok.key_expr))
+                    if parsed is not None:
+                        alive.add(parsed[1])
         except zenoh.ZError:
             return None
         return alive
@@ -301,9 +305,10 @@ class RunsStorage:
                          congestion_control=zenoh.CongestionControl.BLOCK)
 
     def _on_query(self, query: Any) -> None:
-        key = str(query.key_expr)
-        parts = key.split("/")
-        wf, run = parts[2], parts[3]
+        parsed = keyexprs.parse_runs(str(query.key_expr))
+        if parsed is None:
+            return
+        wf, run = parsed
         with self._lock:
             if "*" in wf or "*" in run:
                 found = {(r["workflow"], r["run"]): r for r in self.store.list(wf if "*" not in wf else "*")}
@@ -346,7 +351,7 @@ class RunsStorage:
 
 def query_runs(session: Any, workflow: str = "*", run: str = "*", timeout: float = 5.0) -> list[dict[str, Any]]:
     """Run records from whatever runs storage answers on the Zenoh network."""
-    selector = keyexprs.runs(workflow, run) if workflow not in ("*", "**") else f"zflow/runs/*/{run}"
+    selector = keyexprs.runs("*" if workflow == "**" else workflow, run)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for reply in session.get(selector, timeout=timeout):
         if reply.ok is None:

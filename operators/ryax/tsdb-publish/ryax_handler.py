@@ -1,9 +1,8 @@
 """Publish table rows to the time-series store's ingest key over Zenoh."""
 
 import atexit
-import os
 
-from zflow import codec, keyexprs
+from zflow import codec, keyexprs, settings
 from zflow.transport.session import SessionOptions, open_session
 
 _sessions: dict = {}
@@ -18,7 +17,7 @@ def _session(connect: str):
 
 
 def handle(inputs: dict) -> dict:
-    session = _session(inputs.get("connect") or os.environ.get("ZFLOW_CONNECT", ""))
+    session = _session(inputs.get("connect") or ",".join(settings.connect()))
     rows = inputs["rows"]
     if rows:
         payload, ctype = codec.encode(rows)

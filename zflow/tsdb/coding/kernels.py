@@ -19,12 +19,12 @@ the 64 KiB product table, which is correct but an order of magnitude slower.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from zflow import settings
 from zflow.tsdb.coding.gf256 import MUL
 
 BLOCK_WORDS = 512  # 4 KiB of each source row per block: 8 powers x 4 KiB + outputs stay in L1/L2
@@ -38,7 +38,7 @@ _simd: Any = None  # (kind, kernel function) of the x86 SIMD path in use, False 
 
 
 def _forced() -> str:
-    return os.environ.get("ZFLOW_GF_KERNEL", "").strip().lower()
+    return settings.gf_kernel()
 
 
 def _numba_kernels() -> Any:

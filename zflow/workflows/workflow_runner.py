@@ -223,7 +223,7 @@ class WorkflowRunner:
 
     def spawn(self, node: str, extra: list[str] | None = None) -> Any:
         """Start an on-demand step's host under the supervisor."""
-        cmd = [sys.executable, "-m", "zflow.workflows.host", "--graph", str(self.graph_file), "--node", node]
+        cmd = [sys.executable, "-m", "zflow.runtime.on_demand", "--graph", str(self.graph_file), "--node", node]
         for c in self.connect:
             cmd += ["--connect", c]
         return self.supervisor.spawn(f"{self.wf.name}/{node}", [*cmd, *(extra or [])], env=host_env())

@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -44,12 +43,14 @@ from typing import Any
 import msgpack
 import zenoh
 
-from zflow import codec, keyexprs
+from zflow import codec, keyexprs, settings
 from zflow.dataflow.graph import Graph, InputSpec, NodeSpec, OutputSpec, QoS
 from zflow.errors import UserError
+from zflow.process import StopSignal, die_with_parent
 from zflow.runtime.api import Context, Message, Node
 from zflow.runtime.fence import Fence, RouterWatch
 from zflow.runtime.loader import load_node_class, node_config
+from zflow.runtime.on_demand import hlc_now
 from zflow.runtime.stats import InputStats, NodeStats
 from zflow.transport.session import SessionOptions, make_config
 
@@ -476,7 +477,7 @@ class Host:
 
     # -- helpers for nodes ------------------------------------------------------------------------
     def now(self) -> int:
-        return int(self.session.new_timestamp().get_time().timestamp() * 1e9)
+        return hlc_now(self.session)
 
     def run_async(self, coro: Any) -> Any:
         """Run a coroutine on the host's event loop thread and wait for its result."""
@@ -962,8 +963,8 @@ class Host:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
 
-TEARDOWN_TIMEOUT_S = float(os.environ.get("ZFLOW_TEARDOWN_TIMEOUT", "5"))
-EOS_UNSEEN_GRACE_S = float(os.environ.get("ZFLOW_EOS_UNSEEN_GRACE", "10"))
+TEARDOWN_TIMEOUT_S = settings.teardown_timeout_s()
+EOS_UNSEEN_GRACE_S = settings.eos_unseen_grace_s()
 EOS_GONE_GRACE_S = 1.0
 CREDIT_WINDOW_MAX = 8192
 CREDIT_BYTES = 8 << 20
@@ -981,28 +982,17 @@ def stop_on_signals(host: Host) -> None:
     taking a lock in a handler (``Event.set``) deadlocks when the signal lands while the main
     thread holds that lock, e.g. two signals in a row (the parent's SIGTERM and PDEATHSIG)."""
 
-    def on_signal(*_: object) -> None:
+    def on_signal() -> None:
         host.stopping = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGTERM us when the supervisor dies: no orphans, even after kill -9."""
-    parent = int(os.environ.get("ZFLOW_PARENT_PID", "0") or 0)
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if parent and os.getppid() != parent:
-        sys.exit(0)
+    StopSignal(on_request=on_signal).install()
 
 
 def main() -> int:
-    _die_with_parent()
-    logging.basicConfig(level=os.environ.get("ZFLOW_LOG_LEVEL", "INFO"),
+    """A host of the nodes its stdin's ``HostSpec`` names (the scale-to-zero mode of one workflow
+    step starts as ``python -m zflow.runtime.on_demand``: a lighter import, a faster cold start)."""
+    die_with_parent()
+    logging.basicConfig(level=settings.log_level(),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         spec = HostSpec.from_json(sys.stdin.read())

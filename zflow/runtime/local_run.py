@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from zflow import keyexprs
 from zflow.dataflow.graph import Graph
 from zflow.errors import RuntimeFailure, UserError
+from zflow.process import StopSignal
 from zflow.runtime.launcher import FlowRunner
 from zflow.runtime.stats import NodeStats
 from zflow.runtime.supervisor import EXIT_BAD_INPUT, LogSink, print_prefixed
@@ -47,22 +46,6 @@ class RunResult:
         return EXIT_BAD_INPUT if bad_input else 1
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C / SIGTERM stop the flow cleanly (only possible from the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def run_flow(
     graph: Graph,
     *,
@@ -75,8 +58,9 @@ def run_flow(
     stop: threading.Event | None = None,
     on_ready: Any = None,
 ) -> RunResult:
-    """Run a flow until its finite sources finish, ``duration`` passes, or a signal arrives."""
-    stop = stop or threading.Event()
+    """Run a flow until its finite sources finish, ``duration`` passes, or a signal arrives
+    (Ctrl-C / SIGTERM, or ``stop`` set by another thread)."""
+    stopping = StopSignal(also=stop)
     t0 = time.monotonic()
     with contextlib.ExitStack() as stack:
         if connect:
@@ -96,11 +80,11 @@ def run_flow(
         stack.callback(stats_sub.undeclare)
         runner = FlowRunner(graph, host_opts, wait_start=True, log=log)
         stack.callback(runner.supervisor.stop_all)
-        stack.enter_context(_stop_on_signals(stop))
+        stack.enter_context(stopping.installed())
         runner.start()
-        if not runner.wait_ready(ctl, timeout=ready_timeout, cancel=stop):
+        if not runner.wait_ready(ctl, timeout=ready_timeout, cancel=stopping):
             runner.supervisor.stop_all()
-            if stop.is_set() and not runner.failed():  # Ctrl-C while the nodes were starting
+            if stopping.is_set() and not runner.failed():  # Ctrl-C while the nodes were starting
                 return RunResult(graph, runner.status(), [], 0.0, time.monotonic() - t0, stopped=True)
             failed = runner.failed()
             status = runner.status()
@@ -120,7 +104,7 @@ def run_flow(
                 break
             if runner.failed():
                 break
-            if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+            if stopping.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 stopped = True
                 break
         runner.supervisor.stop_all()
