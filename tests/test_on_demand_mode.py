@@ -7,12 +7,12 @@ import threading
 from pathlib import Path
 
 import msgpack
-from zflow.workflows.compiler import to_graph
 
 from zflow.runtime.api import Context
 from zflow.runtime.on_demand import node_context
 from zflow.transport.session import SessionOptions
 from zflow.workflows.workflow import load_workflow
+from zflow.workflows.workflow_compiler import to_graph
 
 DATA = Path(__file__).parent / "workflow_data"
 
