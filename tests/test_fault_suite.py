@@ -48,8 +48,7 @@ PROMISES = [
     pytest.param("netns-stall", id="netns-stall", marks=pytest.mark.netns),
     pytest.param("workflow-steps", id="workflow-steps"),
     pytest.param("workflow-runner-sigkill", id="workflow-runner-sigkill"),
-    pytest.param("source-sigterm", id="source-sigterm", marks=_xfail(
-        GAP + "a source stopped by SIGTERM is reported as exited (finished) with code 0")),
+    pytest.param("source-sigterm", id="source-sigterm"),
 ]
 
 _outcomes: dict[str, S.Run] = {}

@@ -49,6 +49,7 @@ from zflow.dataflow.graph import Graph, InputSpec, NodeSpec, OutputSpec, QoS
 from zflow.errors import UserError
 from zflow.runtime.api import Context, Message, Node
 from zflow.runtime.loader import load_node_class, node_config
+from zflow.runtime.signals import signal_exit_code
 from zflow.runtime.stats import InputStats, NodeStats
 from zflow.transport.session import SessionOptions, make_config
 
@@ -450,6 +451,7 @@ class Host:
         self.spec = spec
         self.stop_event = threading.Event()
         self.stopping = False  # mirrors ``stop_event`` for the hot path
+        self.signalled = 0  # the signal that stopped the host (SIGTERM, SIGINT), if one did
         self.done = threading.Event()
         self.failure: BaseException | None = None
         self.session: Any = None
@@ -943,7 +945,8 @@ def stop_on_signals(host: Host) -> None:
     taking a lock in a handler (``Event.set``) deadlocks when the signal lands while the main
     thread holds that lock, e.g. two signals in a row (the parent's SIGTERM and PDEATHSIG)."""
 
-    def on_signal(*_: object) -> None:
+    def on_signal(signum: int, _frame: object) -> None:
+        host.signalled = signum
         host.stopping = True
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -975,7 +978,11 @@ def main() -> int:
     stop_on_signals(host)
     try:
         code = host.run()
-        return 1 if code == 0 and host.failure is not None else code  # a teardown failed
+        if code == 0 and host.failure is not None:
+            return 1  # a teardown failed
+        # Stopped by a signal, not finished: say so (128 + signal, the shell's convention) so
+        # the supervisor reports the host "stopped", never "exited" as if its sources had ended.
+        return signal_exit_code(host.signalled) if code == 0 and host.signalled else code
     except UserError as exc:
         print(exc.render(), file=sys.stderr, flush=True)
         return 2

@@ -40,3 +40,17 @@ class StopSignal:
             else:
                 time.sleep(poll)
         return self.requested
+
+
+def signal_exit_code(signum: int) -> int:
+    """How a process says it was stopped by ``signum`` rather than finished: 128 + the signal."""
+    return 128 + int(signum)
+
+
+def stopping_signal(code: int | None) -> signal.Signals | None:
+    """The stop signal (SIGTERM, SIGINT) an exit code says ended the process: killed by it
+    (negative code) or stopped cleanly on it (:func:`signal_exit_code`); None otherwise."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if code in (-sig, signal_exit_code(sig)):
+            return sig
+    return None

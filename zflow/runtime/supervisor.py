@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import IO, Literal
 
 from zflow.dataflow.graph import RestartPolicy
+from zflow.runtime.signals import stopping_signal
 
 State = Literal["starting", "running", "exited", "failed", "restarting", "stopped"]
 LogSink = Callable[[str, str], None]
@@ -149,6 +150,11 @@ class Supervisor:
             if self._stopping or child.state == "stopped":
                 child.state = "stopped"
                 self._event(child, f"stopped (exit {code})")
+                break
+            by_signal = stopping_signal(code)
+            if by_signal is not None:  # stopped from outside (a kill, a dying parent): not finished
+                child.state = "stopped"
+                self._event(child, f"stopped by {by_signal.name} (exit {code})")
                 break
             if code == 0:
                 child.state = "exited"
