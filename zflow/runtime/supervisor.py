@@ -10,9 +10,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +62,9 @@ class Child:
     restarts: int = 0
     exit_code: int | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    # Kept across the child's restarts, removed when it is final: where a process leaves what
+    # its successor needs (a node host: how far each ``block`` input got, ``zflow.runtime.host``).
+    state_dir: str = ""
 
     @property
     def pid(self) -> int | None:
@@ -112,6 +117,10 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         env = dict(os.environ if child.env is None else child.env)
         env["ZFLOW_PARENT_PID"] = str(os.getpid())
+        if not child.state_dir:
+            child.state_dir = tempfile.mkdtemp(prefix="zflow-child-")
+        env["ZFLOW_STATE_DIR"] = child.state_dir
+        env["ZFLOW_RESTARTS"] = str(child.restarts)
         env.setdefault("PYTHONUNBUFFERED", "1")
         child.proc = _SPAWNER.submit(
             subprocess.Popen,
@@ -186,6 +195,8 @@ class Supervisor:
                     child.state = "stopped"
                     break
                 self._start(child)
+        if child.state_dir:
+            shutil.rmtree(child.state_dir, ignore_errors=True)
         child.done.set()
         with self._changed:
             self._changed.notify_all()
