@@ -37,6 +37,7 @@ PROMISES = [
     pytest.param("bridge-in-out", id="bridge-in-out"),
     pytest.param("relay-sigkill", id="relay-sigkill"),
     pytest.param("sink-sigkill", id="sink-sigkill"),
+    pytest.param("sink-sigkill-in-handler", id="sink-sigkill-in-handler"),
     pytest.param("daemon-sigkill", id="daemon-sigkill", marks=_xfail(
         GAP + "a re-placed source whose consumer was also re-placed starts before it subscribes (first "
         "messages lost); across daemons no data reached the sink after the kill in this scenario")),
@@ -81,7 +82,7 @@ def test_no_process_outlives_its_scenario(name, tmp_path_factory):
     assert not run.orphans, "\n".join(f"{pid}: {cmd}" for pid, cmd in run.orphans)
 
 
-@pytest.mark.parametrize("name", ["relay-sigkill", "sink-sigkill"])
+@pytest.mark.parametrize("name", ["relay-sigkill", "sink-sigkill", "sink-sigkill-in-handler"])
 def test_a_killed_consumer_comes_back_without_duplicates_or_reordering(name, tmp_path_factory):
     """A ``block`` consumer's host SIGKILLed and restarted by its policy: the producer waited
     and re-sent what the dead process had not finished; nothing lost or reordered, the flow
