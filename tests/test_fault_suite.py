@@ -38,9 +38,7 @@ PROMISES = [
     pytest.param("relay-sigkill", id="relay-sigkill"),
     pytest.param("sink-sigkill", id="sink-sigkill"),
     pytest.param("sink-sigkill-in-handler", id="sink-sigkill-in-handler"),
-    pytest.param("daemon-sigkill", id="daemon-sigkill", marks=_xfail(
-        GAP + "a re-placed source whose consumer was also re-placed starts before it subscribes (first "
-        "messages lost); across daemons no data reached the sink after the kill in this scenario")),
+    pytest.param("daemon-sigkill", id="daemon-sigkill"),
     pytest.param("netns-partition", id="netns-partition", marks=[pytest.mark.netns, _xfail(
         GAP + "a partitioned host that returns still sends from its stale source, and the sink gets "
         "nothing after the partition heals")]),

@@ -138,15 +138,16 @@ class _InputAck:
     ``done[0]``: messages whose handler returned, over this input's incarnations, stored after
     each one in a memory-mapped file of the supervisor's per-child state directory (a store to
     memory: no system call, and it survives a SIGKILL). A restarted host announces it as
-    ``resume``; the producer re-sends from the next message. ``resume`` -1: unknown (no state
-    directory, e.g. a node re-placed on another machine): the producer re-sends from the last
-    credit it had, which may repeat what was finished after it."""
+    ``resume``; the producer re-sends from the next message. ``resume`` -1: unknown (a first
+    start, or no state directory): a restarted consumer is then re-sent from the producer's
+    last credit, which may repeat what was finished after it."""
 
     def __init__(self, key: str, upstream: str, path: str | None, restarted: bool, grant: int):
         self.key = key
         self.upstream = upstream
         self.grant = grant
         self.announced = False
+        self.replaying = False  # announced, the producer's answer not in yet
         self.resume = -1
         if path is None:
             self.done = memoryview(bytearray(8)).cast("Q")
@@ -160,9 +161,8 @@ class _InputAck:
         finally:
             os.close(fd)
         self.done = memoryview(self._map).cast("Q")
-        if not restarted:
+        if not restarted:  # a first start (resume unknown: it may replace a node of another host)
             self.done[0] = 0
-            self.resume = 0
         elif found:
             self.resume = self.done[0]
 
@@ -651,9 +651,9 @@ class Host:
                     self._seen_alive.add(node)
                 self._receipts_changed.notify_all()
             if sample.kind != _DELETE:  # a producer (re)appeared: tell it where this consumer is
-                for ack in list(self._acks.values()):
+                for ack in list(self._acks.values()):  # (again announcing, if still unanswered)
                     if ack.upstream == node and ack.announced:
-                        self._send_credit(ack.key, ack.done[0], ack.grant)
+                        self._send_credit(ack.key, ack.done[0], ack.grant, ack.resume if ack.replaying else None)
 
         self._subscribers.append(self.session.declare_subscriber(
             keyexprs.eos_acks(self.graph.flow, self.graph.instance), on_receipt))
@@ -665,7 +665,7 @@ class Host:
                    resume: int | None) -> None:
         """A consumer has finished ``taken`` messages (counted over its incarnations) and has room
         for ``grant`` more. A consumer process announces itself with ``resume``: how many its
-        predecessors finished (-1: unknown, e.g. re-placed on another machine). A new process
+        predecessors finished (-1: unknown). A restarted process (its node has a restart policy)
         that replaced a known one is re-sent what its predecessor had not finished (from the
         retention buffer), before this producer sends anything new; credits of replaced
         processes are ignored."""
@@ -683,7 +683,10 @@ class Host:
                     return
                 if current is None:  # first sight: whatever it finished before was not from us
                     out.base[who] = -taken
-                else:  # a new consumer process took over: on from where the old one finished
+                elif consumer not in self._restartable:  # re-placed, not restarted: not held for,
+                    out.retired[who].add(current)  # so not replayed; it counts from what is sent now
+                    out.base[who] = out.sent - taken
+                else:  # its restarted process took over: on from where the old one finished
                     out.retired[who].add(current)
                     finished = resume if resume is not None and resume >= 0 else out.counted.get(who, 0)
                     replay_from = out.base.get(who, 0) + finished
@@ -751,9 +754,11 @@ class Host:
             self.session.delete(key, attachment=b"end" if ended else None, congestion_control=block)
         except zenoh.ZError:
             return  # the session closed: the host is stopping
-        if start is not None:
+        if start is not None:  # the answer to a restarted process
             log.info("%s.%s: re-sent %d message(s) its restarted consumer %s.%s had not finished",
                      out.owner.spec.id, out.spec.port, len(items), *who)
+        if start is None:
+            return  # an answer to a first announcement: nothing was held
         with self._receipts_changed:
             out.frozen.pop(who, None)
             self._set_limit(out)
@@ -976,6 +981,7 @@ class Host:
                     zenoh.handlers.FifoChannel(CREDIT_WINDOW_MAX + 2))
                 self._subscribers.append(replay)
                 receivers.insert(0, self._replay_reader(replay, f"{rt.spec.id}.{port}"))
+                ack.replaying = True
                 send_credit(credit_key, before, size, ack.resume)  # subscribed first: no reply missed
                 ack.announced = True
             for receive in receivers:
@@ -985,10 +991,12 @@ class Host:
                     except (zenoh.ZError, _Closed):
                         return  # channel closed: the host is shutting down
                     except _ReplayOver:
+                        ack.replaying = False  # type: ignore[union-attr]
                         break
                     raw = sample.payload.to_bytes()
                     if not raw and sample.kind == _DELETE:  # end of stream (a DELETE has no payload)
                         if receive is not recv and sample.attachment is None:
+                            ack.replaying = False  # type: ignore[union-attr]
                             break  # the replay is over and the stream goes on: live data next
                         self._end_input(rt, port)
                         return
