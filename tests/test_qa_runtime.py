@@ -197,7 +197,9 @@ def test_stopping_a_zenoh_subscribe_source_is_clean():
     ], [("in", "out", "sink", "in")])
     lines: list[str] = []
     result = run_flow(g, duration=0.5, log=lambda n, line: lines.append(line))
-    assert result.stopped and result.status["zsub/in"]["exit_code"] == 0, lines
+    # stopped cleanly on the supervisor's SIGTERM: 128 + 15, never a crash's code
+    assert result.stopped and result.status["zsub/in"]["state"] == "stopped", lines
+    assert result.status["zsub/in"]["exit_code"] == 143, lines
     assert not any("Traceback" in line for line in lines), lines
 
 
@@ -229,3 +231,29 @@ def test_children_survive_the_exit_of_the_thread_that_spawned_them(tmp_path):
         time.sleep(0.5)  # the spawning thread is gone; the child must still run
         assert sup.children["c"].proc.poll() is None
         assert sup.status()["c"]["state"] == "running"
+
+
+@pytest.mark.parametrize("script", [
+    "trap 'exit 143' TERM; while :; do sleep 0.05; done",  # a node host: stops cleanly, says SIGTERM
+    "exec sleep 30",  # a plain process: killed by the signal
+])
+def test_a_child_stopped_by_sigterm_from_outside_is_stopped_not_exited(script):
+    """A node host stopped by SIGTERM (a daemon handing it over, an operator's ``kill``) has not
+    finished: reported ``stopped`` and not restarted, never ``exited`` with code 0."""
+    import signal
+    import time
+
+    from zflow.dataflow.graph import RestartPolicy
+    from zflow.runtime.supervisor import Supervisor
+
+    sup = Supervisor(log=None)
+    child = sup.spawn("c", ["sh", "-c", script], restart=RestartPolicy(policy="on-failure", max_restarts=3))
+    try:
+        time.sleep(0.3)  # the trap is installed
+        assert child.proc is not None
+        child.proc.send_signal(signal.SIGTERM)
+        assert sup.wait(timeout=15)
+        assert (child.state, child.restarts) == ("stopped", 0)
+        assert "stopped by SIGTERM" in sup.events[-1].what
+    finally:
+        sup.stop_all(timeout=5)

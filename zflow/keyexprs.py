@@ -4,7 +4,8 @@ Layout (see DESIGN.md):
 
 - data plane            ``zflow/data/{flow}/{instance}/{node}/{output}``
 - end-of-stream marks   ``zflow/eos/{flow}/{instance}/{node}/{output}``; a consumer's receipt
-                        ``.../{consumer}/{port}``, its ``block`` credits ``.../{consumer}/{port}/credit``
+                        ``.../{consumer}/{port}``, its ``block`` credits ``.../{consumer}/{port}/credit``,
+                        a restarted consumer's replay ``.../{consumer}/{port}/replay``
 - instance control      ``zflow/ctl/instance/{flow}/{instance}/...``
 - node statistics       ``zflow/ctl/instance/{flow}/{instance}/stats/{node}`` (queryable and final put)
 - daemon control        ``zflow/ctl/daemon/{daemon_id}/...``
@@ -68,6 +69,12 @@ def eos_acks(flow: str, instance: str) -> str:
 def credit(flow: str, instance: str, node: str, output: str, consumer: str, port: str) -> str:
     """A ``block`` consumer's credit: how many messages of the output it has taken so far."""
     return _join(eos_ack(flow, instance, node, output, consumer, port), "credit")
+
+
+def replay(flow: str, instance: str, node: str, output: str, consumer: str, port: str) -> str:
+    """Where a ``block`` producer re-sends, to a restarted consumer only, what its predecessor
+    had not finished; a DELETE there ends the replay."""
+    return _join(eos_ack(flow, instance, node, output, consumer, port), "replay")
 
 
 def parse_credit(key: str) -> tuple[str, str, str, str] | None:

@@ -42,11 +42,14 @@ class StopSignal:
 
     def __init__(self, also: _Settable | None = None, on_request: Callable[[], None] | None = None) -> None:
         self.requested = False
+        self.signum: int | None = None  # the signal that asked, None for a programmatic request
         self.also = also
         self.on_request = on_request
 
-    def request(self, *_: object) -> None:
+    def request(self, *args: object) -> None:
         self.requested = True
+        if args and isinstance(args[0], int):
+            self.signum = args[0]
         if self.on_request is not None:
             self.on_request()
 
@@ -172,3 +175,17 @@ def wait_alive(session: Any, key: str, timeout: float, proc: subprocess.Popen[by
         return True
     finally:
         sub.undeclare()
+
+
+def signal_exit_code(signum: int) -> int:
+    """How a process says it was stopped by ``signum`` rather than finished: 128 + the signal."""
+    return 128 + int(signum)
+
+
+def stopping_signal(code: int | None) -> signal.Signals | None:
+    """The stop signal (SIGTERM, SIGINT) an exit code says ended the process: killed by it
+    (negative code) or stopped cleanly on it (:func:`signal_exit_code`); None otherwise."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if code in (-sig, signal_exit_code(sig)):
+            return sig
+    return None

@@ -22,7 +22,10 @@ TOKEN = "ZFLOW_TOKEN"
 DEPLOYER_KEY = "ZFLOW_DEPLOYER_KEY"
 ACTIONS_PATH = "ZFLOW_ACTIONS_PATH"
 DEMO_FLOW = "ZFLOW_DEMO_FLOW"
-STATE_DIR = "ZFLOW_STATE_DIR"
+STATE_DIR = "ZFLOW_STATE_DIR"  # where workflow runs and deployments are kept
+# set by the supervisor for each child: a directory kept across its restarts, and how many there were
+CHILD_STATE_DIR = "ZFLOW_CHILD_STATE_DIR"
+RESTARTS = "ZFLOW_RESTARTS"
 GF_KERNEL = "ZFLOW_GF_KERNEL"
 
 DEFAULT_ROUTER = "tcp/127.0.0.1:7447"
@@ -88,6 +91,16 @@ def demo_flow() -> str | None:
 
 def state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR) or Path.home() / ".local" / "state" / "zflow")
+
+
+def child_state_dir() -> str:
+    """The supervisor's directory for this child, kept across its restarts; "" when unsupervised."""
+    return os.environ.get(CHILD_STATE_DIR, "")
+
+
+def restarts() -> int:
+    """How many times the supervisor restarted this child (0 on its first start)."""
+    return int(os.environ.get(RESTARTS, "0") or 0)
 
 
 def gf_kernel() -> str:

@@ -27,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import json
 import logging
 import math
+import mmap
 import os
 import sys
 import threading
@@ -39,6 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import msgpack
 import zenoh
@@ -46,7 +49,7 @@ import zenoh
 from zflow import codec, keyexprs, settings
 from zflow.dataflow.graph import Graph, InputSpec, NodeSpec, OutputSpec, QoS
 from zflow.errors import UserError
-from zflow.process import StopSignal, die_with_parent
+from zflow.process import StopSignal, die_with_parent, signal_exit_code
 from zflow.runtime.api import Context, Message, Node
 from zflow.runtime.fence import Fence, RouterWatch
 from zflow.runtime.loader import load_node_class, node_config
@@ -129,6 +132,45 @@ class _Closed(Exception):
     """The host is shutting down: a reader stops."""
 
 
+class _ReplayOver(Exception):
+    """The producer did not answer a ``block`` input's announcement: no replay to wait for."""
+
+
+class _InputAck:
+    """How far a ``block`` input got, kept where the host's restarted successor finds it.
+
+    ``done[0]``: messages whose handler returned, over this input's incarnations, stored after
+    each one in a memory-mapped file of the supervisor's per-child state directory (a store to
+    memory: no system call, and it survives a SIGKILL). A restarted host announces it as
+    ``resume``; the producer re-sends from the next message. ``resume`` -1: unknown (a first
+    start, or no state directory): a restarted consumer is then re-sent from the producer's
+    last credit, which may repeat what was finished after it."""
+
+    def __init__(self, key: str, upstream: str, path: str | None, restarted: bool, grant: int):
+        self.key = key
+        self.upstream = upstream
+        self.grant = grant
+        self.announced = False
+        self.replaying = False  # announced, the producer's answer not in yet
+        self.resume = -1
+        if path is None:
+            self.done = memoryview(bytearray(8)).cast("Q")
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            found = os.fstat(fd).st_size == 8
+            if not found:
+                os.ftruncate(fd, 8)
+            self._map = mmap.mmap(fd, 8)  # never closed: the view lives as long as the process
+        finally:
+            os.close(fd)
+        self.done = memoryview(self._map).cast("Q")
+        if not restarted:  # a first start (resume unknown: it may replace a node of another host)
+            self.done[0] = 0
+        elif found:
+            self.resume = self.done[0]
+
+
 class _DroppingQueue:
     """The queue of a ``drop_oldest``/``latest`` input, filled by Zenoh's callback.
 
@@ -194,8 +236,9 @@ class _Output:
     what is there, so an unheard output costs nothing and a lone consumer is a direct call.
     """
 
-    __slots__ = ("allowed", "base", "incarnation", "limit", "listener", "local", "lock", "owner", "publish",
-                 "publisher", "remote", "retired", "send", "sent", "spec", "windows")
+    __slots__ = ("allowed", "base", "counted", "ended", "frozen", "incarnation", "kept", "kept_from", "limit",
+                 "listener", "local", "lock", "owner", "position", "publish", "publisher", "remote", "retired",
+                 "send", "sent", "spec", "windows")
 
     def __init__(self, spec: OutputSpec, owner: _NodeRuntime):
         self.spec = spec
@@ -217,6 +260,17 @@ class _Output:
         self.incarnation: dict[tuple[str, str], str] = {}
         self.retired: dict[tuple[str, str], set[str]] = {}
         self.limit: float = math.inf
+        # Consumer counts are cumulative over a consumer's incarnations (``counted``); ``base``
+        # maps them onto ``sent``: ``position`` = base + counted = messages it has finished.
+        self.counted: dict[tuple[str, str], int] = {}
+        self.position: dict[tuple[str, str], int] = {}
+        # Retention (``block`` consumers only): the messages after ``kept_from`` that some consumer
+        # has not finished, re-sent to its restarted successor; bounded by the credit window.
+        self.kept: deque[Any] | None = None
+        self.kept_from = 0
+        # A consumer that will be restarted is gone: ``sent`` may not pass this until it is back.
+        self.frozen: dict[tuple[str, str], int] = {}
+        self.ended = False  # the end of stream was put
 
     def set_tapped(self, tapped: bool) -> None:
         with self.lock:
@@ -248,6 +302,7 @@ def _publisher_send(out: _Output) -> Callable[..., None]:
     put = out.publisher.put
     packb = msgpack.packb
     encode = codec.encode
+    keep = out.kept.append if out.kept is not None else None  # kept before it is put
 
     def publish(value: Any, metadata: dict[str, Any] | None = None) -> None:
         out.sent += 1
@@ -256,13 +311,21 @@ def _publisher_send(out: _Output) -> Callable[..., None]:
         if out.sent > out.limit and not out.owner.host.await_credit(out):
             return
         if metadata is None and type(value) is bytes:
+            if keep is not None:
+                keep(value)
             put(value)  # the publisher's default encoding is octet-stream
             return
         payload, content_type = encode(value)
+        encoding = _ENCODINGS[content_type]
         if metadata:
-            put(payload, encoding=_ENCODINGS[content_type], attachment=packb(metadata, default=str))
+            attachment = packb(metadata, default=str)
+            if keep is not None:
+                keep((payload, encoding, attachment))
+            put(payload, encoding=encoding, attachment=attachment)
         else:
-            put(payload, encoding=_ENCODINGS[content_type])
+            if keep is not None:
+                keep((payload, encoding, None))
+            put(payload, encoding=encoding)
 
     return publish
 
@@ -442,6 +505,7 @@ class _NodeRuntime:
             for consumer, port in out.local:
                 consumer.end_input(port)
             if out.publisher is not None:
+                out.ended = True  # before the DELETE: a replay that follows it says the stream ended
                 out.publisher.delete()
         # Finished only once every end of stream is out: the host closes its session as soon
         # as all its nodes are finished, and a DELETE after that would be lost.
@@ -457,6 +521,7 @@ class Host:
         self.spec = spec
         self.stop_event = threading.Event()
         self.stopping = False  # mirrors ``stop_event`` for the hot path
+        self.signalled = 0  # the signal that stopped the host (SIGTERM, SIGINT), if one did
         self.done = threading.Event()
         self.failure: BaseException | None = None
         self.session: Any = None
@@ -474,6 +539,10 @@ class Host:
         self._seen_alive: set[str] = set()
         self._loop_lock = threading.Lock()
         self.paused = False  # cut off from the router: send nothing until confirmed (fence.py)
+        self._restartable: set[str] = set()  # nodes a restart policy brings back after a crash
+        self._acks: dict[tuple[str, str], _InputAck] = {}  # this host's ``block`` inputs
+        self._state_dir = settings.child_state_dir()  # kept across restarts (supervisor)
+        self._restarted = settings.restarts() > 0
 
     # -- helpers for nodes ------------------------------------------------------------------------
     def now(self) -> int:
@@ -548,22 +617,29 @@ class Host:
         """Closing a session right after the last put can lose the tail if Zenoh's flush at
         close gives up; so a host whose outputs feed other processes waits, before closing, until
         each consumer has received the end of stream (which travels behind all the data), or
-        is gone: the consumers' liveliness tokens are watched from the start."""
+        is gone: the consumers' liveliness tokens are watched from the start. The same watch
+        lets a ``block`` producer hold still while a consumer that will be restarted is away,
+        and a ``block`` consumer greet a producer that (re)appears with its count."""
         nodes = self.graph.nodes
         self._receipts_due = {  # not into a feedback input: its node ends before the loop does
             (lk.src_node, lk.src_output, lk.dst_node, lk.dst_input)
             for lk in self.graph.links if lk.src_node in mine and lk.dst_node not in mine
             and not nodes[lk.dst_node].inputs[lk.dst_input].feedback
         }
-        if not self._receipts_due:
+        self._restartable = {nid for nid, n in nodes.items()
+                             if n.restart.policy == "on-failure" and n.restart.max_restarts > 0}
+        crossing = [lk for lk in self.graph.links if (lk.src_node in mine) != (lk.dst_node in mine)
+                    and nodes[lk.dst_node].inputs[lk.dst_input].qos.policy == "block"]
+        if not self._receipts_due and not crossing:
             return
 
         def on_receipt(sample: Any) -> None:
             key = str(sample.key_expr)
             credit = keyexprs.parse_credit(key)
             if credit is not None:
-                incarnation, taken, grant = sample.payload.to_bytes().decode().split(" ")
-                self._on_credit(credit, incarnation, int(taken), int(grant))
+                incarnation, taken, grant, *resume = sample.payload.to_bytes().decode().split(" ")
+                self._on_credit(credit, incarnation, int(taken), int(grant),
+                                int(resume[0]) if resume else None)
                 return
             receipt = keyexprs.parse_eos_ack(key)
             if receipt is not None:
@@ -573,14 +649,21 @@ class Host:
 
         def on_token(sample: Any) -> None:
             node = keyexprs.parse_node_alive(str(sample.key_expr))
-            if node is not None:
-                with self._receipts_changed:
-                    if sample.kind == _DELETE:
-                        self._gone_since.setdefault(node, time.monotonic())
-                    else:
-                        self._gone_since.pop(node, None)
-                        self._seen_alive.add(node)
-                    self._receipts_changed.notify_all()
+            if node is None:
+                return
+            with self._receipts_changed:
+                if sample.kind == _DELETE:
+                    self._gone_since.setdefault(node, time.monotonic())
+                    if node in self._restartable:
+                        self._hold_for(node)
+                else:
+                    self._gone_since.pop(node, None)
+                    self._seen_alive.add(node)
+                self._receipts_changed.notify_all()
+            if sample.kind != _DELETE:  # a producer (re)appeared: tell it where this consumer is
+                for ack in list(self._acks.values()):  # (again announcing, if still unanswered)
+                    if ack.upstream == node and ack.announced:
+                        self._send_credit(ack.key, ack.done[0], ack.grant, ack.resume if ack.replaying else None)
 
         self._subscribers.append(self.session.declare_subscriber(
             keyexprs.eos_acks(self.graph.flow, self.graph.instance), on_receipt))
@@ -588,35 +671,116 @@ class Host:
             keyexprs.node_alive(self.graph.flow, self.graph.instance), on_token, history=True))
 
     # -- credits: ``block`` across processes without blocking Zenoh ---------------------------------
-    def _on_credit(self, credit: tuple[str, str, str, str], incarnation: str, taken: int, grant: int) -> None:
-        """A consumer took ``taken`` messages and has room for ``grant`` more. A consumer host that
-        restarts (or is re-placed) counts from zero under a new incarnation: its count then
-        starts from what is sent now, and credits of the incarnations it replaced are ignored."""
+    def _on_credit(self, credit: tuple[str, str, str, str], incarnation: str, taken: int, grant: int,
+                   resume: int | None) -> None:
+        """A consumer has finished ``taken`` messages (counted over its incarnations) and has room
+        for ``grant`` more. A consumer process announces itself with ``resume``: how many its
+        predecessors finished (-1: unknown). A restarted process (its node has a restart policy)
+        that replaced a known one is re-sent what its predecessor had not finished (from the
+        retention buffer), before this producer sends anything new; credits of replaced
+        processes are ignored."""
         node, output, consumer, port = credit
         rt = self.runtimes.get(node)
         out = rt.outputs.get(output) if rt is not None else None
         who = (consumer, port)
         if out is None or who not in out.windows:
             return
+        replay_from: int | None = None
         with self._receipts_changed:
             current = out.incarnation.get(who)
             if incarnation != current:
                 if incarnation in out.retired.setdefault(who, set()):
                     return
-                if current is not None:  # a new consumer process took over
-                    out.retired[who].add(current)
+                if current is None:  # first sight: whatever it finished before was not from us
+                    out.base[who] = -taken
+                elif consumer not in self._restartable:  # re-placed, not restarted: not held for,
+                    out.retired[who].add(current)  # so not replayed; it counts from what is sent now
                     out.base[who] = out.sent - taken
-                else:  # first word from it: what it took before may be a predecessor's (a
-                    out.base[who] = -taken  # re-placed producer): count from here, on the safe side
+                else:  # its restarted process took over: on from where the old one finished
+                    out.retired[who].add(current)
+                    finished = resume if resume is not None and resume >= 0 else out.counted.get(who, 0)
+                    replay_from = out.base.get(who, 0) + finished
+                    out.base[who] = replay_from - taken
+                    out.frozen.setdefault(who, out.sent)  # nothing new before the replay
                 out.incarnation[who] = incarnation
-                out.allowed.pop(who, None)
+                out.position.pop(who, None)
+            elif resume is None and who in out.frozen and consumer not in self._gone_since:
+                del out.frozen[who]  # the same process is back (its token had lapsed): go on
+            position = out.base.get(who, 0) + taken
             # credits sent from two threads (reader, re-announce) may cross: never step back
-            out.allowed[who] = max(out.allowed.get(who, -1), out.base.get(who, 0) + taken + grant)
+            if position >= out.position.get(who, -1):
+                out.counted[who] = taken
+                out.position[who] = position
+                out.allowed[who] = position + grant
+            self._trim(out)
+            self._set_limit(out)
+            self._receipts_changed.notify_all()
+        if resume is not None:  # answer every announcement: the replay (maybe empty), then its end
+            threading.Thread(target=self._replay, args=(out, who, replay_from),
+                             name=f"replay:{consumer}.{port}", daemon=True).start()
+
+    def _hold_for(self, node: str) -> None:
+        """A consumer that its restart policy will bring back is gone: each output feeding it
+        sends nothing more (what went out since it last finished is kept) until it is back."""
+        for rt in self.runtimes.values():
+            for out in rt.outputs.values():
+                for who in out.windows:
+                    if who[0] == node:
+                        out.frozen.setdefault(who, out.sent)
+                        self._set_limit(out)
+
+    def _trim(self, out: _Output) -> None:
+        """Forget the kept messages every consumer that may still need them has finished."""
+        kept = out.kept
+        if kept is None:
+            return
+        now = time.monotonic()
+        target = min((out.position.get(who, 0) for who in out.windows if not self._gone(who[0], now)),
+                     default=out.sent)
+        while out.kept_from < target and kept:
+            kept.popleft()
+            out.kept_from += 1
+
+    def _replay(self, out: _Output, who: tuple[str, str], start: int | None) -> None:
+        """Re-send kept messages after ``start`` to one restarted consumer, on its own key (the
+        others must not see them twice), then a DELETE there that ends the replay (and says
+        whether the stream had ended); then the producer goes on."""
+        key = keyexprs.replay(self.graph.flow, self.graph.instance, out.owner.spec.id, out.spec.port, *who)
+        with self._receipts_changed:
+            items: list[Any] = []
+            if start is not None and out.kept is not None:
+                if start < out.kept_from:  # cannot happen while trimming follows positions
+                    log.warning("%s.%s: %d message(s) for restarted consumer %s.%s were no longer kept",
+                                out.owner.spec.id, out.spec.port, out.kept_from - start, *who)
+                items = list(itertools.islice(out.kept, max(0, start - out.kept_from), None))
+        try:
+            put = self.session.put
+            block = zenoh.CongestionControl.BLOCK
+            for item in items:
+                if type(item) is bytes:
+                    put(key, item, encoding=_OCTET, congestion_control=block)
+                else:
+                    put(key, item[0], encoding=item[1], attachment=item[2], congestion_control=block)
+            # "end": the stream ended while the consumer was away (it may have missed the DELETE;
+            # the producer was held, so the replay holds all the data). A first announcement was
+            # subscribed before anything was sent: it reads the end in the stream itself.
+            ended = start is not None and out.ended
+            self.session.delete(key, attachment=b"end" if ended else None, congestion_control=block)
+        except zenoh.ZError:
+            return  # the session closed: the host is stopping
+        if start is not None:  # the answer to a restarted process
+            log.info("%s.%s: re-sent %d message(s) its restarted consumer %s.%s had not finished",
+                     out.owner.spec.id, out.spec.port, len(items), *who)
+        if start is None:
+            return  # an answer to a first announcement: nothing was held
+        with self._receipts_changed:
+            out.frozen.pop(who, None)
             self._set_limit(out)
             self._receipts_changed.notify_all()
 
     def _gone(self, node: str, now: float) -> bool:
-        return now - self._gone_since.get(node, now) > EOS_GONE_GRACE_S
+        """Not waited for any more: its token went a while ago and no restart will bring it back."""
+        return node not in self._restartable and now - self._gone_since.get(node, now) > EOS_GONE_GRACE_S
 
     def pause(self, paused: bool) -> None:
         """Hold (or let go) every output that sends to other processes: a paused output's
@@ -633,14 +797,15 @@ class Host:
             out.limit = -math.inf
             return
         now = time.monotonic()
-        live = [out.allowed.get(who, window) for who, window in out.windows.items()
-                if not self._gone(who[0], now)]
+        live = [min(out.allowed.get(who, window), out.frozen.get(who, math.inf))
+                for who, window in out.windows.items() if not self._gone(who[0], now)]
         out.limit = min(live) if live else math.inf
 
     def await_credit(self, out: _Output) -> bool:
-        """Wait until every live ``block`` consumer of ``out`` has room, however long it stalls;
-        a consumer whose liveliness token is gone is not waited for (it says so once). False when
-        the host stopped meanwhile: what was waiting is not sent."""
+        """Wait until every live ``block`` consumer of ``out`` has room, however long it stalls,
+        and while one that will be restarted is away; a consumer whose liveliness token is
+        gone for good is not waited for (it says so once). False when the host stopped
+        meanwhile: what was waiting is not sent."""
         start = time.monotonic()
         said = False
         with self._receipts_changed:
@@ -652,17 +817,18 @@ class Host:
                     if self._gone(who[0], now) and who not in self._reported_gone:
                         self._reported_gone.add(who)
                         log.warning("consumer %s.%s of %s.%s is gone (its liveliness token was "
-                                    "withdrawn); no longer waiting for it", who[0], who[1],
-                                    out.owner.spec.id, out.spec.port)
+                                    "withdrawn, and it has no restart policy); no longer waiting for it",
+                                    who[0], who[1], out.owner.spec.id, out.spec.port)
                 if not said and now - start > EOS_PATIENCE_NOTE_S and out.sent > out.limit:
                     said = True
-                    log.info("%s.%s waits for a stalled consumer (alive, so waiting on)",
-                             out.owner.spec.id, out.spec.port)
+                    log.info("%s.%s waits for a stalled or restarting consumer (alive or to be "
+                             "restarted, so waiting on)", out.owner.spec.id, out.spec.port)
         return not self.stopping
 
-    def _send_credit(self, key: str, taken: int, grant: int) -> None:
-        self.session.put(key, f"{self.incarnation} {taken} {grant}".encode(),
-                         congestion_control=zenoh.CongestionControl.BLOCK, express=True)
+    def _send_credit(self, key: str, taken: int, grant: int, resume: int | None = None) -> None:
+        text = f"{self.incarnation} {taken} {grant}" if resume is None else \
+            f"{self.incarnation} {taken} {grant} {resume}"
+        self.session.put(key, text.encode(), congestion_control=zenoh.CongestionControl.BLOCK, express=True)
 
     def _ack_end_of_stream(self, rt: _NodeRuntime, port: str) -> None:
         up = rt.spec.inputs[port].upstream
@@ -689,7 +855,7 @@ class Host:
                 waited = now - start
                 for receipt in sorted(missing):
                     consumer = receipt[2]
-                    gone = now - self._gone_since.get(consumer, now) > EOS_GONE_GRACE_S
+                    gone = self._gone(consumer, now)  # one to be restarted is waited for
                     unseen = consumer not in self._seen_alive and waited > EOS_UNSEEN_GRACE_S
                     if gone or unseen:
                         log.warning("consumer %s.%s is %s; not waiting for its end-of-stream receipt "
@@ -727,6 +893,8 @@ class Host:
                 qos = graph.nodes[link.dst_node].inputs[link.dst_input].qos
                 if qos.policy == "block":
                     out.windows[(link.dst_node, link.dst_input)] = _queue_size(qos)
+                    if out.kept is None:
+                        out.kept = deque()
                     self._set_limit(out)
         for rt in self.runtimes.values():
             for out in rt.outputs.values():
@@ -816,7 +984,10 @@ class Host:
 
     def _read_input(self, rt: _NodeRuntime, port: str, recv: Callable[[], Any], bytes_only: bool = False) -> None:
         """Takes an input's samples from its queue (Zenoh's FIFO channel for ``block``, with
-        credits back to the producer; the dropping deque otherwise) and hands them to the node."""
+        credits back to the producer; the dropping deque otherwise) and hands them to the node.
+
+        A ``block`` input first announces itself (with what its predecessors finished) and
+        takes what the producer re-sends it on its replay key, then the live stream."""
         decode = codec.decode
         unpack = msgpack.unpackb
         octet = _OCTET
@@ -825,41 +996,79 @@ class Host:
         up = rt.spec.inputs[port].upstream
         assert up is not None
         credit_key = keyexprs.credit(self.graph.flow, self.graph.instance, up.node, up.output, rt.spec.id, port)
-        credits = stats.policy == "block"
         size = stats.queue_size
-        next_credit = max(1, size // 4) if credits else math.inf
+        ack = self._input_ack(rt.spec.id, port, up.node, credit_key, size) if stats.policy == "block" else None
+        next_credit = max(1, size // 4) if ack is not None else math.inf
         send_credit = self._send_credit
-        granted = [size]  # the last grant, for the re-announce below
+        done = ack.done if ack is not None else memoryview(bytearray(8)).cast("Q")
+        before = done[0]  # what this input's earlier incarnations finished
+        receivers = [recv]
         try:
-            if credits:  # announces this process: a restarted consumer is not owed the old count
-                send_credit(credit_key, 0, size)
-                # A producer that appears later (re-placed, restarted) starts with its queue-size
-                # window and would wait for a credit this reader sends only every grant/4
-                # messages: tell it at once what was taken and how much room there is.
-                self._subscribers.append(self.session.liveliness().declare_subscriber(
-                    keyexprs.node_alive(self.graph.flow, self.graph.instance, up.node),
-                    lambda s, st=stats, k=credit_key, g=granted: s.kind == _DELETE or send_credit(
-                        k, st.received, g[0])))
-            while True:
-                try:
-                    sample = recv()
-                except (zenoh.ZError, _Closed):
-                    return  # channel closed: the host is shutting down
-                raw = sample.payload.to_bytes()
-                if not raw and sample.kind == _DELETE:  # end of stream (a DELETE has no payload)
-                    self._end_input(rt, port)
-                    return
-                stats.received += 1
-                if stats.received >= next_credit:  # taken from the queue: room for that many more
-                    grant = granted[0] = _credit_grant(size, len(raw))
-                    next_credit = stats.received + max(1, grant // 4)
-                    send_credit(credit_key, stats.received, grant)
-                value = raw if bytes_only or (encoding := sample.encoding) == octet else \
-                    decode(raw, str(encoding))
-                attachment = sample.attachment
-                deliver(value, None if attachment is None else unpack(attachment.to_bytes()))
+            if ack is not None:
+                replay = self.session.declare_subscriber(
+                    keyexprs.replay(self.graph.flow, self.graph.instance, up.node, up.output, rt.spec.id, port),
+                    zenoh.handlers.FifoChannel(CREDIT_WINDOW_MAX + 2))
+                self._subscribers.append(replay)
+                receivers.insert(0, self._replay_reader(replay, f"{rt.spec.id}.{port}"))
+                ack.replaying = True
+                send_credit(credit_key, before, size, ack.resume)  # subscribed first: no reply missed
+                ack.announced = True
+            for receive in receivers:
+                while True:
+                    try:
+                        sample = receive()
+                    except (zenoh.ZError, _Closed):
+                        return  # channel closed: the host is shutting down
+                    except _ReplayOver:
+                        ack.replaying = False  # type: ignore[union-attr]
+                        break
+                    raw = sample.payload.to_bytes()
+                    if not raw and sample.kind == _DELETE:  # end of stream (a DELETE has no payload)
+                        if receive is not recv and sample.attachment is None:
+                            ack.replaying = False  # type: ignore[union-attr]
+                            break  # the replay is over and the stream goes on: live data next
+                        self._end_input(rt, port)
+                        return
+                    stats.received += 1
+                    if stats.received >= next_credit:  # taken from the queue: room for that many more
+                        grant = _credit_grant(size, len(raw))
+                        next_credit = stats.received + max(1, grant // 4)
+                        ack.grant = grant  # type: ignore[union-attr]
+                        send_credit(credit_key, before + stats.received - 1, grant)  # the finished ones
+                    value = raw if bytes_only or (encoding := sample.encoding) == octet else \
+                        decode(raw, str(encoding))
+                    attachment = sample.attachment
+                    deliver(value, None if attachment is None else unpack(attachment.to_bytes()))
+                    done[0] = before + stats.received  # finished: never re-sent to a successor
         except BaseException as exc:
             self.fail(rt.spec.id, exc)
+
+    def _input_ack(self, node: str, port: str, upstream: str, key: str, size: int) -> _InputAck:
+        path = os.path.join(self._state_dir, quote(f"{node}.{port}.done", safe="")) if self._state_dir else None
+        ack = self._acks[(node, port)] = _InputAck(key, upstream, path, self._restarted, size)
+        return ack
+
+    def _replay_reader(self, sub: Any, name: str) -> Callable[[], Any]:
+        """``recv`` of the replay key: what the producer re-sends, its end mark, or
+        ``_ReplayOver`` if the producer says nothing for ``REPLAY_WAIT_S`` (it is gone)."""
+        deadline = time.monotonic() + REPLAY_WAIT_S
+
+        def receive() -> Any:
+            nonlocal deadline
+            while True:
+                sample = sub.try_recv()
+                if sample is not None:
+                    deadline = time.monotonic() + REPLAY_WAIT_S
+                    return sample
+                if self.stopping:
+                    raise _Closed
+                if time.monotonic() > deadline:
+                    log.warning("input %s: its producer did not answer in %gs; reading on without a replay",
+                                name, REPLAY_WAIT_S)
+                    raise _ReplayOver
+                time.sleep(0.002)
+
+        return receive
 
     def _end_input(self, rt: _NodeRuntime, port: str) -> None:
         rt.input_stats[port].ended = True
@@ -881,12 +1090,15 @@ class Host:
                 out = rt._single
                 # Only a remote consumer, always: bytes go straight to the publisher.
                 put = out.publisher.put if out is not None and out.remote and not out.local else None
+                keep = out.kept.append if out is not None and out.kept is not None else None
                 for value in result:
                     if put is not None and type(value) is bytes:
                         out.sent += 1  # type: ignore[union-attr]
                         if out.sent > out.limit and not self.await_credit(out):  # type: ignore[union-attr, arg-type]
                             result.close()
                             break
+                        if keep is not None:
+                            keep(value)
                         put(value)
                     elif value is not None:
                         rt.emit(value)  # read each time: a tap found on the way changes it
@@ -966,6 +1178,7 @@ class Host:
 TEARDOWN_TIMEOUT_S = settings.teardown_timeout_s()
 EOS_UNSEEN_GRACE_S = settings.eos_unseen_grace_s()
 EOS_GONE_GRACE_S = 1.0
+REPLAY_WAIT_S = 5.0  # a block input's announcement unanswered this long: its producer is gone
 CREDIT_WINDOW_MAX = 8192
 CREDIT_BYTES = 8 << 20
 EOS_PATIENCE_NOTE_S = 10.0  # after this long, say once that a live consumer is being waited for
@@ -983,9 +1196,11 @@ def stop_on_signals(host: Host) -> None:
     thread holds that lock, e.g. two signals in a row (the parent's SIGTERM and PDEATHSIG)."""
 
     def on_signal() -> None:
+        host.signalled = stop.signum or 0
         host.stopping = True
 
-    StopSignal(on_request=on_signal).install()
+    stop = StopSignal(on_request=on_signal)
+    stop.install()
 
 
 def main() -> int:
@@ -1003,7 +1218,11 @@ def main() -> int:
     stop_on_signals(host)
     try:
         code = host.run()
-        return 1 if code == 0 and host.failure is not None else code  # a teardown failed
+        if code == 0 and host.failure is not None:
+            return 1  # a teardown failed
+        # Stopped by a signal, not finished: say so (128 + signal, the shell's convention) so
+        # the supervisor reports the host "stopped", never "exited" as if its sources had ended.
+        return signal_exit_code(host.signalled) if code == 0 and host.signalled else code
     except UserError as exc:
         print(exc.render(), file=sys.stderr, flush=True)
         return 2

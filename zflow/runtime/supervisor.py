@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
+from zflow import settings
 from zflow.dataflow.graph import RestartPolicy
-from zflow.process import kill_group, spawn_child
+from zflow.process import kill_group, spawn_child, stopping_signal
 
 State = Literal["starting", "running", "exited", "failed", "restarting", "stopped"]
 LogSink = Callable[[str, str], None]
@@ -60,6 +64,9 @@ class Child:
     restarts: int = 0
     exit_code: int | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    # Kept across the child's restarts, removed when it is final: where a process leaves what
+    # its successor needs (a node host: how far each ``block`` input got, ``zflow.runtime.host``).
+    state_dir: str = ""
 
     @property
     def pid(self) -> int | None:
@@ -110,8 +117,13 @@ class Supervisor:
         return child
 
     def _start(self, child: Child) -> None:
+        env = dict(os.environ if child.env is None else child.env)
+        if not child.state_dir:
+            child.state_dir = tempfile.mkdtemp(prefix="zflow-child-")
+        env[settings.CHILD_STATE_DIR] = child.state_dir
+        env[settings.RESTARTS] = str(child.restarts)
         child.proc = _SPAWNER.submit(
-            spawn_child, child.argv, env=child.env, cwd=child.cwd,
+            spawn_child, child.argv, env=env, cwd=child.cwd,
             stdin=subprocess.PIPE if child.stdin_data is not None else subprocess.DEVNULL,
         ).result()
         if child.stdin_data is not None and child.proc.stdin is not None:
@@ -141,6 +153,11 @@ class Supervisor:
             if self._stopping or child.state == "stopped":
                 child.state = "stopped"
                 self._event(child, f"stopped (exit {code})")
+                break
+            by_signal = stopping_signal(code)
+            if by_signal is not None:  # stopped from outside (a kill, a dying parent): not finished
+                child.state = "stopped"
+                self._event(child, f"stopped by {by_signal.name} (exit {code})")
                 break
             if code == 0:
                 child.state = "exited"
@@ -172,6 +189,8 @@ class Supervisor:
                     child.state = "stopped"
                     break
                 self._start(child)
+        if child.state_dir:
+            shutil.rmtree(child.state_dir, ignore_errors=True)
         child.done.set()
         with self._changed:
             self._changed.notify_all()
