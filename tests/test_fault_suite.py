@@ -27,6 +27,12 @@ def _xfail(reason: str) -> pytest.MarkDecorator:
 
 SCENARIOS = S.ALL
 
+# Open gap (docs/dataflow.md, "block across a consumer crash"): a relay killed right after its
+# handler returned may still hold the outputs it handed to Zenoh (there is no flush to wait on);
+# its input counts as finished, so they are not re-sent. Not strict: most runs lose nothing.
+RELAY_GAP = pytest.mark.xfail(strict=False, reason=GAP + "a killed relay may lose the outputs still in "
+                              "its process when it died; closing it needs sequence numbers per link")
+
 # What each scenario's links must show, and what keeps it from holding today.
 PROMISES = [
     pytest.param("inprocess-stall", id="inprocess-stall"),
@@ -35,7 +41,7 @@ PROMISES = [
     pytest.param("drop-oldest", id="drop-oldest"),
     pytest.param("latest", id="latest"),
     pytest.param("bridge-in-out", id="bridge-in-out"),
-    pytest.param("relay-sigkill", id="relay-sigkill"),
+    pytest.param("relay-sigkill", id="relay-sigkill", marks=RELAY_GAP),
     pytest.param("sink-sigkill", id="sink-sigkill"),
     pytest.param("sink-sigkill-in-handler", id="sink-sigkill-in-handler"),
     pytest.param("daemon-sigkill", id="daemon-sigkill"),
@@ -78,7 +84,8 @@ def test_no_process_outlives_its_scenario(name, tmp_path_factory):
     assert not run.orphans, "\n".join(f"{pid}: {cmd}" for pid, cmd in run.orphans)
 
 
-@pytest.mark.parametrize("name", ["relay-sigkill", "sink-sigkill", "sink-sigkill-in-handler"])
+@pytest.mark.parametrize("name", [pytest.param("relay-sigkill", marks=RELAY_GAP), "sink-sigkill",
+                                  "sink-sigkill-in-handler"])
 def test_a_killed_consumer_comes_back_without_duplicates_or_reordering(name, tmp_path_factory):
     """A ``block`` consumer's host SIGKILLed and restarted by its policy: the producer waited
     and re-sent what the dead process had not finished; nothing lost or reordered, the flow
