@@ -21,10 +21,6 @@ pytestmark = pytest.mark.timeout(120)
 GAP = "known gap (issue 8, open): "
 
 
-def _xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
 SCENARIOS = S.ALL
 
 # Open gap (docs/dataflow.md, "block across a consumer crash"): a relay killed right after its
@@ -107,7 +103,12 @@ def test_the_orphan_check_finds_a_process_left_behind(tmp_path):
 
     from faultlib.inject import marked_processes
 
-    run = S.run(leaves_one, tmp_path, grace=0.5)
+    # Under a full suite another test's stray signal can end the sleeper before it is looked
+    # for; a broken orphan check fails every attempt.
+    for attempt in range(3):
+        run = S.run(leaves_one, tmp_path / str(attempt), grace=0.5)
+        if run.orphans:
+            break
     assert [pid for pid, _ in run.orphans] == [int(run.notes[0])]
     assert not marked_processes(run.mark)  # reaped
 
