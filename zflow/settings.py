@@ -27,6 +27,10 @@ STATE_DIR = "ZFLOW_STATE_DIR"  # where workflow runs and deployments are kept
 CHILD_STATE_DIR = "ZFLOW_CHILD_STATE_DIR"
 RESTARTS = "ZFLOW_RESTARTS"
 GF_KERNEL = "ZFLOW_GF_KERNEL"
+DEBIAN_MIRROR = "ZFLOW_DEBIAN_MIRROR"  # zflow build: the Debian mirror (default: the one apt uses)
+REGISTRY_USERNAME = "ZFLOW_REGISTRY_USERNAME"  # zflow build --push: registry credentials
+REGISTRY_PASSWORD = "ZFLOW_REGISTRY_PASSWORD"
+BUILD_CACHE = "ZFLOW_BUILD_CACHE"  # zflow build: the content-addressed cache directory
 
 DEFAULT_ROUTER = "tcp/127.0.0.1:7447"
 
@@ -105,3 +109,17 @@ def restarts() -> int:
 
 def gf_kernel() -> str:
     return os.environ.get(GF_KERNEL, "").strip().lower()
+
+
+def debian_mirror() -> str | None:
+    return _get(DEBIAN_MIRROR)
+
+
+def registry_credentials() -> tuple[str | None, str | None]:
+    """``$ZFLOW_REGISTRY_USERNAME`` and ``$ZFLOW_REGISTRY_PASSWORD`` (an empty password is one)."""
+    return _get(REGISTRY_USERNAME), os.environ.get(REGISTRY_PASSWORD)
+
+
+def build_cache() -> Path | None:
+    value = _get(BUILD_CACHE)
+    return Path(value) if value else None

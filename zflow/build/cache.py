@@ -16,14 +16,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from zflow import settings
 from zflow.errors import RuntimeFailure
-
-_ENV = "ZFLOW_BUILD_CACHE"
 
 
 def default_dir() -> Path:
-    if os.environ.get(_ENV):
-        return Path(os.environ[_ENV])
+    configured = settings.build_cache()
+    if configured is not None:
+        return configured
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "zflow" / "build"
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zflow import settings
 from zflow.build.cache import Cache
 from zflow.build.oci_layout import Descriptor, blobs_of
 from zflow.errors import Problem, RuntimeFailure, UserError
@@ -78,7 +79,7 @@ def parse_reference(text: str) -> Reference:
 
 
 def credentials(host: str) -> tuple[str, str] | None:
-    user, password = os.environ.get("ZFLOW_REGISTRY_USERNAME"), os.environ.get("ZFLOW_REGISTRY_PASSWORD")
+    user, password = settings.registry_credentials()
     if user and password is not None:
         return user, password
     cfg = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote
 
+from zflow import settings
 from zflow.build.cache import Cache
 from zflow.build.layers import Entry, entries_from_tar
 from zflow.build.models import Deb
@@ -30,8 +31,9 @@ _DROP = re.compile(r"^usr/share/(man|info|lintian|locale|bug)/|^usr/share/doc/[^
 
 def configured_mirror() -> str:
     """The Debian mirror apt uses here (``ZFLOW_DEBIAN_MIRROR`` overrides it)."""
-    if os.environ.get("ZFLOW_DEBIAN_MIRROR"):
-        return os.environ["ZFLOW_DEBIAN_MIRROR"].rstrip("/")
+    mirror = settings.debian_mirror()
+    if mirror:
+        return mirror.rstrip("/")
     files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
     for f in files:
         try:
